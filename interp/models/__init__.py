@@ -1,0 +1,26 @@
+"""Hooked GPT-2 models for grokking experiments.
+
+The paper trains Hugging Face's GPT-2 from a config (not pretrained). grokscope does the
+same and keeps two views of one set of weights:
+
+* the plain ``GPT2LMHeadModel`` (:func:`build_model`) that the trainer optimises, with no
+  hook overhead in the training loop;
+* a TransformerLens 4 ``TransformerBridge`` in compatibility mode (:func:`to_bridge`) for
+  analysis: classic hook names (``blocks.{L}.hook_resid_post``, ``blocks.{L}.attn.hook_pattern``,
+  per-head ``blocks.{L}.attn.hook_result``), ``run_with_cache``, ``run_with_hooks``.
+
+Cross-layer parameter sharing (the paper's appendix E.2) ties block ``i + n/2`` to block
+``i``: the first half of the blocks is applied twice. The blocks stay distinct modules
+that share ``Parameter`` objects, so every applied layer is hookable under its own name
+while the storage is shared.
+"""
+
+from interp.models.config import ModelConfig
+from interp.models.gpt2 import (
+    build_model,
+    default_device,
+    shared_parameter_groups,
+    to_bridge,
+)
+
+__all__ = ["ModelConfig", "build_model", "default_device", "shared_parameter_groups", "to_bridge"]

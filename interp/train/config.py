@@ -1,0 +1,187 @@
+"""Training and run configs, and the named presets (``composition-small`` ...)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from interp.configs import apply_overrides, check_range, from_dict, load_config_file, to_dict
+from interp.data import ComparisonConfig, ComplexConfig, CompositionConfig, config_from_dict, data_config
+from interp.errors import ConfigError
+from interp.models.config import ModelConfig
+
+DataConfig = CompositionConfig | ComparisonConfig | ComplexConfig
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, evaluation and checkpointing of one training run.
+
+    The defaults are the paper's recipe (AdamW 1e-4, weight decay 0.1 without decay on biases
+    and LayerNorm, clip 1.0, 2,000 warm-up steps then constant, batch 512). The fast recipe in
+    the ``composition-small`` preset changes only fields of this class and the model's size.
+    """
+
+    max_steps: int = 20_000
+    batch_size: int = 512
+    lr: float = 1e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    weight_decay: float = 0.1
+    warmup_steps: int = 2_000
+    grad_clip: float = 1.0
+    # Slow-gradient amplification (Grokfast, Lee et al. 2024): add ``grokfast_lamb`` times a
+    # low-pass filtered gradient before each step; "ema" keeps an exponential moving average
+    # (``grokfast_alpha``), "window" the mean of the last ``grokfast_window`` gradients.
+    grokfast: Literal["none", "ema", "window"] = "none"
+    grokfast_alpha: float = 0.98
+    grokfast_lamb: float = 2.0
+    grokfast_window: int = 100
+    # Loss on the answer entity only (the target's "</a>" is always predictable); computing the
+    # unembedding only at answer positions is exactly the same loss, much cheaper.
+    loss_on_eos: bool = True
+    answer_only_unembed: bool = False
+    eval_every: int = 200
+    eval_size: int = 1_000  # examples of the training split scored at each evaluation
+    grok_threshold: float = 0.99
+    memorize_threshold: float = 0.99
+    stop_after_grok: bool = True
+    # Checkpoints: every ``checkpoint_every`` steps up to ``checkpoint_dense_until``, then every
+    # ``checkpoint_sparse_every`` steps (dense early, sparse later, like the paper), plus the
+    # steps of memorisation and grokking and the last step.
+    checkpoint_every: int = 200
+    checkpoint_dense_until: int = 2_000
+    checkpoint_sparse_every: int = 1_000
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    device: str = "auto"
+    threads: int | None = None
+    seed: int = 0
+    tensorboard: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "batch_size", "eval_every", "eval_size", "checkpoint_every",
+                     "checkpoint_sparse_every", "grokfast_window"):
+            check_range(f"train.{name}", getattr(self, name), low=1)
+        for name in ("warmup_steps", "checkpoint_dense_until"):
+            check_range(f"train.{name}", getattr(self, name), low=0)
+        check_range("train.lr", self.lr, low=0.0, low_open=True)
+        check_range("train.beta1", self.beta1, low=0.0, high=1.0, high_open=True)
+        check_range("train.beta2", self.beta2, low=0.0, high=1.0, high_open=True)
+        check_range("train.weight_decay", self.weight_decay, low=0.0)
+        check_range("train.grad_clip", self.grad_clip, low=0.0)
+        check_range("train.grokfast_alpha", self.grokfast_alpha, low=0.0, high=1.0, high_open=True)
+        check_range("train.grokfast_lamb", self.grokfast_lamb, low=0.0)
+        check_range("train.grok_threshold", self.grok_threshold, low=0.0, high=1.0, low_open=True)
+        check_range("train.memorize_threshold", self.memorize_threshold, low=0.0, high=1.0, low_open=True)
+        if self.threads is not None:
+            check_range("train.threads", self.threads, low=1)
+        if self.answer_only_unembed and self.loss_on_eos:
+            raise ConfigError("train.answer_only_unembed = true needs train.loss_on_eos = false "
+                              "(the unembedding is then computed at the answer position only)")
+
+
+@dataclass
+class RunConfig:
+    """Everything that produced a run: a checkpoint stores it, so it rebuilds model and data."""
+
+    name: str = "run"
+    data: DataConfig = field(default_factory=CompositionConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        if not isinstance(data, dict):
+            raise ConfigError("a run config must be a mapping with keys name, data, model, train")
+        unknown = sorted(set(data) - {"name", "data", "model", "train"})
+        if unknown:
+            raise ConfigError(f"unknown field {unknown[0]} in run config; known fields: data, model, name, train")
+        data_cfg = data.get("data", {})
+        if isinstance(data_cfg, str):
+            data_obj = data_config(data_cfg)
+        else:
+            data_obj = config_from_dict(dict(data_cfg))
+        return cls(
+            name=str(data.get("name", "run")),
+            data=data_obj,
+            model=from_dict(ModelConfig, data.get("model", {}), prefix="model."),
+            train=from_dict(TrainConfig, data.get("train", {}), prefix="train."),
+        )
+
+    def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> "RunConfig":
+        """Apply ``section.key=value`` overrides (``train.lr=1e-3``, ``data.phi=9``, ``model.n_layers=4``)."""
+        out = self
+        for item in overrides:
+            key = item.split("=", 1)[0].strip()
+            section = key.split(".", 1)[0]
+            if section not in ("data", "model", "train", "name") or ("." not in key and section != "name"):
+                raise ConfigError(f"override {item!r} must start with data., model. or train. (for example train.lr=1e-3)")
+            if section == "name":
+                out = dataclasses.replace(out, name=item.split("=", 1)[1])
+                continue
+            sub = getattr(out, section)
+            sub = apply_overrides(sub, [item.split(".", 1)[1]])
+            out = dataclasses.replace(out, **{section: sub})
+        return out
+
+
+def _preset(name: str, data: str, model: dict[str, Any], train: dict[str, Any]) -> RunConfig:
+    return RunConfig(
+        name=name,
+        data=data_config(data),
+        model=from_dict(ModelConfig, model, prefix="model."),
+        train=from_dict(TrainConfig, train, prefix="train."),
+    )
+
+
+# Fast laptop recipes, found by measurement (see BENCHMARKS.md): a small model, a higher
+# learning rate, the unembedding only at the answer position.
+_FAST_MODEL = {"n_layers": 4, "d_model": 128, "n_heads": 4}
+_FAST_TRAIN = {
+    "batch_size": 256,
+    "lr": 3e-3,
+    "beta2": 0.98,
+    "weight_decay": 0.1,
+    "warmup_steps": 100,
+    "loss_on_eos": False,
+    "answer_only_unembed": True,
+    "max_steps": 6_000,
+    "eval_every": 100,
+    "checkpoint_every": 100,
+    "checkpoint_dense_until": 1_000,
+    "checkpoint_sparse_every": 500,
+    "threads": None,
+}
+
+
+def presets() -> dict[str, RunConfig]:
+    """The named run configs; ``grokscope train NAME`` accepts each key."""
+    return {
+        "composition-small": _preset("composition-small", "composition-small", _FAST_MODEL, _FAST_TRAIN),
+        "comparison-small": _preset("comparison-small", "comparison-small", _FAST_MODEL, _FAST_TRAIN),
+        # The paper's hyper-parameters (model and optimiser) on the small graph: the reference
+        # the fast recipe is measured against.
+        "composition-small-paper": _preset("composition-small-paper", "composition-small", {}, {}),
+        # The paper's full setting (days of GPU time).
+        "composition-paper": _preset("composition-paper", "composition", {}, {"max_steps": 1_500_000}),
+        "comparison-paper": _preset("comparison-paper", "comparison", {}, {"max_steps": 1_500_000}),
+    }
+
+
+def load_run_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """A preset name or a YAML/JSON file, with ``section.key=value`` overrides applied."""
+    table = presets()
+    key = str(name_or_path)
+    if key in table:
+        cfg = table[key]
+    elif Path(key).suffix.lower() in (".yaml", ".yml", ".json") or Path(key).is_file():
+        cfg = RunConfig.from_dict(load_config_file(key))
+    else:
+        raise ConfigError(f"unknown config {key!r}; give a YAML file or one of: {', '.join(sorted(table))}")
+    return cfg.with_overrides(list(overrides))

@@ -1,0 +1,132 @@
+"""The hooked GPT-2: classic hook names, bridge == wrapped model, real parameter sharing."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import torch
+
+from interp.errors import ConfigError
+from interp.models import ModelConfig, build_model, shared_parameter_groups, to_bridge
+
+D_VOCAB, N_CTX = 37, 5
+
+
+def _tokens(batch: int = 6, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, D_VOCAB, (batch, N_CTX), generator=gen)
+
+
+@pytest.fixture(scope="module")
+def cfg() -> ModelConfig:
+    return ModelConfig(n_layers=4, d_model=32, n_heads=4, tie_embeddings=False)
+
+
+@pytest.fixture(scope="module")
+def shared_cfg() -> ModelConfig:
+    return ModelConfig(n_layers=4, d_model=32, n_heads=4, share_layers=True)
+
+
+def test_classic_hook_names(cfg):
+    bridge = to_bridge(build_model(cfg, D_VOCAB, N_CTX, seed=0, device="cpu"))
+    names = set(bridge.hook_dict)
+    for layer in range(cfg.n_layers):
+        for hook in ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out",
+                     "attn.hook_pattern", "attn.hook_z", "attn.hook_result"):
+            assert f"blocks.{layer}.{hook}" in names
+    assert f"blocks.{cfg.n_layers}.hook_resid_post" not in names
+    _, cache = bridge.run_with_cache(_tokens())
+    assert cache["blocks.0.attn.hook_pattern"].shape == (6, cfg.n_heads, N_CTX, N_CTX)
+    assert cache["blocks.1.attn.hook_result"].shape == (6, N_CTX, cfg.n_heads, cfg.d_model)
+    # per-head results sum (with the output bias) to the attention output
+    summed = cache["blocks.1.attn.hook_result"].sum(dim=2)
+    torch.testing.assert_close(
+        summed + bridge.blocks[1].attn.b_O, cache["blocks.1.hook_attn_out"], rtol=1e-5, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("which", ["plain", "shared"])
+def test_bridge_logits_equal_wrapped_model(which, cfg, shared_cfg):
+    model = build_model(cfg if which == "plain" else shared_cfg, D_VOCAB, N_CTX, seed=1, device="cpu").eval()
+    tokens = _tokens()
+    with torch.no_grad():
+        expected = model(input_ids=tokens).logits
+        got = to_bridge(model)(tokens)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    # the bridge is a view on a copy: the trained module keeps its own forward
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=tokens).logits, expected, rtol=0, atol=0)
+
+
+def test_same_seed_same_weights(cfg):
+    a = build_model(cfg, D_VOCAB, N_CTX, seed=3, device="cpu")
+    b = build_model(cfg, D_VOCAB, N_CTX, seed=3, device="cpu")
+    c = build_model(cfg, D_VOCAB, N_CTX, seed=4, device="cpu")
+    for (name, pa), pb, pc in zip(a.named_parameters(), b.parameters(), c.parameters()):
+        assert torch.equal(pa, pb), name
+    assert any(not torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
+
+
+def test_parameter_sharing_shares_storage(shared_cfg):
+    model = build_model(shared_cfg, D_VOCAB, N_CTX, seed=0, device="cpu")
+    half = shared_cfg.n_layers // 2
+    blocks = model.transformer.h
+    for i in range(half):
+        pairs = list(zip(blocks[i].parameters(), blocks[i + half].parameters()))
+        assert pairs
+        for p, q in pairs:
+            assert p is q and p.data_ptr() == q.data_ptr()
+    unshared = build_model(ModelConfig(n_layers=4, d_model=32, n_heads=4), D_VOCAB, N_CTX, device="cpu")
+    per_block = sum(p.numel() for p in blocks[0].parameters())
+    assert sum(p.numel() for p in unshared.parameters()) - sum(p.numel() for p in model.parameters()) == half * per_block
+    groups = shared_parameter_groups(model.transformer.h)
+    assert len(groups) == half * len(list(blocks[0].parameters()))
+    # a gradient step moves both applied copies together
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(input_ids=_tokens()).logits.sum().backward()
+    opt.step()
+    for p, q in zip(blocks[0].parameters(), blocks[half].parameters()):
+        assert torch.equal(p, q)
+
+
+def test_shared_layers_are_hookable_under_their_own_names(shared_cfg):
+    bridge = to_bridge(build_model(shared_cfg, D_VOCAB, N_CTX, seed=0, device="cpu"))
+    fired: list[str] = []
+    hooks = [
+        (f"blocks.{L}.hook_resid_post", lambda t, hook, L=L: fired.append(L)) for L in range(shared_cfg.n_layers)
+    ]
+    bridge.run_with_hooks(_tokens(), fwd_hooks=hooks)
+    assert fired == list(range(shared_cfg.n_layers))
+    _, cache = bridge.run_with_cache(_tokens())
+    # block 2 applies block 0's weights to a different input: same function, other activations
+    assert not torch.allclose(cache["blocks.0.hook_resid_post"], cache["blocks.2.hook_resid_post"])
+    zero_in = torch.zeros_like(cache["blocks.0.hook_resid_pre"])
+    with torch.no_grad():
+        torch.testing.assert_close(bridge.blocks[0](zero_in), bridge.blocks[2](zero_in))
+
+
+def test_no_network_needed(cfg, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("grokscope tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    bridge = to_bridge(build_model(cfg, D_VOCAB, N_CTX, seed=0, device="cpu"))
+    assert bridge(_tokens()).shape == (6, N_CTX, D_VOCAB)
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"d_model": 30, "n_heads": 4}, "model.d_model"),
+        ({"n_layers": 3, "share_layers": True}, "model.n_layers"),
+        ({"n_layers": 0}, "model.n_layers"),
+        ({"dropout": 1.5}, "model.dropout"),
+    ],
+)
+def test_bad_model_config_is_one_line(kwargs, field):
+    with pytest.raises(ConfigError) as err:
+        ModelConfig(**kwargs)
+    message = str(err.value)
+    assert "\n" not in message and field in message
