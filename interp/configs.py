@@ -150,7 +150,7 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(obj)))
 
 
-def apply_overrides(obj: T, overrides: list[str] | tuple[str, ...]) -> T:
+def apply_overrides(obj: T, overrides: list[str] | tuple[str, ...], *, prefix: str = "") -> T:
     """Return a copy of config ``obj`` with ``key=value`` (dotted keys for nested) applied.
 
     Values are parsed against the field's annotation: ``--set n_entities=300``,
@@ -163,6 +163,7 @@ def apply_overrides(obj: T, overrides: list[str] | tuple[str, ...]) -> T:
         key, raw = item.split("=", 1)
         key = key.strip()
         path = key.split(".")
+        key = prefix + key
         cls: Any = type(obj)
         target = data
         for depth, part in enumerate(path):
@@ -175,9 +176,9 @@ def apply_overrides(obj: T, overrides: list[str] | tuple[str, ...]) -> T:
             else:
                 cls = hints[part]
                 if not _is_dataclass_type(cls):
-                    raise ConfigError(f"{'.'.join(path[: depth + 1])} has no sub-fields; use {key.split('.')[0]}=VALUE")
+                    raise ConfigError(f"{prefix}{'.'.join(path[: depth + 1])} has no sub-fields; use {prefix}{path[0]}=VALUE")
                 target = target[part]
-    return from_dict(type(obj), data)
+    return from_dict(type(obj), data, prefix=prefix)
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

@@ -194,6 +194,11 @@ DATA_PRESETS: dict[str, DataConfig] = {
         n_entities=200, n_relations=40, out_degree=20, ood_fraction=0.05, phi=9.0,
         test_id_fraction=0.01, probe_size=1000,
     ),
+    # For tests and quick demos: groks in about a minute on a laptop CPU.
+    "composition-tiny": CompositionConfig(
+        n_entities=100, n_relations=16, out_degree=8, ood_fraction=0.05, phi=6.0,
+        test_id_fraction=0.05, probe_size=500,
+    ),
     "comparison-small": ComparisonConfig(n_entities=200, n_attributes=5, n_values=20, phi=7.2, probe_size=1000),
     "complex-small": ComplexConfig(n_entities=250, n_attributes=20, n_values=20, n_hard_per_label=50, probe_size=1000),
 }

@@ -25,6 +25,7 @@ class TrainConfig:
     """
 
     max_steps: int = 20_000
+    max_seconds: float | None = None  # stop at the first evaluation past this wall time
     batch_size: int = 512
     lr: float = 1e-4
     beta1: float = 0.9
@@ -78,6 +79,8 @@ class TrainConfig:
         check_range("train.memorize_threshold", self.memorize_threshold, low=0.0, high=1.0, low_open=True)
         if self.threads is not None:
             check_range("train.threads", self.threads, low=1)
+        if self.max_seconds is not None:
+            check_range("train.max_seconds", self.max_seconds, low=0.0, low_open=True)
         if self.answer_only_unembed and self.loss_on_eos:
             raise ConfigError("train.answer_only_unembed = true needs train.loss_on_eos = false "
                               "(the unembedding is then computed at the answer position only)")
@@ -116,19 +119,22 @@ class RunConfig:
 
     def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> "RunConfig":
         """Apply ``section.key=value`` overrides (``train.lr=1e-3``, ``data.phi=9``, ``model.n_layers=4``)."""
-        out = self
+        changes: dict[str, Any] = {}
+        per_section: dict[str, list[str]] = {"data": [], "model": [], "train": []}
         for item in overrides:
             key = item.split("=", 1)[0].strip()
             section = key.split(".", 1)[0]
-            if section not in ("data", "model", "train", "name") or ("." not in key and section != "name"):
+            if key == "name" and "=" in item:
+                changes["name"] = item.split("=", 1)[1]
+            elif section in per_section and "." in key:
+                per_section[section].append(item.split(".", 1)[1])
+            else:
                 raise ConfigError(f"override {item!r} must start with data., model. or train. (for example train.lr=1e-3)")
-            if section == "name":
-                out = dataclasses.replace(out, name=item.split("=", 1)[1])
-                continue
-            sub = getattr(out, section)
-            sub = apply_overrides(sub, [item.split(".", 1)[1]])
-            out = dataclasses.replace(out, **{section: sub})
-        return out
+        # each section's overrides apply together, so the result is validated once, as a whole
+        for section, items in per_section.items():
+            if items:
+                changes[section] = apply_overrides(getattr(self, section), items, prefix=f"{section}.")
+        return dataclasses.replace(self, **changes)
 
 
 def _preset(name: str, data: str, model: dict[str, Any], train: dict[str, Any]) -> RunConfig:
@@ -142,7 +148,7 @@ def _preset(name: str, data: str, model: dict[str, Any], train: dict[str, Any]) 
 
 # Fast laptop recipes, found by measurement (see BENCHMARKS.md): a small model, a higher
 # learning rate, the unembedding only at the answer position.
-_FAST_MODEL = {"n_layers": 4, "d_model": 128, "n_heads": 4}
+_FAST_MODEL = {"n_layers": 4, "d_model": 128, "n_heads": 4, "tie_embeddings": False}
 _FAST_TRAIN = {
     "batch_size": 256,
     "lr": 3e-3,
@@ -164,6 +170,7 @@ def presets() -> dict[str, RunConfig]:
     """The named run configs; ``grokscope train NAME`` accepts each key."""
     return {
         "composition-small": _preset("composition-small", "composition-small", _FAST_MODEL, _FAST_TRAIN),
+        "composition-tiny": _preset("composition-tiny", "composition-tiny", _FAST_MODEL, _FAST_TRAIN),
         "comparison-small": _preset("comparison-small", "comparison-small", _FAST_MODEL, _FAST_TRAIN),
         # The paper's hyper-parameters (model and optimiser) on the small graph: the reference
         # the fast recipe is measured against.

@@ -375,6 +375,8 @@ class Trainer:
                     loss_n = 0
                     grokked_now = row["step"] == self.grokked_step
                     done = grokked_now and tc.stop_after_grok
+                    if tc.max_seconds is not None and self.elapsed >= tc.max_seconds:
+                        done = True
                     if checkpoint_now or grokked_now or row["step"] == self.memorized_step or done:
                         self.elapsed = time.perf_counter() - start
                         last_ckpt = self.save()

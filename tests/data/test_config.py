@@ -79,9 +79,9 @@ def test_too_many_hard_queries_is_a_config_error(one_line):
 
 def test_unknown_preset_lists_known_names(one_line):
     with pytest.raises(ConfigError) as info:
-        data_config("composition-tiny")
+        data_config("composition-huge")
     msg = one_line(info.value)
-    assert "composition-tiny" in msg and all(name in msg for name in DATA_PRESETS)
+    assert "composition-huge" in msg and all(name in msg for name in DATA_PRESETS)
 
 
 def test_bad_override_names_the_field(one_line):

@@ -1,0 +1,96 @@
+"""Steps and wall time to grok: the fast default recipe against slower references, in one run.
+
+Recipes, all on the same small knowledge graph (the ``composition-small`` data preset):
+
+* ``default``            the ``composition-small`` preset as shipped;
+* ``default, no accel``  the same model and optimiser with the acceleration options off
+                         (full unembedding at every position, loss on ``</a>`` too, no Grokfast);
+* ``paper recipe``       the paper's hyper-parameters (8 layers, d_model 768, AdamW 1e-4,
+                         batch 512, 2,000 warm-up steps), stopped at ``--budget`` seconds.
+
+Grokking = the first evaluation with test-ID accuracy >= the threshold (99%). A recipe that
+does not grok within its budget is reported with where it got to, and the speed-up over it
+is a lower bound (">=").
+
+    python benchmarks/time_to_grok.py [--budget 900] [--data composition-small] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import tempfile
+
+import torch
+
+from interp.train import load_run_config, read_metrics, train
+
+RECIPES = {
+    "default": ("composition-small", []),
+    "default, no accel": (
+        "composition-small",
+        ["train.answer_only_unembed=false", "train.loss_on_eos=true", "train.grokfast=none"],
+    ),
+    "paper recipe": ("composition-small-paper", ["train.eval_every=200"]),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--budget", type=float, default=900.0, help="wall-time budget per recipe (seconds)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", nargs="*", default=None, help="run only these recipes")
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args()
+    rows = []
+    for name, (preset, overrides) in RECIPES.items():
+        if args.only and name not in args.only:
+            continue
+        cfg = load_run_config(
+            preset,
+            overrides
+            + [
+                f"train.seed={args.seed}",
+                f"train.max_seconds={args.budget}",
+                "train.max_steps=1000000",
+                "train.progress=false",
+                "train.tensorboard=false",
+                f"train.device={args.device}",
+                # checkpoints are not what is measured here
+                "train.checkpoint_every=1000000",
+                "train.checkpoint_sparse_every=1000000",
+                "train.checkpoint_dense_until=0",
+            ],
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            result = train(cfg, tmp)
+            seconds = next((r["seconds"] for r in read_metrics(tmp) if r["step"] == result.grokked_step), None)
+        rows.append((name, cfg, result, seconds))
+        status = f"grokked at step {result.grokked_step} in {seconds:.0f}s" if result.grokked else "did not grok"
+        print(f"[{name}] {status}; last: step {result.step}, test_id {result.metrics.get('test_id'):.3f}", flush=True)
+
+    print(f"\nmachine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+          f"torch {torch.__version__}, device {args.device}; budget {args.budget:.0f}s per recipe, seed {args.seed}\n")
+    ref = next((r for r in rows if r[0] == "default"), None)
+    print("| recipe | model | steps to memorize | steps to grok | seconds to grok | final test_id | final test_ood | default's speed-up (steps, seconds) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, cfg, result, seconds in rows:
+        m = cfg.model
+        steps = result.grokked_step
+        if ref is not None and ref[2].grokked and name != "default":
+            ref_steps, ref_secs = ref[2].grokked_step, ref[3]
+            if result.grokked:
+                speed = f"{steps / ref_steps:.1f}x, {seconds / ref_secs:.1f}x"
+            else:
+                speed = f">= {result.step / ref_steps:.1f}x, >= {result.seconds / ref_secs:.1f}x"
+        else:
+            speed = "1x" if name == "default" else "n/a"
+        print(
+            f"| {name} | {m.n_layers}L d{m.d_model} | {result.memorized_step or 'not within budget'} | "
+            f"{steps or f'not within {result.step}'} | {f'{seconds:.0f}' if seconds else f'> {result.seconds:.0f}'} | "
+            f"{result.metrics.get('test_id'):.3f} | {result.metrics.get('test_ood'):.3f} | {speed} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

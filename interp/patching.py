@@ -1,0 +1,443 @@
+"""Activation patching: which activations carry the information that decides the answer?
+
+Run the model on one input (say the corrupt prompt ``<h'><r1><r2>``) and, at one place
+(a layer, a position, maybe a head), replace the activation by the one the other input (the
+clean ``<h><r1><r2>``) produced there. If the output moves back towards the clean answer,
+that activation carries what the corruption changed. Sweeping the place over
+layer x position (x head) gives a map of where the information lives (Meng et al. 2022;
+TransformerLens's ``patching.py``). Patching clean into corrupt ("denoising", TL's
+convention) asks what is sufficient; corrupt into clean ("noising", the paper's causal
+tracing) asks what is necessary: the same function with the two inputs swapped.
+
+A *metric* scores each patched run per example from the logits at the answer position:
+:func:`logit_diff` (clean minus corrupt answer), :func:`answer_prob`, :func:`answer_rank`,
+:func:`top1_change` (1 where the top-1 token differs from a reference run's; its mean is
+the paper's top-1 change rate). Any callable ``metric(logits, example) -> values`` works:
+``logits`` is ``batch d_vocab`` and ``example[i]`` says which input example row ``i`` is.
+
+How the sweep is fast and still exact (every result equals TransformerLens 4's
+``get_act_patch_*``, which does one full forward per patched place):
+
+* the patches are *stacked*: each (place, example) pair is one row of a big batch, so one
+  forward evaluates many places at once;
+* a patch in block ``L`` leaves blocks ``0..L-1`` untouched, so its forward *starts at
+  block L* from the cached residual stream of the unpatched run;
+* a patch that pastes a value equal to the one already there (a position before the first
+  token where the two prompts differ, by causality) cannot change anything: its row is not
+  run and gets the unpatched run's value.
+
+:func:`patch_sites` is the generic sweep over arbitrary :class:`Site` lists (one or more
+hooks, a position or all, a head or all); :func:`activation_patch` is its specialisation to
+the hook families (``resid_pre``, ``resid_mid``, ``resid_post``, ``attn_out``,
+``mlp_out``, per-head ``z`` and ``result``, and ``resid``: the n_layers + 1 residual
+states, as in the logit lens).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from interp.intervene import (
+    Intervention,
+    InterventionError,
+    Patch,
+    Read,
+    ShapeMismatchError,
+    answer_positions,
+    cache_activations,
+    check_hook,
+    check_layer,
+    check_position,
+    check_same_shape,
+    check_tokens,
+    n_layers,
+    run_with_interventions,
+)
+
+
+# ------------------------------------------------------------------------------ metrics
+class Metric(Protocol):
+    """Scores patched runs per example from the logits at the answer position."""
+
+    def __call__(self, logits: Float[Tensor, "batch d_vocab"], example: Int[Tensor, "batch"]) -> Float[Tensor, "batch"]:
+        ...
+
+
+def _ids(t: Tensor | Sequence[int]) -> Tensor:
+    return torch.as_tensor(t, dtype=torch.long)
+
+
+def _gather(logits: Tensor, ids: Tensor, example: Tensor) -> Tensor:
+    ids = ids.to(logits.device)[example.to(logits.device)]
+    return logits.gather(-1, ids[:, None])[:, 0]
+
+
+def logit_diff(clean_answer: Int[Tensor, "batch"], corrupt_answer: Int[Tensor, "batch"]) -> Metric:
+    """Logit of the clean answer minus logit of the corrupt answer."""
+    clean, corrupt = _ids(clean_answer), _ids(corrupt_answer)
+
+    def metric(logits: Tensor, example: Tensor) -> Tensor:
+        return _gather(logits, clean, example) - _gather(logits, corrupt, example)
+
+    return metric
+
+
+def answer_prob(answer: Int[Tensor, "batch"]) -> Metric:
+    """Probability of ``answer`` (softmax over the whole vocabulary)."""
+    ids = _ids(answer)
+
+    def metric(logits: Tensor, example: Tensor) -> Tensor:
+        return _gather(logits.float().softmax(-1), ids, example)
+
+    return metric
+
+
+def answer_rank(answer: Int[Tensor, "batch"]) -> Metric:
+    """Rank of ``answer`` among all tokens (0 = top-1): how many tokens score strictly higher."""
+    ids = _ids(answer)
+
+    def metric(logits: Tensor, example: Tensor) -> Tensor:
+        own = _gather(logits, ids, example)
+        return (logits > own[:, None]).sum(-1).to(logits.dtype)
+
+    return metric
+
+
+def top1_change(reference_top1: Int[Tensor, "batch"]) -> Metric:
+    """1 where the top-1 token differs from ``reference_top1`` (the clean run's), else 0.
+
+    Its mean over examples is the paper's causal-tracing metric, the top-1 change rate.
+    """
+    ids = _ids(reference_top1)
+
+    def metric(logits: Tensor, example: Tensor) -> Tensor:
+        return (logits.argmax(-1) != ids.to(logits.device)[example.to(logits.device)]).to(logits.dtype)
+
+    return metric
+
+
+METRICS = ("logit_diff", "clean_prob", "clean_rank", "top1_change_rate")
+"""Names accepted by :func:`named_metric`."""
+
+
+def named_metric(
+    name: str,
+    *,
+    clean_answer: Int[Tensor, "batch"],
+    corrupt_answer: Int[Tensor, "batch"] | None = None,
+    clean_top1: Int[Tensor, "batch"] | None = None,
+) -> Metric:
+    """A builtin metric by name (``logit_diff``, ``clean_prob``, ``clean_rank``, ``top1_change_rate``)."""
+    if name == "logit_diff":
+        if corrupt_answer is None:
+            raise InterventionError("metric logit_diff needs corrupt_answer (the corrupt prompt's answer ids)")
+        return logit_diff(clean_answer, corrupt_answer)
+    if name == "clean_prob":
+        return answer_prob(clean_answer)
+    if name == "clean_rank":
+        return answer_rank(clean_answer)
+    if name == "top1_change_rate":
+        if clean_top1 is None:
+            raise InterventionError("metric top1_change_rate needs clean_top1 (the clean run's top-1 ids)")
+        return top1_change(clean_top1)
+    raise InterventionError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)} or pass a callable")
+
+
+def tl_metric(metric: Metric, answer_pos: Int[Tensor, "batch"]) -> Callable[[Tensor], Tensor]:
+    """``metric`` as a TransformerLens patching metric (full logits -> ``[batch]``; use ``reduce="mean"``)."""
+
+    def fn(logits: Float[Tensor, "batch pos d_vocab"]) -> Float[Tensor, "batch"]:
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        return metric(logits[rows, answer_pos.to(logits.device)], rows)
+
+    return fn
+
+
+@torch.no_grad()
+def top1(
+    bridge: Any, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, "batch"] | None = None
+) -> Int[Tensor, "batch"]:
+    """The model's top-1 prediction at the answer position (default: the last position)."""
+    pos = answer_positions(tokens, answer_pos)
+    return run_with_interventions(bridge, check_tokens(bridge, tokens), answer_pos=pos).argmax(-1)
+
+
+# ------------------------------------------------------------------------------- sites
+@dataclass(frozen=True)
+class Site:
+    """One place to patch: one or more hooks (a window of layers), a position and a head.
+
+    ``layer`` is the first block whose hooks are patched: the patched forward starts there.
+    ``pos`` / ``head`` ``None`` patch every position / head.
+    """
+
+    layer: int
+    hooks: tuple[str, ...]
+    pos: int | None = None
+    head: int | None = None
+
+
+@dataclass(frozen=True)
+class Family:
+    """A hook family: the hook name of each of its layers, and whether it is per head."""
+
+    name: str
+    template: str
+    heads: bool = False
+
+    def n_layers(self, bridge: Any) -> int:
+        return n_layers(bridge) + (1 if self.name == "resid" else 0)
+
+    def hook(self, bridge: Any, layer: int) -> tuple[int, str]:
+        """(block the hook belongs to, hook name) of ``layer``."""
+        n = n_layers(bridge)
+        if self.name == "resid":  # state l = residual after l blocks
+            return (layer, f"blocks.{layer}.hook_resid_pre") if layer < n else (n - 1, f"blocks.{n - 1}.hook_resid_post")
+        return layer, self.template.format(layer=layer)
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("resid", "blocks.{layer}.hook_resid_pre"),
+        Family("resid_pre", "blocks.{layer}.hook_resid_pre"),
+        Family("resid_mid", "blocks.{layer}.hook_resid_mid"),
+        Family("resid_post", "blocks.{layer}.hook_resid_post"),
+        Family("attn_out", "blocks.{layer}.hook_attn_out"),
+        Family("mlp_out", "blocks.{layer}.hook_mlp_out"),
+        Family("z", "blocks.{layer}.attn.hook_z", heads=True),
+        Family("result", "blocks.{layer}.attn.hook_result", heads=True),
+    )
+}
+"""Hook families by name. ``resid`` has n_layers + 1 layers: state l is the residual after l blocks."""
+
+
+def family(name: str) -> Family:
+    if name not in FAMILIES:
+        raise InterventionError(f"unknown hook family {name!r}; choose one of {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def window_layers(layer: int, window: int, n: int) -> range:
+    """ROME's window of ``window`` layers around ``layer``, clipped to 0..n-1."""
+    return range(max(0, layer - window // 2), min(n, layer - (-window // 2)))
+
+
+# ---------------------------------------------------------------------------- the sweep
+SourceLike = Int[Tensor, "batch pos"] | Mapping[str, Tensor] | Any
+
+
+def _source_cache(bridge: Any, source: SourceLike, hooks: Sequence[str], tokens: Tensor) -> dict[str, Tensor]:
+    """The source run's activations at ``hooks``: computed from tokens, or looked up in a cache."""
+    if isinstance(source, Tensor):
+        check_tokens(bridge, source, "source")
+        check_same_shape(source, tokens, "source", "tokens")
+        with torch.no_grad():
+            return cache_activations(bridge, source, hooks)[1]
+    out = {}
+    for h in hooks:
+        try:
+            act = source[h]
+        except KeyError:
+            raise InterventionError(f"the source cache has no activation {h!r}; cache it or pass source tokens") from None
+        if tuple(act.shape[:2]) != tuple(tokens.shape):
+            raise ShapeMismatchError(
+                f"the source activation {h} covers (batch, pos) = {tuple(act.shape[:2])} but the tokens "
+                f"are {tuple(tokens.shape)}; cache the source on prompts paired with the tokens"
+            )
+        out[h] = act
+    return out
+
+
+def _site_mask(site: Site, act_shape: tuple[int, ...]) -> Tensor:
+    """Which ``pos [head_index]`` entries of one example the site patches (per-head if ``act_shape`` has 4 axes)."""
+    per_head = len(act_shape) == 4
+    mask = torch.zeros(act_shape[1:3] if per_head else act_shape[1:2], dtype=torch.bool)
+    index: tuple[Any, ...] = (slice(None) if site.pos is None else site.pos,)
+    if per_head:
+        index += (slice(None) if site.head is None else site.head,)
+    elif site.head is not None:
+        raise InterventionError(f"site {site} names a head but {site.hooks[0]} is not a per-head activation")
+    mask[index] = True
+    return mask
+
+
+@torch.no_grad()
+def patch_sites(
+    bridge: Any,
+    tokens: Int[Tensor, "batch pos"],
+    source: SourceLike,
+    sites: Sequence[Site],
+    metric: Metric,
+    *,
+    answer_pos: Int[Tensor, "batch"] | int | None = None,
+    interventions: Sequence[Intervention] = (),
+    max_rows: int = 2048,
+    skip_noops: bool = True,
+) -> tuple[Float[Tensor, "site batch"], Float[Tensor, "batch"]]:
+    """The generic patching sweep: the metric of every (site, example), and of the unpatched run.
+
+    The run is ``tokens`` with ``interventions`` (noise, ablations) applied; each site pastes
+    ``source``'s activations (a token tensor, or a cache / mapping hook -> activation) at its
+    hooks, position and head. Rows are stacked up to ``max_rows`` per forward, and each
+    forward starts at the site's layer. ``skip_noops`` leaves out rows whose pasted values
+    equal the values already there (their result is the unpatched one, exactly).
+    """
+    tokens = check_tokens(bridge, tokens)
+    if max_rows < 1:
+        raise InterventionError(f"max_rows {max_rows!r} must be at least 1")
+    batch, device = tokens.shape[0], tokens.device
+    pos_idx = answer_positions(tokens, answer_pos)
+    hooks = sorted({h for s in sites for h in s.hooks})
+    for h in hooks:
+        check_hook(bridge, h)
+    n = n_layers(bridge)
+    starts = sorted({check_layer(s.layer, n) for s in sites})
+
+    # One unpatched forward: the residual entering each start block (read before any
+    # intervention on it, as the block receives it) and the values at the patched hooks.
+    start_store: dict[str, Tensor] = {}
+    first = [Read(f"blocks.{L}.hook_resid_pre", store=start_store) for L in starts]
+    base_logits, base_acts = cache_activations(bridge, tokens, hooks, [*first, *interventions])
+    rows = torch.arange(batch, device=device)
+    base_metric = metric(base_logits[rows, pos_idx], rows).detach()
+    src = _source_cache(bridge, source, hooks, tokens)
+
+    # Per hook: each site's mask (all False where the site does not patch that hook).
+    masks: dict[str, Tensor] = {}
+    for h in hooks:
+        shape = tuple(base_acts[h].shape)
+        blank = torch.zeros(shape[1:3] if len(shape) == 4 else shape[1:2], dtype=torch.bool)
+        masks[h] = torch.stack([_site_mask(s, shape) if h in s.hooks else blank for s in sites]).to(device)
+
+    # The (site, example) rows that can change anything, grouped by start layer.
+    changed = torch.zeros(len(sites), batch, dtype=torch.bool, device=device)
+    for h in hooks:
+        if not skip_noops:
+            changed[:] = True
+            break
+        act = base_acts[h]
+        differs = (src[h].to(device=device, dtype=act.dtype) != act).flatten(masks[h].ndim).any(-1)
+        changed |= (differs[None] & masks[h][:, None]).flatten(2).any(-1)
+
+    dtype = torch.float64 if base_metric.dtype == torch.float64 else torch.float32
+    out = base_metric.to(dtype).cpu().expand(len(sites), batch).clone()
+    layer_of = torch.tensor([s.layer for s in sites], device=device)
+    for L in starts:
+        site_of, example_of = (changed & (layer_of == L)[:, None]).nonzero(as_tuple=True)
+        for lo in range(0, len(site_of), max_rows):
+            s_rows, e_rows = site_of[lo : lo + max_rows], example_of[lo : lo + max_rows]
+            patches = [
+                Patch(h, value=src[h].to(device)[e_rows], where=masks[h][s_rows])
+                for h in hooks
+                if bool(masks[h][s_rows].any())
+            ]
+            logits = run_with_interventions(
+                bridge,
+                start_store[f"blocks.{L}.hook_resid_pre"][e_rows],
+                [*(iv.take(e_rows) for iv in interventions), *patches],
+                start_at_layer=L,
+                answer_pos=pos_idx[e_rows],
+            )
+            out[s_rows.cpu(), e_rows.cpu()] = metric(logits, e_rows).to(dtype).cpu()
+    return out, base_metric
+
+
+def family_sites(
+    bridge: Any,
+    family_name: str,
+    n_pos: int,
+    *,
+    layers: Sequence[int] | None = None,
+    positions: Sequence[int] | Literal["all"] | None = None,
+    window: int = 1,
+) -> tuple[list[Site], list[int], list[int | None], int]:
+    """The sites of a sweep over a hook family: (sites, layers, positions, n_heads)."""
+    fam = family(family_name)
+    n_fam = fam.n_layers(bridge)
+    layer_list = list(range(n_fam)) if layers is None else [check_layer(int(L), n_fam) for L in layers]
+    if not layer_list:
+        raise InterventionError("no layers to patch; give at least one layer")
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise InterventionError(f"window {window!r} must be a positive number of layers")
+    if positions == "all":
+        pos_list: list[int | None] = [None]
+    elif positions is None:
+        pos_list = list(range(n_pos))
+    else:
+        pos_list = [check_position(int(p), n_pos) for p in positions]
+    n_heads = int(bridge.cfg.n_heads) if fam.heads else 0
+    sites = []
+    for L in layer_list:
+        hooks = [fam.hook(bridge, j) for j in window_layers(L, window, n_fam)]
+        start = min(block for block, _ in hooks)
+        names = tuple(name for _, name in hooks)
+        for p in pos_list:
+            for h in range(n_heads) if fam.heads else [None]:
+                sites.append(Site(start, names, p, h))
+    return sites, layer_list, pos_list, n_heads
+
+
+def activation_patch(
+    bridge: Any,
+    tokens: Int[Tensor, "batch pos"],
+    source: SourceLike,
+    metric: Metric,
+    family_name: str = "resid_pre",
+    *,
+    layers: Sequence[int] | None = None,
+    positions: Sequence[int] | Literal["all"] | None = None,
+    window: int = 1,
+    answer_pos: Int[Tensor, "batch"] | int | None = None,
+    interventions: Sequence[Intervention] = (),
+    per_example: bool = False,
+    max_rows: int = 2048,
+    skip_noops: bool = True,
+) -> Float[Tensor, "layer pos"] | Float[Tensor, "layer pos head_index"]:
+    """Patch ``source`` into the run on ``tokens`` at every layer x position (x head) of a family.
+
+    Returns the mean metric over examples, ``layer pos`` (``layer pos head_index`` for the
+    per-head families ``z`` and ``result``), with a trailing ``batch`` axis if
+    ``per_example``. ``positions="all"`` patches every position at once: the ``pos`` axis
+    then has size 1. ``window`` patches ``window`` consecutive layers around each layer at once
+    (ROME's windowed restoration). ``source`` is a token tensor paired row by row with
+    ``tokens``, or a cache (TransformerLens ``ActivationCache`` or a dict) of such a run.
+
+    Equals TransformerLens 4's ``get_act_patch_resid_pre(bridge, tokens, source_cache,
+    tl_metric(metric, answer_pos), reduce="mean")`` (and ``_resid_mid``, ``_attn_out``,
+    ``_mlp_out``, ``_attn_head_out_by_pos`` for ``z``, ``_attn_head_out_all_pos`` for ``z``
+    with ``positions="all"``), computed with far fewer forwards.
+    """
+    tokens = check_tokens(bridge, tokens)
+    sites, layer_list, pos_list, n_heads = family_sites(
+        bridge, family_name, tokens.shape[1], layers=layers, positions=positions, window=window
+    )
+    values, _ = patch_sites(
+        bridge, tokens, source, sites, metric,
+        answer_pos=answer_pos, interventions=interventions, max_rows=max_rows, skip_noops=skip_noops,
+    )
+    shape = (len(layer_list), len(pos_list)) + ((n_heads,) if n_heads else ()) + (tokens.shape[0],)
+    values = values.reshape(shape)
+    return values if per_example else values.mean(-1)
+
+
+@torch.no_grad()
+def baseline_metric(
+    bridge: Any,
+    tokens: Int[Tensor, "batch pos"],
+    metric: Metric,
+    *,
+    answer_pos: Int[Tensor, "batch"] | int | None = None,
+    interventions: Sequence[Intervention] = (),
+) -> Float[Tensor, "batch"]:
+    """The metric of the unpatched run on ``tokens`` (with ``interventions``), per example."""
+    tokens = check_tokens(bridge, tokens)
+    pos = answer_positions(tokens, answer_pos)
+    logits = run_with_interventions(bridge, tokens, interventions, answer_pos=pos)
+    return metric(logits, torch.arange(tokens.shape[0], device=tokens.device))

@@ -1,0 +1,29 @@
+"""Shared fixtures: a composition model that really grokked, trained once per test session.
+
+Training the ``composition-tiny`` preset to grokking takes a minute or two on a laptop
+CPU; every test that needs a grokked model shares this one run.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from interp.train import load_checkpoint, load_run_config, train
+
+
+@pytest.fixture(scope="session")
+def grokked_run_dir(tmp_path_factory):
+    """A run directory holding a composition run trained until test-ID accuracy >= 99%."""
+    torch.manual_seed(0)
+    run_dir = tmp_path_factory.mktemp("grokked") / "composition-tiny"
+    cfg = load_run_config("composition-tiny", ["train.progress=false"])
+    result = train(cfg, run_dir)
+    assert result.grokked, f"composition-tiny did not grok in {result.step} steps: {result.metrics}"
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def grokked_composition(grokked_run_dir):
+    """The grokked composition model (``LoadedRun``: config, model, dataset, step) on the CPU."""
+    return load_checkpoint(grokked_run_dir, device="cpu")
