@@ -109,18 +109,25 @@ def check_tokens(bridge: Any, tokens: Tensor, name: str = "tokens") -> Int[Tenso
         raise ShapeMismatchError(f"{name} must be an integer tensor of shape (batch, pos); got {shape}")
     if tokens.shape[0] == 0 or tokens.shape[1] == 0:
         raise ShapeMismatchError(f"{name} is empty (shape {tuple(tokens.shape)}); give at least one prompt")
-    d_vocab = int(bridge.cfg.d_vocab)
-    bad = (tokens < 0) | (tokens >= d_vocab)
-    if bool(bad.any()):
-        b, p = (int(i) for i in bad.nonzero()[0])
-        raise UnknownTokenError(
-            f"{name}[{b}, {p}] = {int(tokens[b, p])} is outside the model's vocabulary (ids 0..{d_vocab - 1}); "
-            "encode prompts with the model's dataset vocab"
-        )
+    check_in_vocab(bridge, tokens, name)
     n_ctx = getattr(bridge.cfg, "n_ctx", None)
     if n_ctx is not None and tokens.shape[1] > n_ctx:
         raise ShapeMismatchError(f"{name} has {tokens.shape[1]} positions but the model's context is {n_ctx}")
     return tokens
+
+
+def check_in_vocab(bridge: Any, ids: Tensor, name: str = "tokens") -> Tensor:
+    """Token ids (any shape) that all lie inside the model's vocabulary."""
+    d_vocab = int(bridge.cfg.d_vocab)
+    bad = (ids < 0) | (ids >= d_vocab)
+    if bool(bad.any()):
+        where = tuple(int(i) for i in bad.nonzero()[0])
+        index = "[" + ", ".join(map(str, where)) + "]"
+        raise UnknownTokenError(
+            f"{name}{index} = {int(ids[where])} is outside the model's vocabulary (ids 0..{d_vocab - 1}); "
+            "encode tokens with the vocab of the model's dataset"
+        )
+    return ids
 
 
 def check_same_shape(a: Tensor, b: Tensor, a_name: str = "clean", b_name: str = "corrupt") -> None:
@@ -132,14 +139,17 @@ def check_same_shape(a: Tensor, b: Tensor, a_name: str = "clean", b_name: str = 
 
 
 def check_layer(layer: int, n: int, what: str = "layer") -> int:
+    """``layer`` as an index into ``n`` layers (or states); anything else is a one-line error."""
     if not isinstance(layer, int) or isinstance(layer, bool) or not 0 <= layer < n:
-        raise LayerOutOfRangeError(f"{what} {layer!r} is out of range; the model has {what}s 0..{n - 1}")
+        raise LayerOutOfRangeError(f"{what} {layer!r} is out of range; choose one of 0..{n - 1}")
     return layer
 
 
-def check_position(pos: int, n_pos: int, what: str = "position") -> int:
+def check_position(pos: int, n_pos: int, what: str = "position", of: str = "the prompts have") -> int:
+    """``pos`` as an index into ``n_pos`` positions (or heads); anything else is a one-line error."""
     if not isinstance(pos, int) or isinstance(pos, bool) or not 0 <= pos < n_pos:
-        raise PositionOutOfRangeError(f"{what} {pos!r} is out of range; the prompts have {what}s 0..{n_pos - 1}")
+        unit = "heads" if what == "head" else "positions"
+        raise PositionOutOfRangeError(f"{what} {pos!r} is out of range; {of} {n_pos} {unit} (0..{n_pos - 1})")
     return pos
 
 
@@ -170,6 +180,7 @@ same tensor is the residual that skips the MLP. A returned copy would change onl
 input; writing into the tensor changes the residual stream, as patching resid_mid means.
 """
 
+
 def _take(t: Tensor | None, rows: Tensor) -> Tensor | None:
     """Rows ``rows`` of a per-example tensor; scalars and batch-1 tensors broadcast and are kept."""
     if t is None or t.ndim == 0 or t.shape[0] == 1:
@@ -186,7 +197,7 @@ def _expand(where: Tensor, act: Tensor) -> Tensor:
     return where.reshape(tuple(where.shape) + (1,) * (act.ndim - where.ndim))
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Intervention:
     """One edit at one hook point. Subclasses implement :meth:`edit`."""
 
@@ -197,7 +208,7 @@ class Intervention:
 
     def __call__(self, act: Tensor, hook: Any = None) -> Tensor | None:
         new = self.edit(act)
-        if new is not None and self.hook.endswith(IN_PLACE_HOOKS):
+        if new is not None and new is not act and self.hook.endswith(IN_PLACE_HOOKS):
             act.copy_(new)
             return act
         return new
@@ -206,8 +217,11 @@ class Intervention:
         """The same edit for a batch made of rows ``rows`` of the original batch."""
         return self
 
+    def __repr__(self) -> str:  # short: TransformerLens names each hook function by its repr
+        return f"{type(self).__name__}({self.hook!r})"
 
-@dataclass(eq=False)
+
+@dataclass(eq=False, repr=False)
 class Read(Intervention):
     """Store the activation in ``store[key]`` (``key`` defaults to the hook name).
 
@@ -219,13 +233,18 @@ class Read(Intervention):
     key: str | None = None
     detach: bool = True
 
-    def edit(self, act: Tensor) -> None:
-        # a copy: a later in-place edit on the same tensor must not change what was read
-        self.store[self.key or self.hook] = act.detach().clone() if self.detach else act
-        return None
+    def edit(self, act: Tensor) -> Tensor | None:
+        if self.detach:
+            # a copy: a later in-place edit on the same tensor must not change what was read
+            self.store[self.key or self.hook] = act.detach().clone()
+            return None
+        # Returned, so that the stored tensor is the one the model goes on with: some hooks
+        # (hook_z) show a reshaped view, and only a returned tensor flows back into the model.
+        self.store[self.key or self.hook] = act
+        return act
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Patch(Intervention):
     """Replace the activation by ``value`` where ``where`` is true.
 
@@ -246,7 +265,7 @@ class Patch(Intervention):
         return replace(self, value=_take(self.value, rows), where=_take(self.where, rows))
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class AddNoise(Intervention):
     """Add ``noise`` (the activation's shape, or broadcastable) where ``where`` is true."""
 
@@ -294,7 +313,7 @@ def position_mask(
         head_sel[:] = True
     else:
         for h in [heads] if isinstance(heads, int) else heads:
-            head_sel[check_position(h, n_heads, "head")] = True
+            head_sel[check_position(h, n_heads, "head", "the layer has")] = True
     return (pos_sel[:, None] & head_sel[None, :]).expand(batch, n_pos, n_heads).clone()
 
 

@@ -198,7 +198,9 @@ class Family:
         """(block the hook belongs to, hook name) of ``layer``."""
         n = n_layers(bridge)
         if self.name == "resid":  # state l = residual after l blocks
-            return (layer, f"blocks.{layer}.hook_resid_pre") if layer < n else (n - 1, f"blocks.{n - 1}.hook_resid_post")
+            if layer < n:
+                return layer, f"blocks.{layer}.hook_resid_pre"
+            return n - 1, f"blocks.{n - 1}.hook_resid_post"
         return layer, self.template.format(layer=layer)
 
 
@@ -233,7 +235,7 @@ def window_layers(layer: int, window: int, n: int) -> range:
 SourceLike = Int[Tensor, "batch pos"] | Mapping[str, Tensor] | Any
 
 
-def _source_cache(bridge: Any, source: SourceLike, hooks: Sequence[str], tokens: Tensor) -> dict[str, Tensor]:
+def source_cache(bridge: Any, source: SourceLike, hooks: Sequence[str], tokens: Tensor) -> dict[str, Tensor]:
     """The source run's activations at ``hooks``: computed from tokens, or looked up in a cache."""
     if isinstance(source, Tensor):
         check_tokens(bridge, source, "source")
@@ -245,7 +247,8 @@ def _source_cache(bridge: Any, source: SourceLike, hooks: Sequence[str], tokens:
         try:
             act = source[h]
         except KeyError:
-            raise InterventionError(f"the source cache has no activation {h!r}; cache it or pass source tokens") from None
+            msg = f"the source cache has no activation {h!r}; cache it or pass source tokens"
+            raise InterventionError(msg) from None
         if tuple(act.shape[:2]) != tuple(tokens.shape):
             raise ShapeMismatchError(
                 f"the source activation {h} covers (batch, pos) = {tuple(act.shape[:2])} but the tokens "
@@ -253,6 +256,12 @@ def _source_cache(bridge: Any, source: SourceLike, hooks: Sequence[str], tokens:
             )
         out[h] = act
     return out
+
+
+def _block_of(hook: str) -> int | None:
+    """The block a hook belongs to (``blocks.3.attn.hook_z`` -> 3), None outside the blocks."""
+    parts = hook.split(".")
+    return int(parts[1]) if len(parts) > 2 and parts[0] == "blocks" and parts[1].isdigit() else None
 
 
 def _site_mask(site: Site, act_shape: tuple[int, ...]) -> Tensor:
@@ -299,6 +308,13 @@ def patch_sites(
         check_hook(bridge, h)
     n = n_layers(bridge)
     starts = sorted({check_layer(s.layer, n) for s in sites})
+    for s in sites:
+        for h in s.hooks:
+            block = _block_of(h)
+            if block is None or block < s.layer:
+                raise InterventionError(
+                    f"site {h} is not in block {s.layer} or later; a site's layer is the first block it patches"
+                )
 
     # One unpatched forward: the residual entering each start block (read before any
     # intervention on it, as the block receives it) and the values at the patched hooks.
@@ -307,7 +323,7 @@ def patch_sites(
     base_logits, base_acts = cache_activations(bridge, tokens, hooks, [*first, *interventions])
     rows = torch.arange(batch, device=device)
     base_metric = metric(base_logits[rows, pos_idx], rows).detach()
-    src = _source_cache(bridge, source, hooks, tokens)
+    src = source_cache(bridge, source, hooks, tokens)
 
     # Per hook: each site's mask (all False where the site does not patch that hook).
     masks: dict[str, Tensor] = {}

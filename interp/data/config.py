@@ -190,13 +190,14 @@ DATA_PRESETS: dict[str, DataConfig] = {
     "composition": CompositionConfig(),
     "comparison": ComparisonConfig(),
     "complex": ComplexConfig(),
+    # The laptop default: 200 entities, 2,000 atomic facts, ~600 held-out ID inferred facts.
     "composition-small": CompositionConfig(
-        n_entities=200, n_relations=40, out_degree=20, ood_fraction=0.05, phi=9.0,
-        test_id_fraction=0.01, probe_size=1000,
+        n_entities=200, n_relations=20, out_degree=10, ood_fraction=0.05, phi=8.0,
+        test_id_fraction=0.035, probe_size=1000,
     ),
     # For tests and quick demos: groks in about a minute on a laptop CPU.
     "composition-tiny": CompositionConfig(
-        n_entities=100, n_relations=16, out_degree=8, ood_fraction=0.05, phi=6.0,
+        n_entities=100, n_relations=16, out_degree=8, ood_fraction=0.05, phi=7.0,
         test_id_fraction=0.05, probe_size=500,
     ),
     "comparison-small": ComparisonConfig(n_entities=200, n_attributes=5, n_values=20, phi=7.2, probe_size=1000),

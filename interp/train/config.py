@@ -32,6 +32,11 @@ class TrainConfig:
     beta2: float = 0.999
     weight_decay: float = 0.1
     warmup_steps: int = 2_000
+    # After warm-up: "constant" (the paper) or "cosine", decaying to ``min_lr_ratio * lr`` at
+    # ``decay_steps`` (default: ``max_steps``) and staying there.
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    decay_steps: int | None = None
+    min_lr_ratio: float = 0.0
     grad_clip: float = 1.0
     # Slow-gradient amplification (Grokfast, Lee et al. 2024): add ``grokfast_lamb`` times a
     # low-pass filtered gradient before each step; "ema" keeps an exponential moving average
@@ -73,6 +78,9 @@ class TrainConfig:
         check_range("train.beta2", self.beta2, low=0.0, high=1.0, high_open=True)
         check_range("train.weight_decay", self.weight_decay, low=0.0)
         check_range("train.grad_clip", self.grad_clip, low=0.0)
+        check_range("train.min_lr_ratio", self.min_lr_ratio, low=0.0, high=1.0)
+        if self.decay_steps is not None:
+            check_range("train.decay_steps", self.decay_steps, low=1)
         check_range("train.grokfast_alpha", self.grokfast_alpha, low=0.0, high=1.0, high_open=True)
         check_range("train.grokfast_lamb", self.grokfast_lamb, low=0.0)
         check_range("train.grok_threshold", self.grok_threshold, low=0.0, high=1.0, low_open=True)
@@ -148,20 +156,20 @@ def _preset(name: str, data: str, model: dict[str, Any], train: dict[str, Any]) 
 
 # Fast laptop recipes, found by measurement (see BENCHMARKS.md): a small model, a higher
 # learning rate, the unembedding only at the answer position.
-_FAST_MODEL = {"n_layers": 4, "d_model": 128, "n_heads": 4, "tie_embeddings": False}
+_FAST_MODEL = {"n_layers": 4, "d_model": 128, "n_heads": 4}
 _FAST_TRAIN = {
     "batch_size": 256,
     "lr": 3e-3,
     "beta2": 0.98,
-    "weight_decay": 0.1,
+    "weight_decay": 1.0,
     "warmup_steps": 100,
     "loss_on_eos": False,
     "answer_only_unembed": True,
-    "max_steps": 6_000,
+    "max_steps": 20_000,
     "eval_every": 100,
-    "checkpoint_every": 100,
-    "checkpoint_dense_until": 1_000,
-    "checkpoint_sparse_every": 500,
+    "checkpoint_every": 200,
+    "checkpoint_dense_until": 2_000,
+    "checkpoint_sparse_every": 1_000,
     "threads": None,
 }
 

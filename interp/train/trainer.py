@@ -233,10 +233,16 @@ class Trainer:
         return out
 
     def lr_at(self, step: int) -> float:
+        """Learning rate of 0-based ``step``: linear warm-up, then constant or cosine decay."""
         tc = self.config.train
-        if tc.warmup_steps == 0:
+        if step < tc.warmup_steps:
+            return tc.lr * (step + 1) / tc.warmup_steps
+        if tc.lr_schedule == "constant":
             return tc.lr
-        return tc.lr * min(1.0, (step + 1) / tc.warmup_steps)
+        end = tc.decay_steps if tc.decay_steps is not None else tc.max_steps
+        progress = min(1.0, (step - tc.warmup_steps) / max(1, end - tc.warmup_steps))
+        floor = tc.min_lr_ratio * tc.lr
+        return floor + (tc.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     # -- one step --------------------------------------------------------------------------
     def train_step(self, batch: TokenBatch) -> Tensor:

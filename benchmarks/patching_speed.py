@@ -1,0 +1,146 @@
+"""Time a full layer x position residual-stream patching sweep: TransformerLens 4 against grokscope.
+
+Both sweeps patch the clean run's ``blocks.L.hook_resid_pre`` into the corrupt run at every
+layer and prompt position and score the logit difference of the clean and corrupt answers.
+TransformerLens's ``get_act_patch_resid_pre`` does one full forward per (layer, position);
+``interp.patching.activation_patch`` stacks the patches of a layer into one forward that
+starts at that layer, and skips patches that paste an unchanged value. The script checks
+that both give the same numbers, then prints a Markdown table (median of ``--repeats``).
+
+Workloads (``--swap``): clean/corrupt composition pairs from the knowledge graph that differ
+in the head entity (``h``: every position can differ, no patch is skippable), in the first
+or second relation (``r1``, ``r2``), or a third of each (``mixed``, the paper's causal
+tracing). The model is untrained: the timing does not depend on the weights.
+
+    python benchmarks/patching_speed.py                       # defaults below, about a minute
+    python benchmarks/patching_speed.py --layers 8 --d-model 768 --heads 12 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # TransformerLens's sweep shows a progress bar
+
+import torch  # noqa: E402
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--layers", type=int, default=8, help="transformer blocks (default 8, the paper's)")
+    p.add_argument("--d-model", type=int, default=256, help="residual width (default 256; the paper's is 768)")
+    p.add_argument("--heads", type=int, default=8, help="attention heads (default 8)")
+    p.add_argument("--batch", type=int, default=96, help="clean/corrupt pairs (default 96)")
+    p.add_argument("--swap", nargs="+", default=["h", "mixed"], choices=["h", "r1", "r2", "mixed"],
+                   help="workloads: which token the corrupt prompt swaps (default: h mixed)")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats per method; the median is reported")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: steady timings on a shared machine; 0 = torch's choice)")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def pairs(dataset, swap: str, n: int, seed: int, device: str):
+    from interp.counterfactuals import counterfactual_batch
+
+    if swap != "mixed":
+        b = counterfactual_batch(dataset, "train_inferred", swap, n=n, seed=seed, device=device)
+        return b.clean, b.corrupt, b.clean_answer, b.corrupt_answer
+    parts = [pairs(dataset, s, n // 3 + (i < n % 3), seed, device) for i, s in enumerate(("h", "r1", "r2"))]
+    return tuple(torch.cat(t) for t in zip(*parts))
+
+
+def timed(fn, device: str) -> tuple[float, torch.Tensor]:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    out = fn()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from importlib.metadata import version
+
+    from transformer_lens import patching as tl_patching
+
+    from interp.data import data_config, generate
+    from interp.models import ModelConfig, build_model, to_bridge
+    from interp.patching import activation_patch, logit_diff, tl_metric
+
+    dataset = generate(data_config("composition-small", [f"seed={args.seed}"]))
+    n_ctx = dataset.batch("train_inferred").tokens.shape[1]
+    cfg = ModelConfig(n_layers=args.layers, d_model=args.d_model, n_heads=args.heads)
+    bridge = to_bridge(build_model(cfg, len(dataset.vocab), n_ctx, seed=args.seed, device=args.device))
+
+    rows = []
+    for swap in args.swap:
+        clean, corrupt, clean_answer, corrupt_answer = pairs(dataset, swap, args.batch, args.seed, args.device)
+        metric = logit_diff(clean_answer, corrupt_answer)
+        answer_pos = torch.full((len(clean),), clean.shape[1] - 1, device=args.device)
+        with torch.no_grad():
+            _, clean_cache = bridge.run_with_cache(clean)
+
+        def tl_sweep():
+            with torch.no_grad():
+                return tl_patching.get_act_patch_resid_pre(
+                    bridge, corrupt, clean_cache, tl_metric(metric, answer_pos), reduce="mean"
+                )
+
+        def our_sweep():
+            return activation_patch(bridge, corrupt, clean_cache, metric, "resid_pre")
+
+        our_sweep()  # warm-up (first calls allocate)
+        times: dict[str, list[float]] = {"tl": [], "ours": []}
+        results = {}
+        for _ in range(args.repeats):  # interleaved, so load changes hit both alike
+            for name, fn in (("tl", tl_sweep), ("ours", our_sweep)):
+                seconds, results[name] = timed(fn, args.device)
+                times[name].append(seconds)
+                print(f"{swap} {name}: {seconds:.3f} s", file=sys.stderr)
+        torch.testing.assert_close(results["ours"], results["tl"].to(results["ours"]), rtol=1e-5, atol=1e-5)
+        tl_s, ours_s = statistics.median(times["tl"]), statistics.median(times["ours"])
+        tl_name = f"TransformerLens {version('transformer-lens')} get_act_patch_resid_pre"
+        rows.append((swap, tl_name, tl_s, 1.0))
+        rows.append((swap, "grokscope activation_patch", ours_s, tl_s / ours_s))
+
+    device_name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else cpu_name()
+    print(
+        f"Full resid_pre sweep, layer x position = {args.layers} x {clean.shape[1]}, {args.batch} pairs, "
+        f"model {args.layers} layers, d_model {args.d_model}, {args.heads} heads, vocab {len(dataset.vocab)}; "
+        f"median of {args.repeats}; results agree (assert_close, rtol=atol=1e-5)."
+    )
+    print(
+        f"Machine: {device_name}; torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+        f"Python {platform.python_version()}.\n"
+    )
+    print("| corrupt swaps | method | seconds | speedup |")
+    print("|---|---|---:|---:|")
+    for swap, method, seconds, speedup in rows:
+        print(f"| {swap} | {method} | {seconds:.3f} | {speedup:.1f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
