@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -28,17 +27,7 @@ import time
 os.environ.setdefault("TQDM_DISABLE", "1")  # TransformerLens's sweep shows a progress bar
 
 import torch  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from _machine import describe  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -125,16 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((swap, tl_name, tl_s, 1.0))
         rows.append((swap, "grokscope activation_patch", ours_s, tl_s / ours_s))
 
-    device_name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else cpu_name()
     print(
         f"Full resid_pre sweep, layer x position = {args.layers} x {clean.shape[1]}, {args.batch} pairs, "
         f"model {args.layers} layers, d_model {args.d_model}, {args.heads} heads, vocab {len(dataset.vocab)}; "
         f"median of {args.repeats}; results agree (assert_close, rtol=atol=1e-5)."
     )
-    print(
-        f"Machine: {device_name}; torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
-        f"Python {platform.python_version()}.\n"
-    )
+    print(f"Machine: {describe(args.device)}.\n")
     print("| corrupt swaps | method | seconds | speedup |")
     print("|---|---|---:|---:|")
     for swap, method, seconds, speedup in rows:

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
 import statistics
 import tempfile
 import time
 
 import torch
 import torch.nn.functional as F
+from _machine import describe
 
-from interp.models import build_model
 from interp.train import Trainer, answer_logits, load_run_config
 
 
@@ -77,9 +76,7 @@ def main() -> None:
             t_plain.append(plain_loop(model, batches, tc.lr, tc.weight_decay, (tc.beta1, tc.beta2), tc.grad_clip))
     ms_tr = 1000 * statistics.median(t_trainer) / args.steps
     ms_pl = 1000 * statistics.median(t_plain) / args.steps
-    dev = trainer.device
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else (platform.processor() or platform.machine())
-    print(f"machine: {name}, {torch.get_num_threads()} threads, torch {torch.__version__}, device {dev}")
+    print(f"machine: {describe(trainer.device)}")
     print(f"config: {args.config} (d_model {cfg.model.d_model}, {cfg.model.n_layers} layers, batch {trainer.batch_size}),"
           f" {args.steps} steps x {args.repeats} repeats, median\n")
     print("| loop | ms / step | ratio |")

@@ -1,0 +1,104 @@
+"""circuits: find the circuit a grokked transformer uses, check it, and show it.
+
+Given a model and a task (clean prompts against corrupt ones), the package answers, in
+increasing order of detail:
+
+* which nodes (layer, position, component) the task depends on: causal tracing,
+  :func:`node_importance`;
+* which edges (writer -> reader at one position) carry it: edge attribution patching,
+  :func:`edge_attribution` (EAP and EAP-IG), checked against exact :func:`edge_patch`;
+* which small subgraph does the task alone: :func:`find_circuit` prunes the edges to a
+  :class:`CircuitGraph` (JSON round trip), :func:`evaluate_circuit` measures its
+  faithfulness and completeness under mean, resample or corrupt ablation;
+* where the intermediate answer lives (the bridge entity of a two-hop query; the two
+  attribute values of a comparison): :func:`locate_bridge`, :func:`locate_values`, with
+  the interchange test;
+* how the circuit forms over training: :func:`circuit_formation`;
+* and shows it all in one offline HTML page: :func:`write_report`, with the renderers of
+  :mod:`circuits.render` for notebooks.
+
+Everything runs on grokscope's intervention engine (:mod:`interp.intervene`) and its
+patching sweep; nothing re-implements a forward pass.
+
+Dimension names: those of :mod:`interp` (``batch``, ``pos``, ``layer``, ``head_index``,
+``d_model`` ...) and ``writer`` / ``reader`` (components that write into / read from the
+residual stream at one position, in :class:`ModelGraph` order), ``step`` (checkpoints).
+"""
+
+from circuits.ablation import (
+    ABLATIONS,
+    CircuitEval,
+    EdgeAblation,
+    ablation_reference,
+    circuit_interventions,
+    circuit_logits,
+    evaluate_circuit,
+    faithfulness_curve,
+)
+from circuits.discover import Mover, circuit_shape, find_circuit, layer_split_mass
+from circuits.edges import EdgeScores, edge_attribution, edge_hooks, edge_patch, writer_outputs
+from circuits.formation import circuit_formation, key_states, state_strengths
+from circuits.graph import CircuitError, CircuitGraph, Edge, ModelGraph, Node, connected, prune
+from circuits.localize import (
+    InterchangePairs,
+    Localization,
+    bridge_pairs,
+    interchange,
+    locate_bridge,
+    locate_values,
+    localize,
+    predicts,
+    value_pairs,
+)
+from circuits.nodes import NodeImportance, node_importance
+from circuits.report import build_report, write_report
+from circuits.tasks import Task, comparison_task, composition_task, dataset_task, task_from_counterfactuals, task_from_tokens
+
+__all__ = [
+    "ABLATIONS",
+    "CircuitError",
+    "CircuitEval",
+    "CircuitGraph",
+    "Edge",
+    "EdgeAblation",
+    "EdgeScores",
+    "InterchangePairs",
+    "Localization",
+    "ModelGraph",
+    "Mover",
+    "Node",
+    "NodeImportance",
+    "Task",
+    "ablation_reference",
+    "bridge_pairs",
+    "build_report",
+    "circuit_formation",
+    "circuit_interventions",
+    "circuit_logits",
+    "circuit_shape",
+    "comparison_task",
+    "composition_task",
+    "connected",
+    "dataset_task",
+    "edge_attribution",
+    "edge_hooks",
+    "edge_patch",
+    "evaluate_circuit",
+    "faithfulness_curve",
+    "find_circuit",
+    "interchange",
+    "key_states",
+    "layer_split_mass",
+    "locate_bridge",
+    "locate_values",
+    "localize",
+    "node_importance",
+    "predicts",
+    "prune",
+    "state_strengths",
+    "task_from_counterfactuals",
+    "task_from_tokens",
+    "value_pairs",
+    "write_report",
+    "writer_outputs",
+]

@@ -1,0 +1,276 @@
+"""Where the intermediate answer lives: decodable, causally used, and swappable.
+
+Wang et al. (2024) find the bridge entity ``b`` of a two-hop query ``<h><r1><r2>`` in the
+residual stream at the ``r1`` position, in the middle layers; in comparison queries the
+two attribute values ``v1`` and ``v2`` sit at the ``e1`` and ``e2`` positions. Three
+tests, each a layer x position map over the residual states ``S[l, p]`` (after ``l``
+blocks), locate such an intermediate:
+
+1. **decodable**: the logit lens reads it as top-1 (:mod:`interp.lens`);
+2. **causally used**: swapping the input token that sets it (``h`` or ``r1`` for ``b``;
+   ``e1`` for ``v1``) and pasting the swapped run's ``S[l, p]`` into the clean run changes
+   the answer (:func:`interp.tracing.trace_counterfactual`);
+3. **interchange**: pasting ``S[l, p]`` from a prompt whose intermediate is ``b'`` makes
+   the model answer what ``b'`` implies, ``r2(b')`` (for comparison, the label of
+   ``v1'`` against the clean ``v2``). Decodability can be incidental and tracing only
+   shows that something there matters; the interchange shows that the state carries the
+   intermediate *and that the rest of the model uses it as such*.
+
+The first two can hold where the third fails (above the layer where the information has
+moved on, or below the one where it is computed); the paper's shape is where all three
+agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from interp.data import Example, KGDataset, compare
+from interp.intervene import as_bridge, check_vocab
+from interp.lens import example_targets, logit_lens
+from interp.patching import Metric, activation_patch, baseline_metric
+from interp.tracing import trace_counterfactual
+
+from circuits.graph import CircuitError
+from circuits.tasks import COMPARISON_POSITIONS, COMPOSITION_POSITIONS
+
+
+def predicts(expected: Int[Tensor, "batch"]) -> Metric:
+    """1 where the model's top-1 prediction is ``expected``, else 0 (its mean: the interchange success rate)."""
+    ids = torch.as_tensor(expected, dtype=torch.long)
+
+    def metric(logits: Tensor, example: Tensor) -> Tensor:
+        return (logits.argmax(-1) == ids.to(logits.device)[example.to(logits.device)]).to(logits.dtype)
+
+    return metric
+
+
+def interchange(
+    model: Any,
+    clean: Int[Tensor, "batch pos"],
+    source: Int[Tensor, "batch pos"],
+    expected: Int[Tensor, "batch"],
+    position: int,
+    *,
+    layers: Sequence[int] | None = None,
+) -> Float[Tensor, "layer"]:
+    """Success rate of pasting the residual ``S[l, position]`` of ``source`` into ``clean``, per state ``l``.
+
+    Success: the patched model's top-1 answer is ``expected``. ``l`` runs over the
+    ``n_layers + 1`` residual states (after 0 .. n_layers blocks).
+    """
+    bridge = as_bridge(model)
+    out = activation_patch(bridge, clean, source, predicts(expected), "resid", layers=layers, positions=[position])
+    return out[:, 0].double()
+
+
+# ------------------------------------------------------------------------- counterparts
+def _rng(seed: int | np.random.Generator) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+@dataclass
+class InterchangePairs:
+    """Clean prompts, source prompts whose intermediate differs, and the answer that intermediate implies."""
+
+    clean: Int[Tensor, "batch pos"]
+    source: Int[Tensor, "batch pos"]
+    expected: Int[Tensor, "batch"]
+    clean_answer: Int[Tensor, "batch"]
+    examples: list[Example]
+    sources: list[tuple[str, ...]]
+
+
+def bridge_pairs(dataset: KGDataset, examples: Sequence[Example], *, seed: int = 0) -> InterchangePairs:
+    """For each ``<h><r1><r2>`` (bridge ``b``, answer ``t``), a source ``<h'><r1'><r2>`` whose bridge
+    ``b' != b`` has relation ``r2`` with ``t' = r2(b') != t``; every fact used is in-distribution."""
+    rng = _rng(seed)
+    facts = {(h, r): (t, bool(o)) for h, r, t, o in dataset.graph["atomic"]}
+    id_facts = [(h, r, t) for (h, r), (t, o) in facts.items() if not o]
+    vocab = dataset.vocab
+    clean, source, expected, answers, kept, srcs = [], [], [], [], [], []
+    for ex in examples:
+        h, r1, r2 = ex.input_tokens[:3]
+        b, t = facts[(h, r1)][0], ex.answer
+        options = []
+        for h2, r1b, b2 in id_facts:
+            if b2 == b or (h2, r1b) == (h, r1):
+                continue
+            second = facts.get((b2, r2))
+            if second is not None and not second[1] and second[0] != t:
+                options.append(((h2, r1b, r2), second[0]))
+        if not options:
+            continue
+        prompt, t2 = options[int(rng.integers(len(options)))]
+        clean.append(vocab.encode(ex.input_tokens))
+        source.append(vocab.encode(prompt))
+        expected.append(vocab.id(t2))
+        answers.append(vocab.id(t))
+        kept.append(ex)
+        srcs.append(prompt)
+    if not kept:
+        raise CircuitError("no example has an interchange counterpart; pass more (inferred) examples")
+    as_t = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
+    return InterchangePairs(as_t(clean), as_t(source), as_t(expected), as_t(answers), kept, srcs)
+
+
+def value_pairs(dataset: KGDataset, examples: Sequence[Example], which: str = "v1", *, seed: int = 0) -> InterchangePairs:
+    """For each ``<a><q><e1><mask><e2>``, a source with ``e1`` (``which="v1"``) or ``e2`` (``"v2"``) replaced by
+    an in-distribution entity whose value under ``a`` changes the label; expected: the label it implies."""
+    if which not in ("v1", "v2"):
+        raise CircuitError(f"which must be v1 or v2, not {which!r}")
+    rng = _rng(seed)
+    g = dataset.graph
+    vocab = dataset.vocab
+    clean, source, expected, answers, kept, srcs = [], [], [], [], [], []
+    for ex in examples:
+        a, q, e1, mask, e2 = ex.input_tokens[:5]
+        v1, v2 = dataset.value(e1, a), dataset.value(e2, a)
+        k = compare(v1, v2)
+        options = []
+        for e in g["entities"]:
+            if e in (e1, e2) or dataset.is_ood(e, a):
+                continue
+            v = dataset.value(e, a)
+            k2 = compare(v, v2) if which == "v1" else compare(v1, v)
+            if k2 != k:
+                prompt = (a, q, e, mask, e2) if which == "v1" else (a, q, e1, mask, e)
+                options.append((prompt, f"<{a[1:-1]}_{k2}>"))
+        if not options:
+            continue
+        prompt, label = options[int(rng.integers(len(options)))]
+        clean.append(vocab.encode(ex.input_tokens))
+        source.append(vocab.encode(prompt))
+        expected.append(vocab.id(label))
+        answers.append(vocab.id(ex.answer))
+        kept.append(ex)
+        srcs.append(prompt)
+    if not kept:
+        raise CircuitError("no example has an interchange counterpart; pass more comparison queries")
+    as_t = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
+    return InterchangePairs(as_t(clean), as_t(source), as_t(expected), as_t(answers), kept, srcs)
+
+
+# --------------------------------------------------------------------------- localisation
+@dataclass
+class Localization:
+    """Where an intermediate (``bridge``, ``v1``, ``v2``) is decodable, causally used and swappable.
+
+    Maps are over residual states ``S[l, p]``, ``l = 0 .. n_layers`` (after ``l`` blocks).
+    """
+
+    target: str
+    position: int
+    positions: list[str]
+    decodable: Float[Tensor, "layer pos"]
+    mrr: Float[Tensor, "layer pos"]
+    causal: Float[Tensor, "layer pos"]
+    interchange: Float[Tensor, "layer"]
+    interchange_baseline: float
+    n: int
+    n_interchange: int
+    swaps: list[str] = field(default_factory=list)
+
+    @property
+    def position_name(self) -> str:
+        return self.positions[self.position]
+
+    def decodable_layers(self, threshold: float = 0.5) -> list[int]:
+        """States ``l`` at which the target is top-1 at its position for at least ``threshold`` of the examples."""
+        return [int(l) for l in (self.decodable[:, self.position] >= threshold).nonzero().flatten()]
+
+    @property
+    def best_layer(self) -> int:
+        """The state where the interchange succeeds most often."""
+        return int(self.interchange.argmax())
+
+    def summary(self) -> dict[str, Any]:
+        col = self.position
+        return {
+            "target": self.target,
+            "position": self.position_name,
+            "decodable_top1": [round(float(x), 4) for x in self.decodable[:, col]],
+            "causal": [round(float(x), 4) for x in self.causal[:, col]],
+            "interchange": [round(float(x), 4) for x in self.interchange],
+            "interchange_baseline": round(self.interchange_baseline, 4),
+            "best_layer": self.best_layer,
+            "n": self.n,
+            "n_interchange": self.n_interchange,
+        }
+
+
+def _localize(
+    bridge: Any,
+    dataset: KGDataset,
+    examples: list[Example],
+    target: str,
+    position: int,
+    positions: Sequence[str],
+    swaps: Sequence[str],
+    pairs: InterchangePairs,
+    seed: int,
+) -> Localization:
+    tokens = torch.tensor([dataset.vocab.encode(ex.input_tokens) for ex in examples], dtype=torch.long)
+    lens = logit_lens(bridge, tokens, example_targets(dataset, examples, target))
+    traces = trace_counterfactual(bridge, dataset, examples, list(swaps), n=None, seed=seed)
+    causal = torch.stack([traces[s].double() for s in swaps]).mean(0)
+    success = interchange(bridge, pairs.clean, pairs.source, pairs.expected, position)
+    base = float(baseline_metric(bridge, pairs.clean, predicts(pairs.expected)).double().mean())
+    return Localization(
+        target=target, position=position, positions=list(positions),
+        decodable=lens.top1.double(), mrr=lens.mrr.double(), causal=causal, interchange=success,
+        interchange_baseline=base, n=len(examples), n_interchange=len(pairs.examples), swaps=list(swaps),
+    )
+
+
+def _examples(dataset: KGDataset, split: str | Sequence[Example], n: int | None) -> list[Example]:
+    examples = list(dataset.examples(split) if isinstance(split, str) else split)
+    return examples[:n] if n is not None else examples
+
+
+def locate_bridge(
+    model: Any, dataset: KGDataset, split: str | Sequence[Example] = "train_inferred", *, n: int | None = 300,
+    seed: int = 0,
+) -> Localization:
+    """Where the bridge entity of two-hop queries lives (the paper: ``S[l, r1]`` in the middle layers)."""
+    bridge = as_bridge(model)
+    check_vocab(bridge, len(dataset.vocab))
+    if dataset.task != "composition":
+        raise CircuitError(f"locate_bridge needs a composition dataset; this one is {dataset.task}")
+    examples = _examples(dataset, split, n)
+    pairs = bridge_pairs(dataset, examples, seed=seed)
+    return _localize(bridge, dataset, examples, "bridge", 1, COMPOSITION_POSITIONS, ("h", "r1"), pairs, seed)
+
+
+def locate_values(
+    model: Any, dataset: KGDataset, split: str | Sequence[Example] = "train_inferred", *, n: int | None = 300,
+    seed: int = 0,
+) -> dict[str, Localization]:
+    """Where the two attribute values of comparison queries live (the paper: ``v1`` at ``e1``, ``v2`` at ``e2``)."""
+    bridge = as_bridge(model)
+    check_vocab(bridge, len(dataset.vocab))
+    if dataset.task != "comparison":
+        raise CircuitError(f"locate_values needs a comparison dataset; this one is {dataset.task}")
+    examples = _examples(dataset, split, n)
+    out = {}
+    for target, position, swap in (("v1", 2, "e1"), ("v2", 4, "e2")):
+        pairs = value_pairs(dataset, examples, target, seed=seed)
+        out[target] = _localize(bridge, dataset, examples, target, position, COMPARISON_POSITIONS, (swap,), pairs, seed)
+    return out
+
+
+def localize(model: Any, dataset: KGDataset, split: str | Sequence[Example] = "train_inferred", *,
+             n: int | None = 300, seed: int = 0) -> dict[str, Localization]:
+    """The intermediates of a dataset's task: ``{"bridge": ...}`` or ``{"v1": ..., "v2": ...}``."""
+    if dataset.task == "composition":
+        return {"bridge": locate_bridge(model, dataset, split, n=n, seed=seed)}
+    if dataset.task == "comparison":
+        return locate_values(model, dataset, split, n=n, seed=seed)
+    raise CircuitError(f"no intermediate to locate for a {dataset.task} dataset")
