@@ -12,6 +12,18 @@ import torch
 from interp.train import load_checkpoint, load_run_config, train
 
 
+def _one_line(err: BaseException) -> str:
+    msg = str(err)
+    assert msg and "\n" not in msg, msg
+    return msg
+
+
+@pytest.fixture
+def one_line():
+    """``one_line(err)``: the error's message, checked to be a single non-empty line."""
+    return _one_line
+
+
 @pytest.fixture(scope="session")
 def grokked_run_dir(tmp_path_factory):
     """A run directory holding a composition run trained until test-ID accuracy >= 99%."""

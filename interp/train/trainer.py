@@ -31,12 +31,14 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from interp.data import KGDataset, TokenBatch, generate, load_dataset
+from interp.data import SPLITS, KGDataset, TokenBatch, generate, load_dataset
 from interp.errors import CheckpointError, ConfigError
 from interp.io import atomic_write_json, atomic_write_text
 from interp.models import build_model, default_device
 from interp.train.checkpoint import (
+    checkpoint_name,
     latest_checkpoint,
+    list_checkpoints,
     load_model_state,
     load_tensors,
     read_state,
@@ -45,7 +47,6 @@ from interp.train.checkpoint import (
 from interp.train.config import RunConfig
 from interp.train.grokfast import GradientFilter
 
-SPLIT_KEYS = ("train", "id_atomic", "ood_atomic", "train_inferred", "test_id", "test_ood")
 EVAL_CHUNK = 4096
 
 
@@ -222,7 +223,7 @@ class Trainer:
 
     def _eval_batches(self) -> dict[str, TokenBatch]:
         out = {}
-        for key in SPLIT_KEYS:
+        for key in SPLITS:
             if key == "train":
                 n = len(self.train_batch)
                 gen = torch.Generator().manual_seed(self.config.train.seed + 7)
@@ -392,10 +393,10 @@ class Trainer:
             if writer is not None:
                 writer.close()
         self.elapsed = time.perf_counter() - start
-        if last_ckpt is None or int(read_state(last_ckpt)["step"]) != self.step:
-            if self.step > 0 and (not self.history or self.history[-1]["step"] != self.step):
-                self._record(float(loss_sum) / max(loss_n, 1), None, None)
-            last_ckpt = self.save() if self.step > 0 else None
+        if last_ckpt is None and self.step > 0:
+            # nothing was trained (the run had already finished): its newest checkpoint stands
+            found = list_checkpoints(self.run_dir)
+            last_ckpt = found[-1] if found and found[-1].name == checkpoint_name(self.step) else self.save()
         atomic_write_json(self.run_dir / "summary.json", self._summary(), indent=1)
         return TrainResult(
             run_dir=self.run_dir,
@@ -519,8 +520,6 @@ def load_checkpoint(path: str | Path, *, device: torch.device | str | None = Non
 
 def iter_checkpoints(run_dir: str | Path, *, device: torch.device | str | None = None) -> Iterator[LoadedRun]:
     """Every checkpoint of a run, oldest first (for analyses of circuit formation)."""
-    from interp.train.checkpoint import list_checkpoints
-
     run_dir = Path(run_dir)
     dataset = None
     for ckpt in list_checkpoints(run_dir):

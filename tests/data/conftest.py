@@ -33,18 +33,6 @@ def complex_ds() -> KGDataset:
     return generate(data_config("complex-small"))
 
 
-def _one_line(err: BaseException) -> str:
-    msg = str(err)
-    assert msg and "\n" not in msg, msg
-    return msg
-
-
-@pytest.fixture
-def one_line():
-    """``one_line(err)``: the error's message, checked to be a single non-empty line."""
-    return _one_line
-
-
 @pytest.fixture
 def khop_config() -> CompositionConfig:
     return KHOP

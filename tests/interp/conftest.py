@@ -66,13 +66,3 @@ def pairs(graph) -> dict[str, CounterfactualBatch]:
     return {swap: counterfactual_batch(graph, "train_inferred", swap, n=12, seed=0) for swap in ("h", "r1", "r2")}
 
 
-def _one_line(err: BaseException) -> str:
-    msg = str(err)
-    assert msg and "\n" not in msg, msg
-    return msg
-
-
-@pytest.fixture
-def one_line():
-    """``one_line(err)``: the error's message, checked to be a single non-empty line."""
-    return _one_line
