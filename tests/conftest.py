@@ -11,6 +11,9 @@ import torch
 
 from interp.train import load_checkpoint, load_run_config, train
 
+# torch's own thread count, read before any test changes it: the shared grokked run uses it
+DEFAULT_THREADS = torch.get_num_threads()
+
 
 def _one_line(err: BaseException) -> str:
     msg = str(err)
@@ -27,9 +30,8 @@ def one_line():
 @pytest.fixture(scope="session")
 def grokked_run_dir(tmp_path_factory):
     """A run directory holding a composition run trained until test-ID accuracy >= 99%."""
-    torch.manual_seed(0)
     run_dir = tmp_path_factory.mktemp("grokked") / "composition-tiny"
-    cfg = load_run_config("composition-tiny", ["train.progress=false"])
+    cfg = load_run_config("composition-tiny", ["train.progress=false", f"train.threads={DEFAULT_THREADS}"])
     result = train(cfg, run_dir)
     assert result.grokked, f"composition-tiny did not grok in {result.step} steps: {result.metrics}"
     return run_dir

@@ -181,7 +181,7 @@ def presets() -> dict[str, RunConfig]:
     return {
         "composition-small": _preset(
             "composition-small", "composition-small", _FAST_MODEL,
-            {**_FAST_TRAIN, "weight_decay": 0.3, "max_steps": 6_000},
+            {**_FAST_TRAIN, "weight_decay": 0.3, "max_steps": 8_000},
         ),
         "composition-tiny": _preset(
             "composition-tiny", "composition-tiny", _FAST_MODEL,
