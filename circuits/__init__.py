@@ -35,7 +35,7 @@ from circuits.ablation import (
     evaluate_circuit,
     faithfulness_curve,
 )
-from circuits.discover import Mover, circuit_shape, find_circuit, layer_split_mass
+from circuits.discover import Handoff, Mover, circuit_shape, find_circuit, handoff, layer_split_mass
 from circuits.edges import EdgeScores, edge_attribution, edge_hooks, edge_patch, writer_outputs
 from circuits.formation import circuit_formation, key_states, state_strengths
 from circuits.graph import CircuitError, CircuitGraph, Edge, ModelGraph, Node, connected, prune
@@ -51,7 +51,17 @@ from circuits.localize import (
     value_pairs,
 )
 from circuits.nodes import NodeImportance, node_importance
-from circuits.report import build_report, write_report
+from circuits.report import (
+    attention_figures,
+    build_report,
+    circuit_figures,
+    formation_figures,
+    grokking_curves,
+    lens_figures,
+    localization_figures,
+    tracing_figures,
+    write_report,
+)
 from circuits.tasks import Task, comparison_task, composition_task, dataset_task, task_from_counterfactuals, task_from_tokens
 
 __all__ = [
@@ -60,6 +70,7 @@ __all__ = [
     "CircuitEval",
     "CircuitGraph",
     "Edge",
+    "Handoff",
     "EdgeAblation",
     "EdgeScores",
     "InterchangePairs",
@@ -70,8 +81,10 @@ __all__ = [
     "NodeImportance",
     "Task",
     "ablation_reference",
+    "attention_figures",
     "bridge_pairs",
     "build_report",
+    "circuit_figures",
     "circuit_formation",
     "circuit_interventions",
     "circuit_logits",
@@ -86,9 +99,14 @@ __all__ = [
     "evaluate_circuit",
     "faithfulness_curve",
     "find_circuit",
+    "formation_figures",
+    "grokking_curves",
+    "handoff",
     "interchange",
     "key_states",
     "layer_split_mass",
+    "lens_figures",
+    "localization_figures",
     "locate_bridge",
     "locate_values",
     "localize",
@@ -97,6 +115,7 @@ __all__ = [
     "prune",
     "state_strengths",
     "task_from_counterfactuals",
+    "tracing_figures",
     "task_from_tokens",
     "value_pairs",
     "write_report",

@@ -184,7 +184,9 @@ def _check_fits(space: ModelGraph, circuit: CircuitGraph) -> None:
             f"positions; the model and prompts give {space.n_layers} x {space.n_heads} at {space.n_pos}"
         )
     if tuple(circuit.logit_positions) != space.logit_positions:
-        raise CircuitError(f"the circuit reads logits at {circuit.logit_positions}, the prompts at {list(space.logit_positions)}")
+        raise CircuitError(
+            f"the circuit reads logits at {circuit.logit_positions}, the prompts at {list(space.logit_positions)}"
+        )
 
 
 def circuit_logits(

@@ -13,6 +13,9 @@
 :func:`circuit_shape` reads off where a circuit works: which layers write at each
 position, and which heads move information from one position to another (a head with an
 edge into its key or value input at ``p'`` and an edge out of its output at ``p > p'``).
+:func:`handoff` weighs those heads by what earlier components computed at ``p'``: in the
+paper's two-hop circuit the bridge entity leaves ``r1`` for ``r2`` in the upper layers,
+once the first hop is done.
 """
 
 from __future__ import annotations
@@ -107,43 +110,51 @@ def find_circuit(
 # --------------------------------------------------------------------------- shape
 @dataclass(frozen=True)
 class Mover:
-    """A head that reads at ``src_pos`` (key/value input) and writes at ``dst_pos > src_pos``."""
+    """A head that reads at ``src_pos`` (key/value input) and writes at ``dst_pos > src_pos``.
+
+    Weights are summed |scores| of circuit edges: into its key/value input at ``src_pos``
+    (``reads``; ``reads_computed`` leaves out the edges from the token embedding, so it
+    counts what earlier layers computed there) and out of its output at ``dst_pos`` (``writes``).
+    """
 
     layer: int
     head: int
     src_pos: int
     dst_pos: int
-    weight: float
-    """Summed |score| of the circuit edges into its k/v input at ``src_pos`` and out of it at ``dst_pos``."""
+    reads: float
+    reads_computed: float
+    writes: float
 
 
 def circuit_shape(circuit: CircuitGraph) -> dict[str, Any]:
     """Where a circuit works: writer layers per position, and the heads that move information.
 
     ``writer_layers[label]``: the layers of the circuit's heads and MLPs that write at that
-    position (with the summed |score| of their outgoing edges); ``movers``: every head with
-    an edge into its k/v input at ``p'`` and out of its output at ``p > p'``.
+    position, with the summed |score| of their outgoing edges; ``movers``: every head with
+    an edge into its key/value input at ``p'`` and out of its output at ``p > p'``, by
+    decreasing ``reads``.
     """
     writers: dict[str, dict[int, float]] = {label: {} for label in circuit.positions}
-    kv_in: dict[tuple[int, int, int], float] = {}
-    out_of: dict[tuple[int, int, int], float] = {}
+    reads: dict[tuple[int, int, int], list[float]] = {}
+    writes: dict[tuple[int, int, int], float] = {}
     for e, s in circuit.edges.items():
         if e.src.kind in ("head", "mlp"):
             layers = writers[circuit.positions[e.pos]]
             layers[e.src.layer] = layers.get(e.src.layer, 0.0) + abs(s)  # type: ignore[index]
         if e.src.kind == "head":
             key = (e.src.layer, e.src.head, e.pos)
-            out_of[key] = out_of.get(key, 0.0) + abs(s)  # type: ignore[index]
+            writes[key] = writes.get(key, 0.0) + abs(s)  # type: ignore[index]
         if e.dst.kind == "head" and e.channel in ("k", "v"):
-            key = (e.dst.layer, e.dst.head, e.pos)
-            kv_in[key] = kv_in.get(key, 0.0) + abs(s)  # type: ignore[index]
+            acc = reads.setdefault((e.dst.layer, e.dst.head, e.pos), [0.0, 0.0])  # type: ignore[arg-type]
+            acc[0] += abs(s)
+            acc[1] += abs(s) if e.src.kind != "embed" else 0.0
     movers = [
-        Mover(L, H, p_src, p_dst, kv + out_of[(L2, H2, p_dst)])
-        for (L, H, p_src), kv in kv_in.items()
-        for (L2, H2, p_dst) in out_of
-        if (L2, H2) == (L, H) and p_dst > p_src
+        Mover(L, H, p_src, p_dst, r[0], r[1], writes[(L, H, p_dst)])
+        for (L, H, p_src), r in reads.items()
+        for p_dst in range(p_src + 1, len(circuit.positions))
+        if (L, H, p_dst) in writes
     ]
-    movers.sort(key=lambda m: -m.weight)
+    movers.sort(key=lambda m: (-m.reads, m.layer, m.head, m.dst_pos))
     return {
         "writer_layers": {k: dict(sorted(v.items())) for k, v in writers.items()},
         "movers": movers,
@@ -162,3 +173,47 @@ def layer_split_mass(circuit: CircuitGraph, position: int, split: int) -> tuple[
         else:
             high += abs(s)
     return low, high
+
+
+@dataclass
+class Handoff:
+    """How a circuit carries what it computed at ``src_pos`` to ``dst_pos`` (see :func:`handoff`)."""
+
+    src_pos: int
+    dst_pos: int
+    movers: list[Mover]
+    mass_by_layer: dict[int, float]
+    """Summed ``reads_computed`` of the movers, per layer."""
+    layer: int
+    """The lowest layer holding at least ``min_share`` of that mass: where the information leaves ``src_pos``."""
+    src_done: float
+    """Share of what components (not the embedding) write at ``src_pos`` that layers <= ``layer`` write."""
+
+    def share_at_or_above(self, layer: int) -> float:
+        total = sum(self.mass_by_layer.values())
+        return sum(m for L, m in self.mass_by_layer.items() if L >= layer) / total if total else float("nan")
+
+
+def handoff(circuit: CircuitGraph, src_pos: int, dst_pos: int, *, min_share: float = 0.1) -> Handoff:
+    """Which layers move what was computed at one position to another, and whether that work was done by then.
+
+    Movers are weighed by what they read at ``src_pos`` from earlier *components* (not the
+    token embedding): that is information computed there, such as the bridge entity. In the
+    paper's two-hop circuit, reading ``r1`` and writing at ``r2``, the movers sit in the upper
+    layers and the ``r1`` position's work, the first hop, is finished by their layer.
+    """
+    movers = [m for m in circuit_shape(circuit)["movers"]
+              if m.src_pos == src_pos and m.dst_pos == dst_pos and m.reads_computed > 0]
+    if not movers:
+        raise CircuitError(f"no head of the circuit moves computed information from position {src_pos} to {dst_pos}")
+    mass: dict[int, float] = {}
+    for m in movers:
+        mass[m.layer] = mass.get(m.layer, 0.0) + m.reads_computed
+    total = sum(mass.values())
+    layer = min(L for L, v in mass.items() if v >= min_share * total)
+    at_src = [(e.src.layer, abs(s)) for e, s in circuit.edges.items() if e.pos == src_pos and e.src.kind != "embed"]
+    src_total = sum(s for _, s in at_src)
+    done = sum(s for L, s in at_src if L is not None and L <= layer)
+    movers.sort(key=lambda m: -m.reads_computed)
+    return Handoff(src_pos, dst_pos, movers, dict(sorted(mass.items())), layer,
+                   done / src_total if src_total else float("nan"))

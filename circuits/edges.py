@@ -43,7 +43,6 @@ from torch import Tensor
 from interp.intervene import (
     Intervention,
     Patch,
-    Read,
     answer_positions,
     as_bridge,
     cache_activations,

@@ -53,10 +53,11 @@ def state_strengths(model: Any, dataset: KGDataset, layer: int, *, split: str = 
     """Causal strength and lens MRR of the key states ``S[layer, p]`` of one model."""
     bridge = as_bridge(model)
     examples = dataset.examples(split)[:n] if n is not None else dataset.examples(split)
-    tokens = torch.tensor([dataset.vocab.encode(ex.input_tokens) for ex in examples], dtype=torch.long)
+    device = bridge.cfg.device
+    tokens = torch.tensor([dataset.vocab.encode(ex.input_tokens) for ex in examples], dtype=torch.long, device=device)
     rows = []
     for name, (pos, target, swap) in key_states(dataset).items():
-        pairs = counterfactual_batch(dataset, examples, swap, seed=seed)
+        pairs = counterfactual_batch(dataset, examples, swap, seed=seed, device=device)
         reference = top1(bridge, pairs.clean, pairs.answer_pos)
         causal = activation_patch(bridge, pairs.clean, pairs.corrupt, top1_change(reference), "resid",
                                   layers=[layer], positions=[pos], answer_pos=pairs.answer_pos)

@@ -216,16 +216,19 @@ def _localize(
     swaps: Sequence[str],
     pairs: InterchangePairs,
     seed: int,
+    id_only: bool,
 ) -> Localization:
-    tokens = torch.tensor([dataset.vocab.encode(ex.input_tokens) for ex in examples], dtype=torch.long)
+    device = bridge.cfg.device
+    tokens = torch.tensor([dataset.vocab.encode(ex.input_tokens) for ex in examples], dtype=torch.long, device=device)
     lens = logit_lens(bridge, tokens, example_targets(dataset, examples, target))
-    traces = trace_counterfactual(bridge, dataset, examples, list(swaps), n=None, seed=seed)
-    causal = torch.stack([traces[s].double() for s in swaps]).mean(0)
-    success = interchange(bridge, pairs.clean, pairs.source, pairs.expected, position)
-    base = float(baseline_metric(bridge, pairs.clean, predicts(pairs.expected)).double().mean())
+    traces = trace_counterfactual(bridge, dataset, examples, list(swaps), n=None, seed=seed, id_only=id_only)
+    causal = torch.stack([traces[s].double().cpu() for s in swaps]).mean(0)
+    clean, source = pairs.clean.to(device), pairs.source.to(device)
+    success = interchange(bridge, clean, source, pairs.expected, position).cpu()
+    base = float(baseline_metric(bridge, clean, predicts(pairs.expected)).double().mean())
     return Localization(
         target=target, position=position, positions=list(positions),
-        decodable=lens.top1.double(), mrr=lens.mrr.double(), causal=causal, interchange=success,
+        decodable=lens.top1.double().cpu(), mrr=lens.mrr.double().cpu(), causal=causal, interchange=success,
         interchange_baseline=base, n=len(examples), n_interchange=len(pairs.examples), swaps=list(swaps),
     )
 
@@ -237,23 +240,30 @@ def _examples(dataset: KGDataset, split: str | Sequence[Example], n: int | None)
 
 def locate_bridge(
     model: Any, dataset: KGDataset, split: str | Sequence[Example] = "train_inferred", *, n: int | None = 300,
-    seed: int = 0,
+    seed: int = 0, id_only: bool = True,
 ) -> Localization:
-    """Where the bridge entity of two-hop queries lives (the paper: ``S[l, r1]`` in the middle layers)."""
+    """Where the bridge entity of two-hop queries lives (the paper: ``S[l, r1]`` in the middle layers).
+
+    ``id_only``: the tracing counterfactuals use in-distribution facts only (pass False for OOD prompts,
+    which have no such counterfactual); interchange sources always do.
+    """
     bridge = as_bridge(model)
     check_vocab(bridge, len(dataset.vocab))
     if dataset.task != "composition":
         raise CircuitError(f"locate_bridge needs a composition dataset; this one is {dataset.task}")
     examples = _examples(dataset, split, n)
     pairs = bridge_pairs(dataset, examples, seed=seed)
-    return _localize(bridge, dataset, examples, "bridge", 1, COMPOSITION_POSITIONS, ("h", "r1"), pairs, seed)
+    return _localize(bridge, dataset, examples, "bridge", 1, COMPOSITION_POSITIONS, ("h", "r1"), pairs, seed, id_only)
 
 
 def locate_values(
     model: Any, dataset: KGDataset, split: str | Sequence[Example] = "train_inferred", *, n: int | None = 300,
-    seed: int = 0,
+    seed: int = 0, id_only: bool = True,
 ) -> dict[str, Localization]:
-    """Where the two attribute values of comparison queries live (the paper: ``v1`` at ``e1``, ``v2`` at ``e2``)."""
+    """Where the two attribute values of comparison queries live (the paper: ``v1`` at ``e1``, ``v2`` at ``e2``).
+
+    ``id_only`` as in :func:`locate_bridge`.
+    """
     bridge = as_bridge(model)
     check_vocab(bridge, len(dataset.vocab))
     if dataset.task != "comparison":
@@ -262,15 +272,16 @@ def locate_values(
     out = {}
     for target, position, swap in (("v1", 2, "e1"), ("v2", 4, "e2")):
         pairs = value_pairs(dataset, examples, target, seed=seed)
-        out[target] = _localize(bridge, dataset, examples, target, position, COMPARISON_POSITIONS, (swap,), pairs, seed)
+        out[target] = _localize(bridge, dataset, examples, target, position, COMPARISON_POSITIONS, (swap,), pairs,
+                                seed, id_only)
     return out
 
 
 def localize(model: Any, dataset: KGDataset, split: str | Sequence[Example] = "train_inferred", *,
-             n: int | None = 300, seed: int = 0) -> dict[str, Localization]:
+             n: int | None = 300, seed: int = 0, id_only: bool = True) -> dict[str, Localization]:
     """The intermediates of a dataset's task: ``{"bridge": ...}`` or ``{"v1": ..., "v2": ...}``."""
     if dataset.task == "composition":
-        return {"bridge": locate_bridge(model, dataset, split, n=n, seed=seed)}
+        return {"bridge": locate_bridge(model, dataset, split, n=n, seed=seed, id_only=id_only)}
     if dataset.task == "comparison":
-        return locate_values(model, dataset, split, n=n, seed=seed)
+        return locate_values(model, dataset, split, n=n, seed=seed, id_only=id_only)
     raise CircuitError(f"no intermediate to locate for a {dataset.task} dataset")

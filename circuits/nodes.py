@@ -24,8 +24,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp.intervene import as_bridge
-from interp.patching import activation_patch, baseline_metric, top1, top1_change
+from interp.intervene import as_bridge, run_with_interventions
+from interp.patching import activation_patch, top1, top1_change
 
 from circuits.graph import CircuitError
 from circuits.tasks import Task
@@ -56,6 +56,15 @@ class NodeImportance:
         return pd.DataFrame(rows, columns=["family", "layer", "pos", "position", "head", "score"])
 
 
+@torch.no_grad()
+def _mean_metric(bridge: Any, tokens: Tensor, fn: Any, pos: Tensor) -> float:
+    """The metric of an unpatched run, computed as the patching sweep computes its own (full logits),
+    so that nodes that cannot change anything score exactly 0."""
+    logits = run_with_interventions(bridge, tokens)
+    rows = torch.arange(tokens.shape[0], device=tokens.device)
+    return float(fn(logits[rows, pos], rows).double().mean())
+
+
 def node_importance(
     model: Any,
     task: Task,
@@ -72,8 +81,7 @@ def node_importance(
     pos = task.answer_pos
     if metric == "logit_diff":
         fn = task.metric()
-        clean = float(baseline_metric(bridge, task.clean, fn, answer_pos=pos).double().mean())
-        corrupt = float(baseline_metric(bridge, task.corrupt, fn, answer_pos=pos).double().mean())
+        clean, corrupt = _mean_metric(bridge, task.clean, fn, pos), _mean_metric(bridge, task.corrupt, fn, pos)
         if clean == corrupt:
             raise CircuitError("the clean and corrupt prompts give the same metric; nothing to trace")
 
@@ -86,8 +94,9 @@ def node_importance(
             return x.double()
     else:
         raise CircuitError(f"unknown metric {metric!r}; choose logit_diff or top1_change")
-    scores = {
-        fam: norm(activation_patch(bridge, task.clean, task.corrupt, fn, fam, answer_pos=pos, max_rows=max_rows))
+    scores = {  # per example, averaged here in float64 as the clean and corrupt metrics are
+        fam: norm(activation_patch(bridge, task.clean, task.corrupt, fn, fam, answer_pos=pos, max_rows=max_rows,
+                                   per_example=True).double().mean(-1))
         for fam in families
     }
     return NodeImportance(scores, list(task.positions), metric)

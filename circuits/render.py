@@ -109,6 +109,13 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _cell_text(x: float) -> str:
+    """Two decimals for values of order one, three significant digits otherwise."""
+    if math.isnan(x):
+        return "nan"
+    return f"{x:.2f}" if 0.01 <= abs(x) < 10 or x == 0 else f"{x:.2g}"
+
+
 # ------------------------------------------------------------------------------ heatmap
 def heatmap(
     values: Float[Tensor, "row col"] | Sequence[Sequence[float]],
@@ -138,8 +145,8 @@ def heatmap(
         diverging = lo < 0 < hi
     n_rows, n_cols = v.shape
     left, top = 90, 34 if title else 12
-    label_w = max(cell, 8 * max((len(str(c)) for c in col_labels), default=1))
-    width = left + n_cols * label_w + 20
+    label_w = max(cell + 10, 44, 8 * max((len(str(c)) for c in col_labels), default=1))
+    width = max(left + n_cols * label_w + 20, left + int(7.5 * len(title)) + 10)
     height = top + n_rows * cell + 48
     parts = [
         f'<svg class="gs-heatmap" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -161,7 +168,7 @@ def heatmap(
                 f'<g><title>{esc(tip)}</title><rect x="{x}" y="{y}" width="{label_w - 2}" height="{cell - 2}" '
                 f'fill="{fill}" stroke="#ffffff"/>'
                 f'<text x="{x + (label_w - 2) / 2}" y="{y + cell / 2 + 4}" font-size="10" text-anchor="middle" '
-                f'fill="{ink}">{esc(_fmt(val))}</text></g>'
+                f'fill="{ink}">{esc(_cell_text(val))}</text></g>'
             )
     base = top + n_rows * cell
     for j, lab in enumerate(col_labels):
@@ -204,7 +211,10 @@ def line_chart(
     x_lo, x_hi = min(xs_t), max(xs_t)
     if x_hi == x_lo:
         x_hi = x_lo + 1.0
-    left, right, top, bottom = 56, 150, 30 if title else 12, 40
+    longest = max((len(str(name)) for name in series), default=0)
+    right = 40 + int(6.5 * longest)
+    width = max(width, right + 260)
+    left, top, bottom = 56, 30 if title else 12, 40
     pw, ph = width - left - right, height - top - bottom
 
     def px(a: float) -> float:
@@ -224,11 +234,17 @@ def line_chart(
         b = lo + (hi - lo) * k / 4
         parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(b):.1f}" y2="{py(b):.1f}" stroke="#e3e3e3"/>'
                      f'<text x="{left - 6}" y="{py(b) + 4:.1f}" font-size="10" text-anchor="end">{esc(_fmt(b))}</text>')
-    for k in range(5):
-        a = x_lo + (x_hi - x_lo) * k / 4
+    if log_x:  # ticks at powers of ten (and the ends when there are fewer than two)
+        ticks = [float(k) for k in range(math.ceil(x_lo), math.floor(x_hi) + 1)]
+        if len(ticks) < 2:
+            ticks = sorted({x_lo, *ticks, x_hi})
+    else:
+        ticks = [x_lo + (x_hi - x_lo) * k / 4 for k in range(5)]
+    for a in ticks:
         label = 10 ** a if log_x else a
-        parts.append(f'<text x="{px(a):.1f}" y="{top + ph + 14}" font-size="10" text-anchor="middle">'
-                     f'{esc(_fmt(label) if abs(label) < 1e4 else f"{label:.2g}")}</text>')
+        text = f"{label:.0f}" if abs(label - round(label)) < 1e-6 * max(1.0, abs(label)) else _fmt(label)
+        parts.append(f'<line x1="{px(a):.1f}" x2="{px(a):.1f}" y1="{top + ph}" y2="{top + ph + 4}" stroke="#999"/>'
+                     f'<text x="{px(a):.1f}" y="{top + ph + 15}" font-size="10" text-anchor="middle">{esc(text)}</text>')
     parts.append(f'<text x="{left + pw / 2}" y="{height - 6}" font-size="11" text-anchor="middle" fill="#555">'
                  f'{esc(x_title + (" (log)" if log_x else ""))}</text>')
     if y_title:
@@ -248,7 +264,8 @@ def line_chart(
             segments.append(current)
         for seg in segments:
             pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in seg)
-            parts.append(f'<polyline points="{pts}" fill="none" stroke="{col}" stroke-width="2"><title>{esc(name)}</title></polyline>')
+            parts.append(f'<polyline points="{pts}" fill="none" stroke="{col}" stroke-width="2">'
+                         f'<title>{esc(name)}</title></polyline>')
             if markers or len(seg) == 1:
                 parts += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="2.5" fill="{col}"/>' for a, b in seg]
         ly = top + 10 + 16 * i
@@ -279,7 +296,7 @@ def circuit_svg(
     labels = list(column_labels) if column_labels is not None else list(circuit.positions)
     col_w = max(150, 34 * H + 40)
     row_h = 46
-    left, top = 60, 44 if title else 20
+    left, top = 60, 20
     height = top + (2 * L + 2) * row_h + 40
     width = left + P * col_w + 20
 
@@ -306,8 +323,6 @@ def circuit_svg(
         f'<svg class="gs-graph" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title or "circuit graph")}" style="{FONT}">'
     ]
-    if title:
-        parts.append(f'<text x="{left}" y="20" font-size="13" font-weight="600">{esc(title)}</text>')
     for p in range(P):
         x0 = left + p * col_w
         parts.append(f'<rect x="{x0 + 4}" y="{top - 4}" width="{col_w - 8}" height="{(2 * L + 2) * row_h + 8}" '
@@ -359,14 +374,16 @@ def circuit_svg(
             if n.kind == "head":
                 shape = f'<circle cx="{x:.1f}" cy="{y:.1f}" r="13" fill="{fill}" stroke="{stroke}"/>'
             else:
-                shape = f'<rect x="{x - 22:.1f}" y="{y - 12:.1f}" width="44" height="24" rx="4" fill="{fill}" stroke="{stroke}"/>'
+                shape = (f'<rect x="{x - 22:.1f}" y="{y - 12:.1f}" width="44" height="24" rx="4" '
+                         f'fill="{fill}" stroke="{stroke}"/>')
             parts.append(
                 f'<g class="gs-node{" gs-in" if on else ""}"><title>{esc(tip)}</title>{shape}'
                 f'<text x="{x:.1f}" y="{y + 4:.1f}" font-size="9.5" text-anchor="middle" fill="{"#111" if on else "#bbb"}">'
                 f'{esc(short)}</text></g>'
             )
     parts.append("</svg>")
-    return Figure("".join(parts), title=title)
+    caption = f'<figcaption class="gs-caption">{esc(title)}</figcaption>' if title else ""
+    return Figure(f'<figure class="gs-figure">{caption}{"".join(parts)}</figure>', title=title)
 
 
 # ------------------------------------------------------------------------------ attention
@@ -420,7 +437,8 @@ p.gs-note { color: #555; max-width: 900px; line-height: 1.45; }
 .gs-table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
 .gs-table td, .gs-table th { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
 .gs-table caption { text-align: left; font-weight: 600; padding: 4px 0; }
-.gs-caption { font-size: 13px; font-weight: 600; margin: 6px 0; }
+.gs-caption { font-size: 13px; font-weight: 600; margin: 6px 0; max-width: 760px; }
+figure.gs-figure { margin: 0; }
 .gs-error { color: #a00; }
 """ % FONT
 

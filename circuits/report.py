@@ -15,19 +15,25 @@
 The file needs no network: SVG is inline and circuitsvis runs from its bundled script.
 A section that cannot be computed (an untrained model has no circuit to find) shows its
 error instead; the rest of the report is still written.
+
+Each section is a function returning :class:`~circuits.render.Figure` s (``lens_figures``,
+``tracing_figures`` ...): a notebook calls the same functions and displays the figures inline.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
+from interp.data import KGDataset
 from interp.errors import GrokscopeError
-from interp.intervene import cache_activations
+from interp.intervene import as_bridge, cache_activations
+from interp.io import atomic_write_text
 from interp.lens import dataset_lens
 from interp.models import to_bridge
 from interp.tracing import trace_counterfactual
@@ -37,7 +43,7 @@ from interp.train.checkpoint import list_checkpoints
 from circuits.discover import circuit_shape, find_circuit
 from circuits.formation import circuit_formation
 from circuits.graph import CircuitGraph
-from circuits.localize import localize
+from circuits.localize import Localization, localize
 from circuits.render import (
     Figure,
     Section,
@@ -53,30 +59,145 @@ from circuits.tasks import COMPARISON_POSITIONS, COMPOSITION_POSITIONS, dataset_
 
 LENS_TARGETS = {"composition": ("bridge", "r2", "answer"), "comparison": ("v1", "v2", "answer")}
 CURVES = ("train", "train_inferred", "test_id", "test_ood", "id_atomic", "ood_atomic")
+STATES = "state (blocks applied)"
 
 
-def _positions(task: str, n_pos: int) -> list[str]:
-    if task == "composition" and n_pos == 3:
+def position_labels(dataset: KGDataset) -> list[str]:
+    """Names of the prompt positions of a dataset's inferred facts (``h r1 r2``; ``attr q e1 mask e2``)."""
+    examples = dataset.examples("train_inferred")
+    n_pos = len(examples[0].input_tokens) if examples else 0
+    if dataset.task == "composition" and n_pos == 3:
         return list(COMPOSITION_POSITIONS)
-    if task == "comparison" and n_pos == 5:
+    if dataset.task == "comparison" and n_pos == 5:
         return list(COMPARISON_POSITIONS)
     return [str(p) for p in range(n_pos)]
 
 
+def _states(model: Any) -> list[str]:
+    return [str(layer) for layer in range(len(as_bridge(model).blocks) + 1)]
+
+
+# ----------------------------------------------------------------------------- sections
+def grokking_curves(metrics: Sequence[Mapping[str, Any]]) -> Figure:
+    """Accuracies over training steps (log scale when the run spans decades)."""
+    steps = [row["step"] for row in metrics]
+    series = {k: [row.get(k) for row in metrics] for k in CURVES if any(row.get(k) is not None for row in metrics)}
+    positive = [s for s in steps if s > 0]
+    spread = max(steps) / min(positive) if positive else 1
+    return line_chart(steps, series, title="accuracy over training", y_title="accuracy", y_range=(0.0, 1.0),
+                      log_x=spread > 20, width=720, height=320)
+
+
+def lens_figures(model: Any, dataset: KGDataset, *, n: int = 200) -> list[Figure]:
+    """Logit-lens MRR heatmaps (state x position) of the task's intermediate and final tokens."""
+    res = dataset_lens(model, dataset, LENS_TARGETS[dataset.task], n=n)
+    labels = position_labels(dataset)
+    return [heatmap(r.mrr, _states(model), labels, title=f"MRR of {name}", row_title=STATES, vmin=0.0, vmax=1.0)
+            for name, r in res.items()]
+
+
+def tracing_figures(model: Any, dataset: KGDataset, *, n: int = 200) -> list[Figure]:
+    """Causal-tracing heatmaps (state x position), one per swapped input token."""
+    res = trace_counterfactual(model, dataset, n=n)
+    labels = position_labels(dataset)
+    return [heatmap(t, _states(model), labels, title=f"swap {swap}: top-1 change rate", row_title=STATES,
+                    vmin=0.0, vmax=1.0) for swap, t in res.items()]
+
+
+def localization_figures(locs: Mapping[str, Localization]) -> list[Figure]:
+    """Per intermediate: lens top-1, causal and interchange rates over the states at its position; a summary table."""
+    figs = []
+    for name, lz in locs.items():
+        col = lz.position
+        figs.append(line_chart(
+            list(range(lz.decodable.shape[0])),
+            {"lens top-1": lz.decodable[:, col].tolist(), "causal (tracing)": lz.causal[:, col].tolist(),
+             "interchange": lz.interchange.tolist()},
+            title=f"{name} at {lz.position_name}", x_title=STATES, y_range=(0.0, 1.0), markers=True, width=520,
+        ))
+    rows = [{"target": k, "position": v.position_name, "best state": v.best_layer,
+             "interchange": float(v.interchange.max()), "baseline": v.interchange_baseline,
+             "decodable at": ", ".join(map(str, v.decodable_layers())) or "-", "n": v.n_interchange}
+            for k, v in locs.items()]
+    return figs + [table(rows, title="interchange test")]
+
+
+def circuit_figures(circuit: CircuitGraph) -> list[Figure]:
+    """The circuit graph, its evaluation table, the size search and the heads that move information."""
+    figs = [circuit_svg(circuit, title=circuit.summary())]
+    evaluations = circuit.meta.get("evaluations", {})
+    if evaluations:
+        figs.append(table([{"ablation": a, "faithfulness": e["faithfulness"], "completeness": e["completeness"],
+                            "circuit accuracy": e["circuit_accuracy"], "model accuracy": e["model_accuracy"],
+                            "edges": f'{e["n_edges"]} / {e["total_edges"]}'} for a, e in evaluations.items()],
+                          title="faithfulness and completeness"))
+    search = circuit.meta.get("search")
+    if search:
+        figs.append(line_chart([row[1] for row in search], {"faithfulness (mean ablation)": [row[2] for row in search]},
+                               title="faithfulness against circuit size", x_title="edges kept", log_x=True,
+                               markers=True, width=480))
+    movers = sorted(circuit_shape(circuit)["movers"], key=lambda m: -m.reads_computed)[:8]
+    if movers:
+        labels = circuit.positions
+        figs.append(table([{"head": f"a{m.layer}.{m.head}", "from": labels[m.src_pos], "to": labels[m.dst_pos],
+                            "reads (computed)": m.reads_computed, "reads (all)": m.reads, "writes": m.writes}
+                           for m in movers], title="heads that move information"))
+    return figs
+
+
+def attention_figures(
+    model: Any, dataset: KGDataset, circuit: CircuitGraph | None, *, n_examples: int = 3, max_heads: int = 8,
+) -> list[Figure]:
+    """circuitsvis attention patterns of the circuit's strongest heads (all heads if it has none) on held-out prompts."""
+    bridge = as_bridge(model)
+    if circuit is not None and circuit.heads:
+        strength: dict[tuple[int, int], float] = {}
+        for node, s in circuit.node_scores.items():
+            if node.kind == "head":
+                key = (int(node.layer), int(node.head))  # type: ignore[arg-type]
+                strength[key] = strength.get(key, 0.0) + abs(s)
+        heads = sorted(sorted(circuit.heads, key=lambda lh: -strength.get(lh, 0.0))[:max_heads])
+        note = "circuit heads"
+    else:
+        heads = [(L, H) for L in range(len(bridge.blocks)) for H in range(int(bridge.cfg.n_heads))][:max_heads]
+        note = "the circuit uses no head; the model's first heads"
+    examples = dataset.examples("test_id")[:n_examples] or dataset.examples("train_inferred")[:n_examples]
+    tokens = torch.tensor([dataset.vocab.encode(ex.input_tokens) for ex in examples], dtype=torch.long,
+                          device=bridge.cfg.device)
+    hooks = sorted({f"blocks.{L}.attn.hook_pattern" for L, _ in heads})
+    with torch.no_grad():
+        _, acts = cache_activations(bridge, tokens, hooks)
+    figs = []
+    for i, ex in enumerate(examples):
+        pats = torch.stack([acts[f"blocks.{L}.attn.hook_pattern"][i, H] for L, H in heads]).cpu()
+        figs.append(attention_heads(pats, list(ex.input_tokens), [f"L{L}H{H}" for L, H in heads],
+                                    title=f"{ex.input_text} -> {ex.answer} ({note})"))
+    return figs
+
+
+def formation_figures(df: pd.DataFrame) -> list[Figure]:
+    """Causal strength and lens MRR of the key states over the checkpoints (from :func:`circuit_formation`)."""
+    steps = sorted(df["step"].unique().tolist())
+    figs = []
+    for metric, name in (("causal", "causal strength"), ("mrr", "lens MRR")):
+        series: dict[str, list[Any]] = {}
+        for state, grp in df.groupby("state", sort=False):
+            by_step = dict(zip(grp["step"], grp[metric]))
+            series[f"{state} ({grp['target'].iloc[0]})"] = [by_step.get(s) for s in steps]
+        if "test_id" in df:
+            first = df.drop_duplicates("step").set_index("step")["test_id"]
+            series["test_id accuracy"] = [first.get(s) for s in steps]
+        figs.append(line_chart(steps, series, title=f"{name} of the key states over training", y_range=(0.0, 1.0),
+                               markers=True, width=620))
+    return figs
+
+
+# ------------------------------------------------------------------------------- report
 def _guard(fn: Callable[[], list[Figure]]) -> list[Figure]:
     try:
         return fn()
     except (GrokscopeError, ValueError, KeyError, IndexError, RuntimeError) as err:
         return [error_figure(f"not available: {type(err).__name__}: {err}")]
-
-
-def grokking_curves(metrics: list[dict[str, Any]]) -> Figure:
-    """Accuracies over training steps (log scale when the run spans decades)."""
-    steps = [row["step"] for row in metrics]
-    series = {k: [row.get(k) for row in metrics] for k in CURVES if any(row.get(k) is not None for row in metrics)}
-    spread = max(steps) / max(min(s for s in steps if s > 0), 1) if any(s > 0 for s in steps) else 1
-    return line_chart(steps, series, title="accuracy over training", y_title="accuracy", y_range=(0.0, 1.0),
-                      log_x=spread > 20, width=720, height=320)
 
 
 def build_report(
@@ -91,180 +212,93 @@ def build_report(
     say = log or (lambda _msg: None)
     run_dir = Path(run_dir)
     run = load_checkpoint(run_dir, device=device)
-    ds = run.dataset
+    ds, m = run.dataset, run.config.model
     bridge = to_bridge(run.model)
-    n_pos = len(ds.examples("train_inferred")[0].input_tokens) if ds.examples("train_inferred") else 0
-    labels = _positions(ds.task, n_pos)
-    layers = [str(l) for l in range(run.config.model.n_layers + 1)]
     sections: list[Section] = []
-    circuit: CircuitGraph | None = None
+    found: dict[str, Any] = {}
 
     say("grokking curves")
     metrics = read_metrics(run_dir) if (run_dir / "metrics.jsonl").is_file() else []
-    last = metrics[-1] if metrics else {}
     sections.append(Section(
         "Grokking", _guard(lambda: [grokking_curves(metrics)]) if metrics else [error_figure("no metrics.jsonl")],
         "Exact-match accuracy on the training set and the probe splits. Grokking: training accuracy saturates "
         "first; held-out in-distribution (test_id) accuracy rises much later.",
     ))
-
     say("logit lens")
-
-    def lens_figs() -> list[Figure]:
-        res = dataset_lens(bridge, ds, LENS_TARGETS[ds.task], n=n)
-        return [heatmap(r.mrr, layers, labels, title=f"MRR of {name}", row_title="state (blocks applied)",
-                        vmin=0.0, vmax=1.0) for name, r in res.items()]
-
     sections.append(Section(
-        "Logit lens", _guard(lens_figs) if ds.task in LENS_TARGETS else [error_figure("no lens targets")],
+        "Logit lens", _guard(lambda: lens_figures(bridge, ds, n=n)),
         "The residual stream after l blocks, read through the final LayerNorm and unembedding: mean reciprocal "
         "rank of a token over training-inferred prompts.",
     ))
-
     say("causal tracing")
-
-    def trace_figs() -> list[Figure]:
-        res = trace_counterfactual(bridge, ds, n=n)
-        return [heatmap(t, layers, labels, title=f"swap {swap}: top-1 change rate", row_title="state (blocks applied)",
-                        vmin=0.0, vmax=1.0) for swap, t in res.items()]
-
     sections.append(Section(
-        "Causal tracing", _guard(trace_figs),
+        "Causal tracing", _guard(lambda: tracing_figures(bridge, ds, n=n)),
         "One input token is swapped so that the answer changes; the swapped run's state S[l, p] is pasted into "
         "the clean run. High: the answer depends on what that state carries about the swapped token.",
     ))
 
     say("localisation")
-    loc_result: dict[str, Any] = {}
 
-    def loc_figs() -> list[Figure]:
-        loc = localize(bridge, ds, n=n)
-        loc_result.update(loc)
-        figs = []
-        for name, lz in loc.items():
-            col = lz.position
-            figs.append(line_chart(
-                list(range(len(layers))),
-                {"lens top-1": lz.decodable[:, col].tolist(), "causal (tracing)": lz.causal[:, col].tolist(),
-                 "interchange": lz.interchange.tolist()},
-                title=f"{name} at {lz.position_name}", x_title="state (blocks applied)", y_range=(0.0, 1.0),
-                markers=True, width=520,
-            ))
-        rows = [{"target": k, "position": v.position_name, "best state": v.best_layer,
-                 "interchange": float(v.interchange.max()), "baseline": v.interchange_baseline,
-                 "decodable at": ", ".join(map(str, v.decodable_layers())) or "-", "n": v.n_interchange}
-                for k, v in loc.items()]
-        return figs + [table(rows, title="interchange test")]
+    def where() -> list[Figure]:
+        found["locs"] = localize(bridge, ds, n=n)
+        return localization_figures(found["locs"])
 
     sections.append(Section(
-        "Where the intermediate lives", _guard(loc_figs),
+        "Where the intermediate lives", _guard(where),
         "Lens: the intermediate is top-1. Causal: swapping the token that sets it and pasting the state changes "
         "the answer. Interchange: pasting the state from a prompt whose intermediate differs makes the model give "
         "the answer that intermediate implies.",
     ))
 
     say("circuit discovery")
-    task_holder: dict[str, Any] = {}
 
-    def circuit_figs() -> list[Figure]:
-        nonlocal circuit
-        task = dataset_task(ds, n=max(1, n // 3))
-        task_holder["task"] = task
-        circuit = find_circuit(bridge, task)
-        ev = circuit.meta["evaluations"]
-        rows = [{"ablation": a, "faithfulness": e["faithfulness"], "completeness": e["completeness"],
-                 "circuit accuracy": e["circuit_accuracy"], "model accuracy": e["model_accuracy"],
-                 "edges": f'{e["n_edges"]} / {e["total_edges"]}'} for a, e in ev.items()]
-        figs = [circuit_svg(circuit, title=circuit.summary()), table(rows, title="faithfulness and completeness")]
-        if circuit.meta.get("search"):
-            ks = [row[1] for row in circuit.meta["search"]]
-            figs.append(line_chart(ks, {"faithfulness (mean ablation)": [row[2] for row in circuit.meta["search"]]},
-                                   title="faithfulness against circuit size", x_title="edges kept",
-                                   log_x=True, markers=True, width=480))
-        movers = circuit_shape(circuit)["movers"][:8]
-        if movers:
-            figs.append(table([{"head": f"a{m.layer}.{m.head}", "from": labels[m.src_pos], "to": labels[m.dst_pos],
-                                "weight": m.weight} for m in movers], title="heads that move information"))
-        return figs
+    def discover() -> list[Figure]:
+        found["circuit"] = find_circuit(bridge, dataset_task(ds, n=max(1, n // 3), device=bridge.cfg.device))
+        return circuit_figures(found["circuit"])
 
     sections.append(Section(
-        "Circuit", _guard(circuit_figs),
+        "Circuit", _guard(discover),
         "Edges scored by EAP-IG on clean against corrupt prompts; the fewest strongest edges that keep 90% of the "
         "logit difference under mean ablation. Blue edges: corrupting them lowers the metric. Dashed arcs: a head "
         "reads keys/values at one position and writes at a later one.",
     ))
-
     say("attention patterns")
-
-    def attention_figs() -> list[Figure]:
-        if circuit is None or not circuit.heads:
-            return [error_figure("no circuit heads")]
-        scores = circuit.node_scores
-        strength: dict[tuple[int, int], float] = {}
-        for node, s in scores.items():
-            if node.kind == "head":
-                strength[(node.layer, node.head)] = strength.get((node.layer, node.head), 0.0) + abs(s)  # type: ignore[index]
-        heads = sorted(circuit.heads, key=lambda lh: -strength.get(lh, 0.0))[:8]
-        heads.sort()
-        examples = ds.examples("test_id")[:3] or ds.examples("train_inferred")[:3]
-        tokens = torch.tensor([ds.vocab.encode(ex.input_tokens) for ex in examples], dtype=torch.long)
-        hooks = sorted({f"blocks.{L}.attn.hook_pattern" for L, _ in heads})
-        with torch.no_grad():
-            _, acts = cache_activations(bridge, tokens, hooks)
-        figs = []
-        for i, ex in enumerate(examples):
-            pats = torch.stack([acts[f"blocks.{L}.attn.hook_pattern"][i, H] for L, H in heads])
-            figs.append(attention_heads(pats, list(ex.input_tokens), [f"L{L}H{H}" for L, H in heads],
-                                        title=f"{ex.input_text} -> {ex.answer}"))
-        return figs
-
     sections.append(Section(
-        "Attention patterns of the circuit's heads", _guard(attention_figs),
-        "Destination (row) by source (column) attention of each circuit head, on held-out prompts.",
+        "Attention patterns of the circuit's heads",
+        _guard(lambda: attention_figures(bridge, ds, found.get("circuit"))),
+        "Destination (row) by source (column) attention of each head, on held-out prompts.",
     ))
 
     if formation:
         say("circuit formation")
 
-        def formation_figs() -> list[Figure]:
+        def over_training() -> list[Figure]:
             if len(list_checkpoints(run_dir)) < 2:
                 return [error_figure("only one checkpoint: nothing to follow over training")]
-            best = next(iter(loc_result.values())).best_layer if loc_result else None
-            df = circuit_formation(run_dir, layer=best, n=min(n, 100), device=device, max_checkpoints=25)
-            steps = sorted(df["step"].unique().tolist())
-            figs = []
-            for metric, name in (("causal", "causal strength"), ("mrr", "lens MRR")):
-                series = {}
-                for state, grp in df.groupby("state", sort=False):
-                    by_step = dict(zip(grp["step"], grp[metric]))
-                    series[f"{state} ({grp['target'].iloc[0]})"] = [by_step.get(s) for s in steps]
-                if "test_id" in df:
-                    first = df.drop_duplicates("step").set_index("step")
-                    series["test_id accuracy"] = [first["test_id"].get(s) for s in steps]
-                figs.append(line_chart(steps, series, title=f"{name} of the key states over training",
-                                       y_range=(0.0, 1.0), markers=True, width=620))
-            return figs
+            locs = found.get("locs")
+            layer = next(iter(locs.values())).best_layer if locs else None
+            return formation_figures(circuit_formation(run_dir, layer=layer, n=min(n, 100), device=device,
+                                                       max_checkpoints=25))
 
         sections.append(Section(
-            "Circuit formation", _guard(formation_figs),
+            "Circuit formation", _guard(over_training),
             "Per checkpoint: the causal strength (top-1 change rate) of the key states and the lens MRR of what "
             "they hold (Wang et al. 2024, Figure 4b-c).",
         ))
 
-    m = run.config.model
+    last = metrics[-1] if metrics else {}
     accs = ", ".join(f"{k} {last[k]:.3f}" for k in ("train", "test_id", "test_ood") if last.get(k) is not None)
     subtitle = (f"{run.config.name}: {ds.task} task, {len(ds.vocab)} tokens; GPT-2 with {m.n_layers} layers, "
                 f"{m.n_heads} heads, d_model {m.d_model}; checkpoint at step {run.step}"
                 + (f"; {accs}" if accs else "") + f". Written {time.strftime('%Y-%m-%d %H:%M')}.")
-    return page(f"grokscope report: {run_dir.name}", sections, subtitle=subtitle), circuit
+    return page(f"grokscope report: {run_dir.name}", sections, subtitle=subtitle), found.get("circuit")
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, *, n: int = 200,
                  device: torch.device | str | None = "cpu", formation: bool = True,
                  log: Callable[[str], None] | None = None) -> Path:
-    """Write the run's HTML report (default ``RUN_DIR/report.html``) and its circuit JSON next to it."""
-    from interp.io import atomic_write_text
-
+    """Write the run's HTML report (default ``RUN_DIR/report.html``) and its circuit JSON next to it
+    (``report.circuit.json``); returns the report's path."""
     run_dir = Path(run_dir)
     out = run_dir / "report.html" if out is None else Path(out)
     html, circuit = build_report(run_dir, n=n, device=device, formation=formation, log=log)

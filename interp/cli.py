@@ -3,6 +3,7 @@
     grokscope data composition-small --out data/comp      # a knowledge-graph dataset
     grokscope train composition-small --out runs/comp     # train until it groks
     grokscope resume runs/comp                            # continue a stopped run
+    grokscope report runs/comp                            # one self-contained HTML report
     grokscope run                                         # the main job on the default config
 
 Errors grokscope raises on purpose print as one line (``error: ...``) with exit code 2.
@@ -99,7 +100,7 @@ def run(
     out: Path = typer.Option(Path("runs/composition-small"), "--out", help="run directory"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="override: --set train.lr=1e-3"),
 ) -> None:
-    """The main job: generate the default knowledge graph and train on it until it groks."""
+    """The main job: generate the default knowledge graph, train until it groks, write the HTML report."""
     try:
         from interp.train import load_run_config
         from interp.train import resume as resume_run
@@ -115,6 +116,30 @@ def run(
     except GrokscopeError as err:
         _fail(err)
     _train_common(result)
+    path = _report(out, None)
+    typer.echo(f"report: {path}")
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="a run directory written by `grokscope train`"),
+    out: Optional[Path] = typer.Option(None, "--out", help="HTML file to write (default RUN_DIR/report.html)"),
+    n: int = typer.Option(200, "--n", help="examples per analysis"),
+    formation: bool = typer.Option(True, "--formation/--no-formation", help="trace circuit formation over checkpoints"),
+) -> None:
+    """Write one self-contained HTML report of a run (curves, lens, tracing, circuit, attention)."""
+    path = _report(run_dir, out, n=n, formation=formation)
+    typer.echo(f"report: {path}")
+
+
+def _report(run_dir: Path, out: Optional[Path], *, n: int = 200, formation: bool = True) -> Path:
+    try:
+        from circuits.report import write_report
+
+        return write_report(run_dir, out, n=n, formation=formation, log=lambda msg: typer.echo(msg, err=True))
+    except GrokscopeError as err:
+        _fail(err)
+    raise AssertionError("unreachable")
 
 
 @app.command()

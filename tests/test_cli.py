@@ -15,7 +15,7 @@ runner = CliRunner()
 def test_help_lists_subcommands():
     out = runner.invoke(app, ["--help"])
     assert out.exit_code == 0
-    for cmd in ("data", "train", "resume", "run", "presets"):
+    for cmd in ("data", "train", "resume", "run", "report", "presets"):
         assert cmd in out.output
 
 
@@ -36,6 +36,7 @@ def test_bad_input_is_one_line_with_exit_code_2(tmp_path):
         ["data", "composition-tiny", "--out", str(tmp_path / "z"), "--set", "phi"],
         ["train", "composition-tiny", "--out", str(tmp_path / "r"), "--set", "train.batch_size=0"],
         ["resume", str(tmp_path / "missing")],
+        ["report", str(tmp_path / "missing")],
     ]
     for args in cases:
         out = runner.invoke(app, args)

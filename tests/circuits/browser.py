@@ -15,6 +15,7 @@ import select
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 import zlib
@@ -63,10 +64,11 @@ class Chromium:
             "--proxy-server=127.0.0.1:9", f"--user-data-dir={self.profile}", f"--window-size={width},{height}",
             "--remote-debugging-pipe", "about:blank",
         ]
-        # the browser must find the pipe on fds 3 (commands in) and 4 (replies out)
-        cmd = " ".join(f"'{a}'" for a in args)
+        # The browser must find the pipe on fds 3 (commands in) and 4 (replies out): a tiny Python
+        # wrapper moves the pipe ends there and execs Chromium (the Popen keeps Chromium's pid).
+        move = "import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); os.execv(sys.argv[3], sys.argv[3:])"
         self.proc = subprocess.Popen(
-            ["/bin/sh", "-c", f"exec {cmd} 3<&{to_chrome_r} 4>&{from_chrome_w}"],
+            [sys.executable, "-c", move, str(to_chrome_r), str(from_chrome_w), *args],
             pass_fds=(to_chrome_r, from_chrome_w), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         os.close(to_chrome_r)
@@ -165,7 +167,8 @@ class Chromium:
             if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "warning", "assert"):
                 out.append(f"console.{p['type']}: " + " ".join(str(a.get("value", a.get("description"))) for a in p["args"]))
             elif m == "Runtime.exceptionThrown":
-                out.append(f"exception: {p['exceptionDetails'].get('text')} {p['exceptionDetails'].get('exception', {}).get('description', '')}")
+                details = p["exceptionDetails"]
+                out.append(f"exception: {details.get('text')} {details.get('exception', {}).get('description', '')}")
             elif m == "Log.entryAdded" and p["entry"]["level"] in ("error", "warning"):
                 out.append(f"log {p['entry']['source']}: {p['entry']['text']}")
             elif m == "Network.loadingFailed":
@@ -197,7 +200,21 @@ class Chromium:
 
 
 def png_pixels(data: bytes) -> np.ndarray:
-    """Decode an 8-bit RGB or RGBA, non-interlaced PNG into an ``height x width x 3`` uint8 array."""
+    """Decode an 8-bit RGB or RGBA, non-interlaced PNG into an ``height x width x 3`` uint8 array.
+
+    Pillow decodes it when installed (it comes with tensorboard); otherwise the plain decoder
+    below does (slow on large images for the sub, average and Paeth row filters).
+    """
+    try:
+        import io
+
+        from PIL import Image
+    except ImportError:
+        return _decode_png(data)
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def _decode_png(data: bytes) -> np.ndarray:
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         raise ValueError("not a PNG")
     pos, idat, header = 8, b"", None
