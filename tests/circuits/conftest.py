@@ -1,10 +1,9 @@
-"""Shared builders for the circuits tests: tiny graphs and models, a tiny run, a grokked comparison model, Chromium.
+"""Shared builders for the circuits tests: tiny graphs and models, a tiny run, Chromium.
 
 Tiny untrained models (3 layers, 4 heads, wide ``init_range``) check the invariants;
 ``tiny_run_dir`` is a few seconds of training with several checkpoints, for the report
-and formation code; ``grokked_comparison`` trains a comparison model until it groks, for
-the scientific tests (the composition one, ``grokked_composition``, is in
-``tests/conftest.py``).
+and formation code; the grokked composition model of the scientific tests,
+``grokked_composition``, is in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ sys.modules[__package__].__path__.append(str(Path(__file__).resolve().parents[2]
 
 from interp.data import ComparisonConfig, CompositionConfig, KGDataset, generate
 from interp.models import ModelConfig, build_model, to_bridge
-from interp.train import RunConfig, TrainConfig, load_checkpoint, load_run_config, train
+from interp.train import RunConfig, TrainConfig, train
 
 from circuits.tasks import Task, comparison_task, composition_task
 
@@ -36,13 +35,6 @@ TINY_GRAPH = CompositionConfig(
 TINY_COMPARISON = ComparisonConfig(n_entities=30, n_attributes=3, n_values=10, phi=2.0, probe_size=60, seed=0)
 TINY_MODEL = ModelConfig(n_layers=3, d_model=32, n_heads=4, init_range=0.15)
 
-# A comparison recipe that groks in-distribution and out-of-distribution in a few minutes on
-# one CPU thread (measured: see the report in the fixture's docstring).
-GROKKED_COMPARISON_OVERRIDES = [
-    "data.n_entities=100", "data.n_attributes=4", "data.n_values=10",
-    "train.lr_schedule=cosine", "train.max_steps=4000",
-    "train.progress=false", "train.tensorboard=false",
-]
 
 
 @pytest.fixture(autouse=True)
@@ -123,32 +115,6 @@ def tiny_report(tiny_run_dir, tmp_path_factory):
         return write_report(tiny_run_dir, tmp_path_factory.mktemp("report") / "report.html", n=30)
 
 
-@pytest.fixture(scope="session")
-def grokked_comparison(tmp_path_factory):
-    """A comparison model trained until it groks (ID and OOD test accuracy >= 99%), on the CPU.
-
-    ``comparison-small`` shrunk to 100 entities, 4 attributes and 10 values, with a cosine
-    learning-rate schedule.
-    """
-    torch.manual_seed(0)
-    run_dir = tmp_path_factory.mktemp("grokked") / "comparison"
-    cfg = load_run_config("comparison-small", GROKKED_COMPARISON_OVERRIDES)
-    with single_thread():
-        result = train(cfg, run_dir)
-    assert result.grokked, f"the comparison recipe did not grok in {result.step} steps: {result.metrics}"
-    return load_checkpoint(run_dir, device="cpu")
-
-
-def _one_line(err: BaseException) -> str:
-    msg = str(err)
-    assert msg and "\n" not in msg, msg
-    return msg
-
-
-@pytest.fixture
-def one_line():
-    """``one_line(err)``: the error's message, checked to be a single non-empty line."""
-    return _one_line
 
 
 @pytest.fixture(scope="session")
