@@ -1,10 +1,12 @@
-"""Shared fixtures: a composition model that really grokked, trained once per test session.
+"""Shared fixtures: a composition and a comparison model that really grokked, trained once per session.
 
-Training the ``composition-tiny`` preset to grokking takes a minute or two on a laptop
-CPU; every test that needs a grokked model shares this one run.
+Training the ``composition-tiny`` preset to grokking takes a few minutes on a laptop CPU,
+``comparison-tiny`` a few more; every test that needs a grokked model shares these runs.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,17 +29,35 @@ def one_line():
     return _one_line
 
 
+def _train_until_grokked(preset: str, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("grokked") / preset
+    cfg = load_run_config(preset, [
+        "train.progress=false", f"train.threads={DEFAULT_THREADS}", "train.tensorboard=false",
+    ])
+    result = train(cfg, run_dir)
+    assert result.grokked, f"{preset} did not grok in {result.step} steps: {result.metrics}"
+    return run_dir
+
+
 @pytest.fixture(scope="session")
 def grokked_run_dir(tmp_path_factory):
     """A run directory holding a composition run trained until test-ID accuracy >= 99%."""
-    run_dir = tmp_path_factory.mktemp("grokked") / "composition-tiny"
-    cfg = load_run_config("composition-tiny", ["train.progress=false", f"train.threads={DEFAULT_THREADS}"])
-    result = train(cfg, run_dir)
-    assert result.grokked, f"composition-tiny did not grok in {result.step} steps: {result.metrics}"
-    return run_dir
+    return _train_until_grokked("composition-tiny", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def grokked_composition(grokked_run_dir):
     """The grokked composition model (``LoadedRun``: config, model, dataset, step) on the CPU."""
     return load_checkpoint(grokked_run_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def grokked_comparison_run_dir(tmp_path_factory):
+    """A comparison run trained until test-ID accuracy >= 99% (``comparison-tiny``; OOD stays lower)."""
+    return _train_until_grokked("comparison-tiny", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def grokked_comparison(grokked_comparison_run_dir):
+    """The grokked comparison model (``LoadedRun``) on the CPU."""
+    return load_checkpoint(grokked_comparison_run_dir, device="cpu")

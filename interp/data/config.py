@@ -201,6 +201,8 @@ DATA_PRESETS: dict[str, DataConfig] = {
         test_id_fraction=0.05, probe_size=500,
     ),
     "comparison-small": ComparisonConfig(n_entities=200, n_attributes=5, n_values=20, phi=7.2, probe_size=1000),
+    # For tests and notebooks: a comparison graph that groks in-distribution within minutes.
+    "comparison-tiny": ComparisonConfig(n_entities=100, n_attributes=4, n_values=10, phi=18.0, probe_size=1000),
     "complex-small": ComplexConfig(n_entities=250, n_attributes=20, n_values=20, n_hard_per_label=50, probe_size=1000),
 }
 """Named data configs: the paper's three settings and laptop-sized versions."""

@@ -2,73 +2,28 @@
 
 Tiny untrained models (3 layers, 4 heads, wide ``init_range``) check the invariants;
 ``tiny_run_dir`` is a few seconds of training with several checkpoints, for the report
-and formation code; the grokked composition model of the scientific tests,
-``grokked_composition``, is in ``tests/conftest.py``.
+and formation code; the grokked models of the scientific tests (``grokked_composition``,
+``grokked_comparison``) are in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-import torch
 
-# This test package is itself named ``circuits`` (tests mirror the package layout), so under
-# pytest ``import circuits`` finds it, not the package under test. Its submodules are found
-# in the package under test: tests import ``circuits.graph`` etc., never ``from circuits import``.
-sys.modules[__package__].__path__.append(str(Path(__file__).resolve().parents[2] / "circuits"))
-
-from interp.data import ComparisonConfig, CompositionConfig, KGDataset, generate
-from interp.models import ModelConfig, build_model, to_bridge
+from interp.models import ModelConfig
 from interp.train import RunConfig, TrainConfig, train
 
 from circuits.tasks import Task, comparison_task, composition_task
 
-from .browser import find_chromium, install_chromium
-from .helpers import single_thread
-
-TINY_GRAPH = CompositionConfig(
-    n_entities=40, n_relations=10, out_degree=4, ood_fraction=0.1, phi=3.0,
-    test_id_fraction=0.05, probe_size=60, seed=0,
+from ..tiny import (  # noqa: F401 (fixtures)
+    TINY_GRAPH, bridge, bridge64, comparison_graph, graph, one_thread, single_thread, tiny_bridge,
 )
-TINY_COMPARISON = ComparisonConfig(n_entities=30, n_attributes=3, n_values=10, phi=2.0, probe_size=60, seed=0)
-TINY_MODEL = ModelConfig(n_layers=3, d_model=32, n_heads=4, init_range=0.15)
-
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads; on a shared machine extra threads only contend."""
-    with single_thread():
-        yield
-
-
-def tiny_bridge(dataset: KGDataset, *, dtype: torch.dtype = torch.float32, seed: int = 0, n_ctx: int = 7):
-    model = build_model(TINY_MODEL, len(dataset.vocab), n_ctx, seed=seed, device="cpu").to(dtype).eval()
-    return to_bridge(model)
+from .browser import find_chromium, install_chromium
 
 
 @pytest.fixture(scope="session")
-def graph() -> KGDataset:
-    return generate(TINY_GRAPH)
-
-
-@pytest.fixture(scope="session")
-def comparison_graph() -> KGDataset:
-    return generate(TINY_COMPARISON)
-
-
-@pytest.fixture(scope="session")
-def bridge(graph):
-    """A 3-layer, 4-head float32 bridge over the tiny composition graph."""
-    return tiny_bridge(graph)
-
-
-@pytest.fixture(scope="session")
-def bridge64(graph):
-    """The same architecture in float64, for tolerances far below float32 rounding."""
-    return tiny_bridge(graph, dtype=torch.float64, seed=1)
+def tiny_n_ctx() -> int:
+    return 7  # <attr><q><e1><mask><e2><label></a>, the longest prompt here
 
 
 @pytest.fixture(scope="session")
@@ -78,8 +33,8 @@ def task(graph) -> Task:
 
 
 @pytest.fixture(scope="session")
-def comparison_bridge(comparison_graph):
-    return tiny_bridge(comparison_graph, seed=2)
+def comparison_bridge(comparison_graph, tiny_n_ctx):
+    return tiny_bridge(comparison_graph, tiny_n_ctx, seed=2)
 
 
 @pytest.fixture(scope="session")
@@ -113,8 +68,6 @@ def tiny_report(tiny_run_dir, tmp_path_factory):
 
     with single_thread():
         return write_report(tiny_run_dir, tmp_path_factory.mktemp("report") / "report.html", n=30)
-
-
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,4 @@
-"""The model graph and circuits: edge layout, JSON round trip, pruning to connected circuits.
-
-Imports go to the submodules (``circuits.graph``): this test package shares the name
-``circuits`` with the package it tests.
-"""
+"""The model graph and circuits: edge layout, JSON round trip, pruning to connected circuits."""
 
 from __future__ import annotations
 

@@ -16,12 +16,12 @@ import pytest
 from interp.lens import dataset_lens
 from interp.models import to_bridge
 
-from circuits.discover import circuit_shape, find_circuit, handoff
+from circuits.discover import find_circuit, handoff
 from circuits.formation import circuit_formation
 from circuits.localize import locate_bridge
 from circuits.tasks import composition_task
 
-from .helpers import single_thread
+from ..tiny import single_thread
 
 
 @pytest.fixture(scope="module")
