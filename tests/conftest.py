@@ -31,9 +31,7 @@ def one_line():
 
 def _train_until_grokked(preset: str, tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("grokked") / preset
-    cfg = load_run_config(preset, [
-        "train.progress=false", f"train.threads={DEFAULT_THREADS}", "train.tensorboard=false",
-    ])
+    cfg = load_run_config(preset, ["train.progress=false", f"train.threads={DEFAULT_THREADS}"])
     result = train(cfg, run_dir)
     assert result.grokked, f"{preset} did not grok in {result.step} steps: {result.metrics}"
     return run_dir
