@@ -181,6 +181,23 @@ def apply_overrides(obj: T, overrides: list[str] | tuple[str, ...], *, prefix: s
     return from_dict(type(obj), data, prefix=prefix)
 
 
+def _yaml_loader() -> type:
+    """PyYAML's safe loader, reading ``1e-05`` as a float (YAML 1.2 and JSON do; YAML 1.1 needs a dot)."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+|\.[0-9_]+(?:[eE][-+]?[0-9]+)?)$"),
+        list("-+0123456789."),
+    )
+    return Loader
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML or JSON config file into a mapping (one-line error on bad syntax)."""
     import yaml
@@ -189,7 +206,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_loader())
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

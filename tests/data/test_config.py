@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -124,3 +125,17 @@ def test_config_from_dict_rejects_bad_task_and_fields(one_line):
 def test_configs_validate_however_built():
     with pytest.raises(ConfigError):
         dataclasses.replace(CompositionConfig(), ood_fraction=1.5)
+
+
+def test_config_files_read_exponent_floats(tmp_path):
+    # YAML 1.1 reads 1e-05 as a string; a run's own config.json writes floats that way
+    from interp.configs import load_config_file
+    from interp.train import RunConfig, load_run_config
+
+    (tmp_path / "run.yaml").write_text("train:\n  lr: 3e-4\n  max_steps: 10\nmodel:\n  layer_norm_eps: 1e-05\n", encoding="utf-8")
+    data = load_config_file(tmp_path / "run.yaml")
+    assert data["train"]["lr"] == 3e-4 and data["model"]["layer_norm_eps"] == 1e-05 and data["train"]["max_steps"] == 10
+    cfg = load_run_config("composition-tiny", ["train.lr=1e-05"])
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()), encoding="utf-8")
+    assert load_run_config(tmp_path / "config.json") == cfg
+    assert RunConfig.from_dict(load_config_file(tmp_path / "config.json")) == cfg
