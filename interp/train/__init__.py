@@ -1,7 +1,7 @@
 """Training to grokking: configs and presets, the trainer, checkpoints, exact resume.
 
 ``train(config, run_dir)`` trains a fresh run, ``resume(run_dir)`` continues one from its last
-complete checkpoint, ``load_checkpoint(path)`` rebuilds a trained model with its dataset.
+complete checkpoint (``train_or_resume`` does whichever applies), ``load_checkpoint(path)`` rebuilds a trained model with its dataset.
 """
 
 from interp.train.config import RunConfig, TrainConfig, load_run_config, presets
@@ -17,6 +17,7 @@ from interp.train.trainer import (
     read_metrics,
     resume,
     train,
+    train_or_resume,
 )
 
 __all__ = [
@@ -35,4 +36,5 @@ __all__ = [
     "read_metrics",
     "resume",
     "train",
+    "train_or_resume",
 ]

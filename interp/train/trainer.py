@@ -477,6 +477,23 @@ def resume(run_dir: str | Path, *, max_steps: int | None = None, overrides: dict
     return trainer.run(max_steps=max_steps)
 
 
+def train_or_resume(config: RunConfig, run_dir: str | Path) -> TrainResult:
+    """Train ``config`` into ``run_dir``; if it already holds a run of the same config, resume that.
+
+    A finished run returns at once, so notebooks and the main job can call this every time.
+    A run of another config in ``run_dir`` is refused (one line), never silently continued.
+    """
+    run_dir = Path(run_dir)
+    if not list_checkpoints(run_dir):
+        return train(config, run_dir)
+    stored = RunConfig.from_dict(read_state(latest_checkpoint(run_dir))["config"])
+    if stored != config:
+        raise ConfigError(
+            f"{run_dir} holds a run of another config ({stored.name}); pick another run directory or resume it as it is"
+        )
+    return resume(run_dir)
+
+
 def _run_dataset(run_dir: Path, config: RunConfig) -> KGDataset:
     data_dir = run_dir / "data"
     if (data_dir / "train.json").is_file():

@@ -279,3 +279,19 @@ def test_yaml_config_file(tmp_path):
     path.write_text("train: {lr: [unclosed\n")
     with pytest.raises(ConfigError, match="run.yaml:"):
         load_run_config(path)
+
+
+def test_train_or_resume_trains_then_continues_and_refuses_another_config(tmp_path, one_line):
+    from interp.train import train_or_resume
+
+    run_dir = tmp_path / "run"
+    first = train_or_resume(quick_config("train.max_steps=20"), run_dir)
+    rows = read_metrics(run_dir)
+    assert first.step == 20 and rows[-1]["step"] == 20
+    # the same config again: the finished run is resumed, not retrained, and ends where it was
+    again = train_or_resume(quick_config("train.max_steps=20"), run_dir)
+    assert again.step == 20 and again.metrics == first.metrics
+    assert _accuracies(read_metrics(run_dir)) == _accuracies(rows)
+    with pytest.raises(ConfigError) as err:
+        train_or_resume(quick_config("train.max_steps=20", "train.lr=1e-4"), run_dir)
+    assert "another config" in one_line(err.value)

@@ -1,0 +1,205 @@
+"""The exploration notebooks run top to bottom on the grokked test runs and show what the paper found.
+
+Each notebook in ``notebooks/`` is executed with nbclient in a fresh kernel (the venv's
+ipykernel, one thread), pointed at the session's grokked runs through ``GROKSCOPE_RUN_DIR``
+/ ``GROKSCOPE_COMPARISON_RUN_DIR`` (tests/conftest.py), so nothing is trained here. The
+executed copies go to a temporary folder; the committed notebooks hold no outputs.
+
+Every notebook ends with a cell tagged ``findings`` that prints ``key: value`` lines; the
+thresholds below are those of the scientific tests (tests/interp/test_grokked.py,
+tests/circuits/test_grokked*.py): well below what a grokked model reaches, well above what
+a model without the mechanism gives.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOKS = {
+    "grokking": "01_grokking_dynamics.ipynb",
+    "lens": "02_bridge_entity_logit_lens.ipynb",
+    "tracing": "03_causal_tracing_composition_circuit.ipynb",
+    "comparison": "04_comparison_parallel_circuit.ipynb",
+}
+# which of the package's HTML renderers each notebook shows inline (a class or call in the output)
+RENDERED = {
+    "grokking": ('class="gs-chart"',),
+    "lens": ('class="gs-heatmap"',),
+    "tracing": ('class="gs-heatmap"', 'class="gs-chart"', 'class="gs-graph"', "CircuitsVis.render("),
+    "comparison": ('class="gs-chart"', 'class="gs-graph"', "CircuitsVis.render("),
+}
+CELL_TIMEOUT_S = 600
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory, request):
+    """``executed(key)``: the notebook run top to bottom (cached per module), outputs in a temporary folder."""
+    cache: dict[str, nbformat.NotebookNode] = {}
+
+    def run(key: str) -> nbformat.NotebookNode:
+        if key not in cache:
+            fixture = "grokked_comparison_run_dir" if key == "comparison" else "grokked_run_dir"
+            run_dir = request.getfixturevalue(fixture)
+            work = tmp_path_factory.mktemp(f"notebook-{key}")
+            env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+            env["GROKSCOPE_COMPARISON_RUN_DIR" if key == "comparison" else "GROKSCOPE_RUN_DIR"] = str(run_dir)
+            nb = nbformat.read(NOTEBOOK_DIR / NOTEBOOKS[key], as_version=4)
+            client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", allow_errors=True,
+                                    resources={"metadata": {"path": str(work)}})
+            client.execute(env=env)
+            nbformat.write(nb, work / NOTEBOOKS[key])  # for a look after a failure; never into notebooks/
+            cache[key] = nb
+        return cache[key]
+
+    return run
+
+
+def _outputs(nb: nbformat.NotebookNode) -> list[dict]:
+    return [out for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])]
+
+
+def findings(nb: nbformat.NotebookNode) -> dict[str, float]:
+    """The ``key: value`` lines printed by the notebook's cell tagged ``findings``."""
+    cells = [c for c in nb.cells if "findings" in c.get("metadata", {}).get("tags", [])]
+    assert len(cells) == 1, "a notebook needs exactly one cell tagged 'findings'"
+    text = "".join(out.get("text", "") for out in cells[0].outputs if out.get("output_type") == "stream")
+    found = {}
+    for line in text.splitlines():
+        key, sep, value = line.rpartition(": ")
+        if sep and re.fullmatch(r"-?\d+(\.\d+)?|nan|None", value):
+            found[key] = float("nan") if value in ("nan", "None") else float(value)
+    assert found, f"the findings cell printed no 'key: value' lines:\n{text}"
+    return found
+
+
+# ---------------------------------------------------------------------------------- files
+ALL_NOTEBOOKS = sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb"))
+
+
+def test_the_exploration_notebooks_are_there():
+    assert set(NOTEBOOKS.values()) <= set(ALL_NOTEBOOKS), ALL_NOTEBOOKS
+
+
+@pytest.mark.parametrize("name", ALL_NOTEBOOKS)
+def test_committed_notebooks_are_output_stripped(name):
+    nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{name}: cell {cell.get('id')} has outputs"
+    assert "widgets" not in nb.metadata, name
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS.values()))
+def test_notebooks_read_their_run_from_the_environment(name):
+    cells = nbformat.read(NOTEBOOK_DIR / name, as_version=4).cells
+    source = "\n".join(c.source for c in cells if c.cell_type == "code")
+    assert "GROKSCOPE_COMPARISON_RUN_DIR" in source if name.startswith("04") else "GROKSCOPE_RUN_DIR" in source
+    assert "torch.set_num_threads(" in source
+    assert "import interp" in source or "from interp" in source
+
+
+# ------------------------------------------------------------------------------ execution
+@pytest.mark.parametrize("key", list(NOTEBOOKS))
+def test_notebook_runs_top_to_bottom_with_plots_and_renderers(executed, key):
+    nb = executed(key)
+    outputs = _outputs(nb)
+    errors = [f"{o['ename']}: {o['evalue']}" for o in outputs if o.get("output_type") == "error"]
+    assert not errors, errors
+    assert all(c.execution_count is not None for c in nb.cells if c.cell_type == "code")  # every cell ran
+    assert any("image/png" in o.get("data", {}) for o in outputs), "no matplotlib figure"
+    html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    for marker in RENDERED[key]:
+        assert marker in html, f"{key}: the {marker} renderer is not shown inline"
+    if "CircuitsVis.render(" in html:  # circuitsvis runs from its bundled script, never a CDN
+        assert "var CircuitsVis" in html
+    assert not re.search(r"""<(script|link|img|iframe)[^>]+(src|href)\s*=\s*["']?https?:""", html, re.I)
+
+
+def test_grokking_dynamics_findings(executed):
+    f = findings(executed("grokking"))
+    # memorization comes first; held-out ID composition groks, OOD composition does not follow
+    assert f["memorization step"] <= f["grokking step"], f
+    assert f["final train accuracy"] >= 0.99 and f["final test_id accuracy"] >= 0.99, f
+    assert f["final test_ood accuracy"] < 0.5, f
+    # Figure 4b-c: the bridge state at r1 becomes causal and decodable as the model groks
+    assert f["r1 causal strength at last step"] >= 0.8 and f["r1 bridge MRR at last step"] >= 0.8, f
+    assert f["r1 causal strength at last step"] - f["r1 causal strength at first step"] >= 0.3, f
+    assert f["r1 bridge MRR at last step"] - f["r1 bridge MRR at first step"] >= 0.3, f
+
+
+def test_bridge_entity_logit_lens_findings(executed):
+    f = findings(executed("lens"))
+    n = int(f["layers"])
+    assert 1 <= f["best middle state for the bridge at r1"] <= n - 1
+    assert f["bridge top-1 at r1 in some middle state (train_inferred)"] > 0.5, f
+    assert f["bridge top-1 at r1, best middle state (train_inferred)"] >= 0.5, f
+    assert f["bridge top-1 at r1, best middle state (test_id)"] >= 0.5, f
+    # the bridge is read at r1, not at h nor at r2
+    assert f["bridge top-1 at h, max over middle states"] < 0.3, f
+    assert f["bridge top-1 at r2, max over middle states"] < 0.3, f
+    # ID second hops work; OOD ones fail although the OOD first hop can be read
+    assert f["answer top-1 at r2, output (test_id)"] >= 0.9, f
+    assert f["answer top-1 at r2, output (test_ood)"] < 0.5, f
+
+
+def test_causal_tracing_and_circuit_findings(executed):
+    f = findings(executed("tracing"))
+    n = int(f["layers"])
+    # tracing: swapping r1 (r2) changes the answer through r1's (r2's) middle states
+    assert f["r1 swap: change rate at r1, max over middle states"] >= 0.8, f
+    assert f["r2 swap: change rate at r2, max over middle states"] >= 0.8, f
+    # noise: noising h and r1 destroys the answer; restoring the whole output state gives it back exactly
+    assert f["noise: noised P(answer)"] < 0.5 * f["noise: clean P(answer)"], f
+    restored = f["noise: P(answer) with the output state at r2 restored"]
+    assert restored == pytest.approx(f["noise: clean P(answer)"], abs=2e-3), f
+    assert f["noise: best restored P(answer) at r1"] >= 0.5 * f["noise: clean P(answer)"], f
+    # interchange: pasting S[l, r1] from another bridge makes the model answer r2 of that bridge
+    assert f["interchange prompts"] >= 100
+    assert f["interchange baseline"] <= 0.05, f
+    assert f["interchange success, best state"] >= 0.85, f
+    assert f["interchange success, state 0"] <= 0.2, f
+    # the circuit: small, faithful, complete, with the paper's shape
+    assert f["circuit edges"] <= 0.3 * f["model edges"], f
+    for ablation in ("mean", "resample"):
+        assert f[f"circuit faithfulness ({ablation})"] >= (0.85 if ablation == "mean" else 0.8), f
+        assert f[f"circuit completeness ({ablation})"] >= 0.9, f
+    assert f["hand-over layer"] >= n // 2, f
+    assert f["mover share at or above the middle layer"] >= 0.9, f
+    assert f["first hop done by the hand-over"] >= 0.9, f
+    assert f["answer top-1 at r2, hand-over state"] <= 0.5 and f["answer top-1 at r2, output"] >= 0.9, f
+
+
+def test_comparison_parallel_circuit_findings(executed):
+    f = findings(executed("comparison"))
+    n = int(f["layers"])
+    # comparison generalizes in distribution, and out of distribution above the majority outcome
+    assert f["test_id accuracy"] >= 0.99, f
+    assert f["test_ood accuracy"] > f["test_ood majority-outcome rate"] + 0.1, f
+    # one lower-layer MLP retrieves v1 at e1 and v2 at e2 in parallel
+    assert f["retrieval layer at e1"] == f["retrieval layer at e2"] < n // 2, f
+    assert f["e1 swap: MLP importance at e1, retrieval layer"] >= 0.25, f
+    assert f["e2 swap: MLP importance at e2, retrieval layer"] >= 0.5, f
+    assert f["e2 swap: max importance before e2"] == 0.0, f  # causality: nothing before e2 sees it
+    # one MLP above the retrieval, at e2, needs either value: the comparison
+    assert f["comparison layer at e2"] > f["retrieval layer at e2"], f
+    assert f["e1 swap: MLP importance at e2, comparison layer"] >= 0.3, f
+    assert f["e2 swap: MLP importance at e2, comparison layer"] >= 0.3, f
+    # v1 is decided by the e1 token and has reached e2 by the middle layers
+    assert f["v1 interchange baseline"] <= 0.05 and f["v1 interchange at e1, state 0"] >= 0.9, f
+    assert f["v1 at e2 interchange, state 0"] <= 0.05, f
+    assert f["v1 at e2 interchange, middle state"] >= 0.6, f
+    assert f["v1 at e2 interchange, output"] >= 0.9, f
+    # the circuit is faithful and complete, and works at both entity positions in the retrieval layer
+    assert f["circuit faithfulness (mean)"] >= 0.85 and f["circuit faithfulness (resample)"] >= 0.8, f
+    assert f["circuit completeness (mean)"] >= 0.9 and f["circuit completeness (resample)"] >= 0.9, f
+    assert f["circuit writes at e1 in the retrieval layer"] == 1, f
+    assert f["circuit writes at e2 in the retrieval layer"] == 1, f
