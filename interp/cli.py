@@ -5,6 +5,7 @@
     grokscope resume runs/comp                            # continue a stopped run
     grokscope report runs/comp                            # one self-contained HTML report
     grokscope run                                         # the main job on the default config
+    grokscope experiment phi-sweep                        # a named sweep on Ray (see `grokscope experiments`)
 
 Errors grokscope raises on purpose print as one line (``error: ...``) with exit code 2.
 """
@@ -17,7 +18,7 @@ from typing import List, Optional
 
 import typer
 
-from interp.errors import GrokscopeError
+from interp.errors import ConfigError, GrokscopeError
 
 app = typer.Typer(
     add_completion=False,
@@ -102,17 +103,13 @@ def run(
 ) -> None:
     """The main job: generate the default knowledge graph, train until it groks, write the HTML report."""
     try:
-        from interp.train import load_run_config
-        from interp.train import resume as resume_run
-        from interp.train import train as train_run
+        from interp.train import load_run_config, train_or_resume
         from interp.train.checkpoint import list_checkpoints
 
         cfg = load_run_config(config, list(set_ or []))
         if list_checkpoints(out):
             typer.echo(f"{out} already holds a run; resuming it")
-            result = resume_run(out)
-        else:
-            result = train_run(cfg, out)
+        result = train_or_resume(cfg, out)
     except GrokscopeError as err:
         _fail(err)
     _train_common(result)
@@ -150,6 +147,58 @@ def presets() -> None:
     for name, cfg in table().items():
         m = cfg.model
         typer.echo(f"{name:28s} data={type(cfg.data).__name__} layers={m.n_layers} d_model={m.d_model} lr={cfg.train.lr}")
+
+
+def _experiments(*names: str) -> tuple:
+    """Names from the ``experiments`` package (beside ``interp``; an install older than it lacks it)."""
+    try:
+        import experiments
+    except ModuleNotFoundError as err:
+        if err.name != "experiments":
+            raise
+        raise ConfigError("the experiments package is not installed; reinstall grokscope (pip install -e .)") from None
+    return tuple(getattr(experiments, n) for n in names)
+
+
+@app.command()
+def experiment(
+    name: str = typer.Argument(..., help="a named experiment: phi-sweep, comparison, sharing, depth-width, weight-decay"),
+    out: Optional[Path] = typer.Option(None, "--out", help="output folder (default results/NAME-SCALE)"),
+    scale: str = typer.Option("tiny", "--scale", help="tiny (a laptop, minutes) or small (bigger graphs and models)"),
+    address: Optional[str] = typer.Option(None, "--address", help="join an existing Ray cluster (HOST:PORT); default: local Ray"),
+    cpus: Optional[int] = typer.Option(None, "--cpus", help="CPUs of the local Ray instance (default: all)"),
+    gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", help="GPUs Ray reserves for each trial"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="override every trial: --set train.max_steps=2000"),
+) -> None:
+    """Run a named experiment as a Ray sweep: results.csv, results.md and figures/ in OUT."""
+    try:
+        plan_experiment, run_experiment = _experiments("plan_experiment", "run_experiment")
+        plan = plan_experiment(name, scale, list(set_ or []))
+        folder = out if out is not None else Path("results") / f"{name}-{scale}"
+        typer.echo(f"{name} ({scale}): {len(plan.trials)} trials into {folder}", err=True)
+        result = run_experiment(plan, folder, address=address, cpus=cpus, gpus_per_trial=gpus_per_trial)
+    except GrokscopeError as err:
+        _fail(err)
+    typer.echo(f"results: {result.paths['csv']}, {result.paths['md']}")
+    typer.echo(f"figures: {result.paths['curves']}, {result.paths['summary']}")
+    if result.failed:
+        typer.echo(f"error: {len(result.failed)} of {len(result.rows)} trials failed: {', '.join(result.failed)}", err=True)
+        raise typer.Exit(code=1)
+
+
+@app.command("experiments")
+def list_experiments() -> None:
+    """List the named experiments, their trials and the paper finding each tests."""
+    try:
+        (EXPERIMENTS,) = _experiments("EXPERIMENTS")
+    except GrokscopeError as err:
+        _fail(err)
+
+    for exp in EXPERIMENTS.values():
+        typer.echo(f"{exp.name}: {exp.finding}")
+        for scale_name, sc in exp.scales.items():
+            trials = ", ".join(t.name for t in sc.trials)
+            typer.echo(f"  --scale {scale_name:5s} {sc.preset}, {len(sc.trials)} trials (~{sc.minutes:g} min on 2 CPUs): {trials}")
 
 
 def main() -> None:
