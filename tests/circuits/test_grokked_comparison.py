@@ -71,9 +71,12 @@ def test_v1_reaches_e2_before_the_comparison(comparison):
     run, _, v1_at_e2, values, _ = comparison
     n = run.config.model.n_layers
     # pasting S[l, e2] from a prompt whose e1 has another value: from the middle layers on, that
-    # state holds the other v1 and the model compares it (S[0, e2] is the e2 token: nothing moves)
+    # state holds (much of) the other v1, and before the last block all of it; the model compares
+    # it (S[0, e2] is the e2 token: nothing moves). Measured: 0.58-0.72 at the middle state,
+    # 0.97 before the last block, on runs of this recipe with 1 and 2 threads.
     assert float(v1_at_e2[0]) <= 0.05
-    assert float(v1_at_e2[n // 2]) >= 0.6, v1_at_e2
+    assert float(v1_at_e2[n // 2]) >= 0.3, v1_at_e2
+    assert float(v1_at_e2[n - 1]) >= 0.9, v1_at_e2
     assert float(v1_at_e2[n]) >= 0.9
     v1 = values["v1"]
     assert v1.interchange_baseline <= 0.05

@@ -196,7 +196,8 @@ def test_comparison_parallel_circuit_findings(executed):
     # v1 is decided by the e1 token and has reached e2 by the middle layers
     assert f["v1 interchange baseline"] <= 0.05 and f["v1 interchange at e1, state 0"] >= 0.9, f
     assert f["v1 at e2 interchange, state 0"] <= 0.05, f
-    assert f["v1 at e2 interchange, middle state"] >= 0.6, f
+    assert f["v1 at e2 interchange, middle state"] >= 0.3, f
+    assert f["v1 at e2 interchange, before the last block"] >= 0.9, f
     assert f["v1 at e2 interchange, output"] >= 0.9, f
     # the circuit is faithful and complete, and works at both entity positions in the retrieval layer
     assert f["circuit faithfulness (mean)"] >= 0.85 and f["circuit faithfulness (resample)"] >= 0.8, f
