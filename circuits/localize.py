@@ -23,7 +23,7 @@ agree.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,37 +88,54 @@ class InterchangePairs:
     sources: list[tuple[str, ...]]
 
 
-def bridge_pairs(dataset: KGDataset, examples: Sequence[Example], *, seed: int = 0) -> InterchangePairs:
-    """For each ``<h><r1><r2>`` (bridge ``b``, answer ``t``), a source ``<h'><r1'><r2>`` whose bridge
-    ``b' != b`` has relation ``r2`` with ``t' = r2(b') != t``; every fact used is in-distribution."""
+def _collect_pairs(
+    dataset: KGDataset,
+    examples: Sequence[Example],
+    options_of: Callable[[Example], list[tuple[tuple[str, ...], str]]],
+    seed: int | np.random.Generator,
+    what: str,
+) -> InterchangePairs:
+    """One source per example, drawn from ``options_of(ex)`` (``(source prompt, expected token)`` pairs);
+    examples without an option are left out."""
     rng = _rng(seed)
-    facts = {(h, r): (t, bool(o)) for h, r, t, o in dataset.graph["atomic"]}
-    id_facts = [(h, r, t) for (h, r), (t, o) in facts.items() if not o]
     vocab = dataset.vocab
     clean, source, expected, answers, kept, srcs = [], [], [], [], [], []
     for ex in examples:
+        options = options_of(ex)
+        if not options:
+            continue
+        prompt, target = options[int(rng.integers(len(options)))]
+        clean.append(vocab.encode(ex.input_tokens))
+        source.append(vocab.encode(prompt))
+        expected.append(vocab.id(target))
+        answers.append(vocab.id(ex.answer))
+        kept.append(ex)
+        srcs.append(prompt)
+    if not kept:
+        raise CircuitError(f"no example has an interchange counterpart; pass more {what}")
+    as_t = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
+    return InterchangePairs(as_t(clean), as_t(source), as_t(expected), as_t(answers), kept, srcs)
+
+
+def bridge_pairs(dataset: KGDataset, examples: Sequence[Example], *, seed: int = 0) -> InterchangePairs:
+    """For each ``<h><r1><r2>`` (bridge ``b``, answer ``t``), a source ``<h'><r1'><r2>`` whose bridge
+    ``b' != b`` has relation ``r2`` with ``t' = r2(b') != t``; every fact used is in-distribution."""
+    facts = {(h, r): (t, bool(o)) for h, r, t, o in dataset.graph["atomic"]}
+    id_facts = [(h, r, t) for (h, r), (t, o) in facts.items() if not o]
+
+    def options(ex: Example) -> list[tuple[tuple[str, ...], str]]:
         h, r1, r2 = ex.input_tokens[:3]
         b, t = facts[(h, r1)][0], ex.answer
-        options = []
+        found = []
         for h2, r1b, b2 in id_facts:
             if b2 == b or (h2, r1b) == (h, r1):
                 continue
             second = facts.get((b2, r2))
             if second is not None and not second[1] and second[0] != t:
-                options.append(((h2, r1b, r2), second[0]))
-        if not options:
-            continue
-        prompt, t2 = options[int(rng.integers(len(options)))]
-        clean.append(vocab.encode(ex.input_tokens))
-        source.append(vocab.encode(prompt))
-        expected.append(vocab.id(t2))
-        answers.append(vocab.id(t))
-        kept.append(ex)
-        srcs.append(prompt)
-    if not kept:
-        raise CircuitError("no example has an interchange counterpart; pass more (inferred) examples")
-    as_t = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
-    return InterchangePairs(as_t(clean), as_t(source), as_t(expected), as_t(answers), kept, srcs)
+                found.append(((h2, r1b, r2), second[0]))
+        return found
+
+    return _collect_pairs(dataset, examples, options, seed, "(inferred) examples")
 
 
 def value_pairs(dataset: KGDataset, examples: Sequence[Example], which: str = "v1", *, seed: int = 0) -> InterchangePairs:
@@ -126,36 +143,24 @@ def value_pairs(dataset: KGDataset, examples: Sequence[Example], which: str = "v
     an in-distribution entity whose value under ``a`` changes the label; expected: the label it implies."""
     if which not in ("v1", "v2"):
         raise CircuitError(f"which must be v1 or v2, not {which!r}")
-    rng = _rng(seed)
-    g = dataset.graph
-    vocab = dataset.vocab
-    clean, source, expected, answers, kept, srcs = [], [], [], [], [], []
-    for ex in examples:
+    entities = dataset.graph["entities"]
+
+    def options(ex: Example) -> list[tuple[tuple[str, ...], str]]:
         a, q, e1, mask, e2 = ex.input_tokens[:5]
         v1, v2 = dataset.value(e1, a), dataset.value(e2, a)
         k = compare(v1, v2)
-        options = []
-        for e in g["entities"]:
+        found = []
+        for e in entities:
             if e in (e1, e2) or dataset.is_ood(e, a):
                 continue
             v = dataset.value(e, a)
             k2 = compare(v, v2) if which == "v1" else compare(v1, v)
             if k2 != k:
                 prompt = (a, q, e, mask, e2) if which == "v1" else (a, q, e1, mask, e)
-                options.append((prompt, f"<{a[1:-1]}_{k2}>"))
-        if not options:
-            continue
-        prompt, label = options[int(rng.integers(len(options)))]
-        clean.append(vocab.encode(ex.input_tokens))
-        source.append(vocab.encode(prompt))
-        expected.append(vocab.id(label))
-        answers.append(vocab.id(ex.answer))
-        kept.append(ex)
-        srcs.append(prompt)
-    if not kept:
-        raise CircuitError("no example has an interchange counterpart; pass more comparison queries")
-    as_t = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
-    return InterchangePairs(as_t(clean), as_t(source), as_t(expected), as_t(answers), kept, srcs)
+                found.append((prompt, f"<{a[1:-1]}_{k2}>"))
+        return found
+
+    return _collect_pairs(dataset, examples, options, seed, "comparison queries")
 
 
 # --------------------------------------------------------------------------- localisation
