@@ -15,7 +15,6 @@ that stopped part way from its last checkpoint.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from interp.errors import ConfigError, GrokscopeError
-from interp.train import RunConfig
+from interp.train import RunConfig, stored_config
 
 from experiments.registry import Plan
 from experiments.results import machine_description, trial_record, trial_row, write_results
@@ -65,12 +64,12 @@ def one_line_error(err: BaseException) -> str:
 
 
 def _same_config(run_dir: Path, cfg: RunConfig) -> bool | None:
-    """None: no run there; else whether its config.json is ``cfg``."""
-    path = run_dir / "config.json"
-    if not path.is_file():
-        return None
-    stored = json.loads(path.read_text(encoding="utf-8"))
-    return stored == json.loads(json.dumps(cfg.to_dict()))
+    """None: no run there; else whether the run there has config ``cfg`` (an unreadable config is another one)."""
+    try:
+        stored = stored_config(run_dir)
+    except ConfigError:
+        return False
+    return None if stored is None else stored == cfg
 
 
 def _summary_line(row: dict[str, Any], done: int, total: int, *, reused: bool = False) -> str:

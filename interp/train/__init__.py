@@ -16,6 +16,7 @@ from interp.train.trainer import (
     load_checkpoint,
     read_metrics,
     resume,
+    stored_config,
     train,
     train_or_resume,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "presets",
     "read_metrics",
     "resume",
+    "stored_config",
     "train",
     "train_or_resume",
 ]

@@ -477,6 +477,14 @@ def resume(run_dir: str | Path, *, max_steps: int | None = None, overrides: dict
     return trainer.run(max_steps=max_steps)
 
 
+def stored_config(run_dir: str | Path) -> RunConfig | None:
+    """The config of the run in ``run_dir`` (its ``config.json``, written when the run starts); None if there is none."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        return None
+    return RunConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
 def train_or_resume(config: RunConfig, run_dir: str | Path) -> TrainResult:
     """Train ``config`` into ``run_dir``; if it already holds a run of the same config, resume that.
 
@@ -486,7 +494,7 @@ def train_or_resume(config: RunConfig, run_dir: str | Path) -> TrainResult:
     run_dir = Path(run_dir)
     if not list_checkpoints(run_dir):
         return train(config, run_dir)
-    stored = RunConfig.from_dict(read_state(latest_checkpoint(run_dir))["config"])
+    stored = stored_config(run_dir)
     if stored != config:
         raise ConfigError(
             f"{run_dir} holds a run of another config ({stored.name}); pick another run directory or resume it as it is"
