@@ -23,8 +23,17 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+# GPT-2's tanh-approximate GELU as one fused PyTorch kernel: the same function as Hugging Face's
+# "gelu_new" (which composes five element-wise ops; max difference ~2e-7), several times faster.
+_HF_ACTIVATION = {"gelu_new": "gelu_pytorch_tanh", "gelu": "gelu", "relu": "relu"}
+
+
 def hf_config(cfg: ModelConfig, d_vocab: int, n_ctx: int) -> GPT2Config:
-    """The Hugging Face ``GPT2Config`` for ``cfg`` with vocabulary and context sizes filled in."""
+    """The Hugging Face ``GPT2Config`` for ``cfg`` with vocabulary and context sizes filled in.
+
+    Attention is the plain ("eager") implementation: on prompts of a few tokens it is much
+    faster than the fused SDPA kernels, whose set-up cost dominates at that length.
+    """
     check_range("d_vocab", d_vocab, low=1)
     check_range("n_ctx", n_ctx, low=1)
     return GPT2Config(
@@ -34,7 +43,7 @@ def hf_config(cfg: ModelConfig, d_vocab: int, n_ctx: int) -> GPT2Config:
         n_layer=cfg.n_layers,
         n_head=cfg.n_heads,
         n_inner=cfg.mlp_width,
-        activation_function=cfg.activation,
+        activation_function=_HF_ACTIVATION[cfg.activation],
         resid_pdrop=cfg.dropout,
         embd_pdrop=cfg.dropout,
         attn_pdrop=cfg.dropout,
@@ -44,6 +53,7 @@ def hf_config(cfg: ModelConfig, d_vocab: int, n_ctx: int) -> GPT2Config:
         bos_token_id=None,
         eos_token_id=None,
         pad_token_id=None,
+        attn_implementation="eager",
     )
 
 

@@ -189,7 +189,8 @@ class Trainer:
             [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=tc.lr,
             betas=(tc.beta1, tc.beta2),
-            foreach=True,
+            # one fused kernel for all parameters (CPU and CUDA): several times faster than foreach
+            fused=True,
         )
         self.filter = (
             GradientFilter(self.model, tc.grokfast, alpha=tc.grokfast_alpha, lamb=tc.grokfast_lamb, window=tc.grokfast_window)
