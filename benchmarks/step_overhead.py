@@ -1,7 +1,10 @@
 """The trainer's step time against a minimal plain-PyTorch loop on the same model and batches.
 
-Both loops do the same work per step: forward of the answer-only loss, backward, gradient
-clipping, AdamW. The ratio (trainer / plain) shows the trainer's own overhead.
+All loops do the same work per step: forward of the answer-only loss, backward, gradient
+clipping, AdamW. The ratio (trainer / plain) shows the trainer's own overhead. A third row
+runs the plain loop on the same GPT-2 built with Hugging Face's defaults (SDPA attention,
+the composed "gelu_new" activation, foreach AdamW): what ``build_model`` and the trainer's
+fused AdamW gain per step.
 
     python benchmarks/step_overhead.py [--config composition-small] [--steps 200] [--repeats 3]
 """
@@ -21,11 +24,12 @@ from _machine import describe
 from interp.train import Trainer, answer_logits, load_run_config
 
 
-def plain_loop(model, batches, lr, wd, betas, clip):
+def plain_loop(model, batches, lr, wd, betas, clip, *, fused=True):
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
+    impl = {"fused": True} if fused else {"foreach": True}
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=lr, betas=betas, foreach=True)
+                            lr=lr, betas=betas, **impl)
     params = list(model.parameters())
     t0 = time.perf_counter()
     for batch in batches:
@@ -38,6 +42,17 @@ def plain_loop(model, batches, lr, wd, betas, clip):
     if batches[0].tokens.is_cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - t0
+
+
+def hf_defaults(model):
+    """A copy of ``model`` as Hugging Face builds GPT-2 by default: SDPA attention, composed gelu_new."""
+    from transformers.activations import NewGELUActivation
+
+    model = copy.deepcopy(model)
+    model.set_attn_implementation("sdpa")
+    for block in model.transformer.h:
+        block.mlp.act = NewGELUActivation()
+    return model
 
 
 def trainer_loop(trainer, n):
@@ -68,14 +83,17 @@ def main() -> None:
         # warm up both paths once
         trainer_loop(trainer, 5)
         plain_loop(copy.deepcopy(model0), batches[:5], tc.lr, tc.weight_decay, (tc.beta1, tc.beta2), tc.grad_clip)
-        t_trainer, t_plain = [], []
+        hyper = (tc.lr, tc.weight_decay, (tc.beta1, tc.beta2), tc.grad_clip)
+        plain_loop(hf_defaults(model0), batches[:5], *hyper, fused=False)
+        t_trainer, t_plain, t_hf = [], [], []
         for _ in range(args.repeats):
             trainer.step = 0
             t_trainer.append(trainer_loop(trainer, args.steps))
-            model = copy.deepcopy(model0)
-            t_plain.append(plain_loop(model, batches, tc.lr, tc.weight_decay, (tc.beta1, tc.beta2), tc.grad_clip))
+            t_plain.append(plain_loop(copy.deepcopy(model0), batches, *hyper))
+            t_hf.append(plain_loop(hf_defaults(model0), batches, *hyper, fused=False))
     ms_tr = 1000 * statistics.median(t_trainer) / args.steps
     ms_pl = 1000 * statistics.median(t_plain) / args.steps
+    ms_hf = 1000 * statistics.median(t_hf) / args.steps
     print(f"machine: {describe(trainer.device)}")
     print(f"config: {args.config} (d_model {cfg.model.d_model}, {cfg.model.n_layers} layers, batch {trainer.batch_size}),"
           f" {args.steps} steps x {args.repeats} repeats, median\n")
@@ -83,6 +101,7 @@ def main() -> None:
     print("|---|---|---|")
     print(f"| plain PyTorch | {ms_pl:.2f} | 1.00 |")
     print(f"| grokscope Trainer.train_step | {ms_tr:.2f} | {ms_tr / ms_pl:.3f} |")
+    print(f"| plain PyTorch, Hugging Face defaults (SDPA, gelu_new, foreach AdamW) | {ms_hf:.2f} | {ms_hf / ms_pl:.3f} |")
 
 
 if __name__ == "__main__":
