@@ -64,7 +64,10 @@ def test_the_values_are_compared_at_e2_above_the_retrieval(comparison):
     above = {swap: imp["mlp_out"][retrieval + 1 :, 4] for swap, imp in by_swap.items()}
     # one MLP above the retrieval, at e2, is needed for either value: it compares them
     layer = int((above["e1"] + above["e2"]).argmax())
-    assert float(above["e1"][layer]) >= 0.3 and float(above["e2"][layer]) >= 0.3, above
+    others = [float(imp[other]) for imp in above.values() for other in range(len(imp)) if other != layer]
+    # measured 0.50 / 0.54 and 0.30 / 0.28 on two grokked runs; the other MLPs there at most 0.06
+    for swap in ("e1", "e2"):
+        assert float(above[swap][layer]) >= 0.2 and float(above[swap][layer]) >= 2 * max(others, default=0.0), above
 
 
 def test_v1_reaches_e2_before_the_comparison(comparison):

