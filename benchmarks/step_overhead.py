@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from _machine import describe
 
+from interp.models.gpt2 import with_hf_default_kernels
 from interp.train import Trainer, answer_logits, load_run_config
 
 
@@ -42,17 +43,6 @@ def plain_loop(model, batches, lr, wd, betas, clip, *, fused=True):
     if batches[0].tokens.is_cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - t0
-
-
-def hf_defaults(model):
-    """A copy of ``model`` as Hugging Face builds GPT-2 by default: SDPA attention, composed gelu_new."""
-    from transformers.activations import NewGELUActivation
-
-    model = copy.deepcopy(model)
-    model.set_attn_implementation("sdpa")
-    for block in model.transformer.h:
-        block.mlp.act = NewGELUActivation()
-    return model
 
 
 def trainer_loop(trainer, n):
@@ -80,17 +70,17 @@ def main() -> None:
         model0 = copy.deepcopy(trainer.model)
         batches = [trainer.train_batch[trainer.batch_indices(s)] for s in range(args.steps)]
         tc = cfg.train
-        # warm up both paths once
-        trainer_loop(trainer, 5)
-        plain_loop(copy.deepcopy(model0), batches[:5], tc.lr, tc.weight_decay, (tc.beta1, tc.beta2), tc.grad_clip)
         hyper = (tc.lr, tc.weight_decay, (tc.beta1, tc.beta2), tc.grad_clip)
-        plain_loop(hf_defaults(model0), batches[:5], *hyper, fused=False)
+        # warm up every path once
+        trainer_loop(trainer, 5)
+        plain_loop(copy.deepcopy(model0), batches[:5], *hyper)
+        plain_loop(with_hf_default_kernels(model0), batches[:5], *hyper, fused=False)
         t_trainer, t_plain, t_hf = [], [], []
         for _ in range(args.repeats):
             trainer.step = 0
             t_trainer.append(trainer_loop(trainer, args.steps))
             t_plain.append(plain_loop(copy.deepcopy(model0), batches, *hyper))
-            t_hf.append(plain_loop(hf_defaults(model0), batches, *hyper, fused=False))
+            t_hf.append(plain_loop(with_hf_default_kernels(model0), batches, *hyper, fused=False))
     ms_tr = 1000 * statistics.median(t_trainer) / args.steps
     ms_pl = 1000 * statistics.median(t_plain) / args.steps
     ms_hf = 1000 * statistics.median(t_hf) / args.steps

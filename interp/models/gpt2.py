@@ -90,6 +90,21 @@ def build_model(
     return model.to(device if device is not None else default_device())
 
 
+def with_hf_default_kernels(model: GPT2LMHeadModel) -> GPT2LMHeadModel:
+    """A copy of ``model`` with Hugging Face's default kernels: SDPA attention, the composed "gelu_new".
+
+    The same function as ``model`` (the reference that tests and benchmarks compare the faster
+    kernels of :func:`build_model` against).
+    """
+    from transformers.activations import NewGELUActivation
+
+    reference = copy.deepcopy(model)
+    reference.set_attn_implementation("sdpa")
+    for block in reference.transformer.h:
+        block.mlp.act = NewGELUActivation()
+    return reference
+
+
 def shared_parameter_groups(model: nn.Module) -> list[list[str]]:
     """Names of parameters that share storage, one list per shared tensor (empty if none)."""
     by_ptr: dict[int, list[str]] = defaultdict(list)

@@ -9,6 +9,7 @@ import torch
 
 from interp.errors import ConfigError
 from interp.models import ModelConfig, build_model, shared_parameter_groups, to_bridge
+from interp.models.gpt2 import with_hf_default_kernels
 
 D_VOCAB, N_CTX = 37, 5
 
@@ -61,17 +62,15 @@ def test_bridge_logits_equal_wrapped_model(which, cfg, shared_cfg):
 
 def test_fast_kernels_compute_hugging_faces_gpt2(cfg):
     """Eager attention and the fused tanh-GELU give the logits of GPT-2 as Hugging Face builds it by default."""
-    from transformers import GPT2LMHeadModel
     from transformers.activations import NewGELUActivation
 
     ours = build_model(cfg, D_VOCAB, N_CTX, seed=0, device="cpu").eval()
     assert ours.config._attn_implementation == "eager"
     assert ours.config.activation_function == "gelu_pytorch_tanh"
-    reference = GPT2LMHeadModel(ours.config).eval()
-    reference.load_state_dict(ours.state_dict())
-    reference.set_attn_implementation("sdpa")
-    for block in reference.transformer.h:
-        block.mlp.act = NewGELUActivation()  # GPT-2's "gelu_new", composed of element-wise ops
+    reference = with_hf_default_kernels(ours).eval()
+    assert reference.config._attn_implementation == "sdpa"
+    assert all(isinstance(block.mlp.act, NewGELUActivation) for block in reference.transformer.h)
+    assert ours.config._attn_implementation == "eager"  # the copy left the model as it was
     with torch.no_grad():
         expected, got = reference(_tokens()).logits, ours(_tokens()).logits
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
