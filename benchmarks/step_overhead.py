@@ -1,10 +1,15 @@
 """The trainer's step time against a minimal plain-PyTorch loop on the same model and batches.
 
 All loops do the same work per step: forward of the answer-only loss, backward, gradient
-clipping, AdamW. The ratio (trainer / plain) shows the trainer's own overhead. A third row
-runs the plain loop on the same GPT-2 built with Hugging Face's defaults (SDPA attention,
-the composed "gelu_new" activation, foreach AdamW): what ``build_model`` and the trainer's
-fused AdamW gain per step.
+clipping, the config's optimiser (AdamW, or Muon for the hidden matrices and AdamW for the
+rest). The ratio (trainer / plain) shows the trainer's own overhead. Reference rows, each a
+plain loop in the same run:
+
+* the same GPT-2 built with Hugging Face's defaults (SDPA attention, the composed "gelu_new"
+  activation, foreach AdamW): what ``build_model`` and fused AdamW gain per step;
+* with Muon configs, AdamW for every parameter (what Muon's orthogonalisation costs), and
+  ``torch.optim.Muon`` itself, which orthogonalises in bfloat16 (slow on CPUs without
+  bfloat16 matrix units; timed on a tenth of the steps).
 
     python benchmarks/step_overhead.py [--config composition-small] [--steps 200] [--repeats 3]
 """
@@ -23,23 +28,34 @@ from _machine import describe
 
 from interp.models.gpt2 import with_hf_default_kernels
 from interp.train import Trainer, answer_logits, load_run_config
+from interp.train.muon import Muon
 
 
-def plain_loop(model, batches, lr, wd, betas, clip, *, fused=True):
-    decay = [p for p in model.parameters() if p.ndim >= 2]
+def plain_loop(model, batches, tc, *, optimizer=None, fused=True, muon_cls=Muon):
+    """``tc``: the TrainConfig; ``optimizer`` overrides ``tc.optimizer``."""
+    optimizer = optimizer or tc.optimizer
+    embeddings = {id(model.transformer.wte.weight), id(model.transformer.wpe.weight)}
+    matrices = [p for p in model.parameters() if p.ndim >= 2]
+    hidden = [p for p in matrices if id(p) not in embeddings] if optimizer == "muon" else []
+    decay = [p for p in matrices if id(p) not in {id(h) for h in hidden}]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
     impl = {"fused": True} if fused else {"foreach": True}
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=lr, betas=betas, **impl)
+    opts = [torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                              lr=tc.lr, betas=(tc.beta1, tc.beta2), **impl)]
+    if hidden:
+        opts.append(muon_cls(hidden, lr=tc.lr, weight_decay=tc.weight_decay, momentum=tc.muon_momentum,
+                             adjust_lr_fn="match_rms_adamw"))
     params = list(model.parameters())
     t0 = time.perf_counter()
     for batch in batches:
         logits = answer_logits(model, batch.tokens, batch.answer_pos)
         loss = F.cross_entropy(logits, batch.answer)
-        opt.zero_grad(set_to_none=True)
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
-        opt.step()
+        torch.nn.utils.clip_grad_norm_(params, tc.grad_clip, foreach=True)
+        for opt in opts:
+            opt.step()
     if batches[0].tokens.is_cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - t0
@@ -70,28 +86,43 @@ def main() -> None:
         model0 = copy.deepcopy(trainer.model)
         batches = [trainer.train_batch[trainer.batch_indices(s)] for s in range(args.steps)]
         tc = cfg.train
-        hyper = (tc.lr, tc.weight_decay, (tc.beta1, tc.beta2), tc.grad_clip)
+        muon = tc.optimizer == "muon"
+        loops = {
+            "plain": lambda bs: plain_loop(copy.deepcopy(model0), bs, tc),
+            "hf": lambda bs: plain_loop(with_hf_default_kernels(model0), bs, tc, fused=False),
+        }
+        if muon:
+            loops["adamw"] = lambda bs: plain_loop(copy.deepcopy(model0), bs, tc, optimizer="adamw")
+            loops["torch_muon"] = lambda bs: plain_loop(copy.deepcopy(model0), bs[: max(1, len(bs) // 10)], tc,
+                                                        muon_cls=torch.optim.Muon)
+        n_steps = {key: (max(1, args.steps // 10) if key == "torch_muon" else args.steps) for key in loops}
         # warm up every path once
         trainer_loop(trainer, 5)
-        plain_loop(copy.deepcopy(model0), batches[:5], *hyper)
-        plain_loop(with_hf_default_kernels(model0), batches[:5], *hyper, fused=False)
-        t_trainer, t_plain, t_hf = [], [], []
+        for loop in loops.values():
+            loop(batches[:5])
+        times: dict[str, list[float]] = {"trainer": [], **{key: [] for key in loops}}
         for _ in range(args.repeats):
             trainer.step = 0
-            t_trainer.append(trainer_loop(trainer, args.steps))
-            t_plain.append(plain_loop(copy.deepcopy(model0), batches, *hyper))
-            t_hf.append(plain_loop(with_hf_default_kernels(model0), batches, *hyper, fused=False))
-    ms_tr = 1000 * statistics.median(t_trainer) / args.steps
-    ms_pl = 1000 * statistics.median(t_plain) / args.steps
-    ms_hf = 1000 * statistics.median(t_hf) / args.steps
+            times["trainer"].append(trainer_loop(trainer, args.steps))
+            for key, loop in loops.items():
+                times[key].append(loop(batches))
+    ms = {key: 1000 * statistics.median(t) / n_steps.get(key, args.steps) for key, t in times.items()}
     print(f"machine: {describe(trainer.device)}")
-    print(f"config: {args.config} (d_model {cfg.model.d_model}, {cfg.model.n_layers} layers, batch {trainer.batch_size}),"
-          f" {args.steps} steps x {args.repeats} repeats, median\n")
+    print(f"config: {args.config} (d_model {cfg.model.d_model}, {cfg.model.n_layers} layers, batch {trainer.batch_size}, "
+          f"optimizer {tc.optimizer}), {args.steps} steps x {args.repeats} repeats, median\n")
+    opt_name = "Muon + AdamW" if muon else "AdamW"
+    rows = [
+        (f"plain PyTorch ({opt_name})", "plain"),
+        ("grokscope Trainer.train_step", "trainer"),
+        ("plain PyTorch, Hugging Face defaults (SDPA, gelu_new, foreach AdamW)", "hf"),
+    ]
+    if muon:
+        rows += [("plain PyTorch, AdamW for every parameter", "adamw"),
+                 ("plain PyTorch, torch.optim.Muon (bfloat16 Newton-Schulz)", "torch_muon")]
     print("| loop | ms / step | ratio |")
     print("|---|---|---|")
-    print(f"| plain PyTorch | {ms_pl:.2f} | 1.00 |")
-    print(f"| grokscope Trainer.train_step | {ms_tr:.2f} | {ms_tr / ms_pl:.3f} |")
-    print(f"| plain PyTorch, Hugging Face defaults (SDPA, gelu_new, foreach AdamW) | {ms_hf:.2f} | {ms_hf / ms_pl:.3f} |")
+    for label, key in rows:
+        print(f"| {label} | {ms[key]:.2f} | {ms[key] / ms['plain']:.3f} |")
 
 
 if __name__ == "__main__":

@@ -146,7 +146,7 @@ def presets() -> None:
 
     for name, cfg in table().items():
         m = cfg.model
-        typer.echo(f"{name:28s} data={type(cfg.data).__name__} layers={m.n_layers} d_model={m.d_model} lr={cfg.train.lr}")
+        typer.echo(f"{name:28s} data={type(cfg.data).__name__} layers={m.n_layers} d_model={m.d_model} lr={cfg.train.lr} optimizer={cfg.train.optimizer}")
 
 
 def _experiments(*names: str) -> tuple:

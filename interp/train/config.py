@@ -21,7 +21,8 @@ class TrainConfig:
 
     The defaults are the paper's recipe (AdamW 1e-4, weight decay 0.1 without decay on biases
     and LayerNorm, clip 1.0, 2,000 warm-up steps then constant, batch 512). The fast recipe in
-    the ``composition-small`` preset changes only fields of this class and the model's size.
+    the ``composition-small`` preset changes only fields of this class and the model's size and
+    initialisation scale.
     """
 
     max_steps: int = 20_000
@@ -38,6 +39,10 @@ class TrainConfig:
     decay_steps: int | None = None
     min_lr_ratio: float = 0.0
     grad_clip: float = 1.0
+    # "adamw" for every parameter (the paper), or "muon": Muon (orthogonalised momentum,
+    # torch.optim.Muon) for the attention and MLP weight matrices, AdamW for the rest.
+    optimizer: Literal["adamw", "muon"] = "adamw"
+    muon_momentum: float = 0.95
     # Slow-gradient amplification (Grokfast, Lee et al. 2024): add ``grokfast_lamb`` times a
     # low-pass filtered gradient before each step; "ema" keeps an exponential moving average
     # (``grokfast_alpha``), "window" the mean of the last ``grokfast_window`` gradients.
@@ -78,6 +83,7 @@ class TrainConfig:
         check_range("train.beta2", self.beta2, low=0.0, high=1.0, high_open=True)
         check_range("train.weight_decay", self.weight_decay, low=0.0)
         check_range("train.grad_clip", self.grad_clip, low=0.0)
+        check_range("train.muon_momentum", self.muon_momentum, low=0.0, high=1.0, high_open=True)
         check_range("train.min_lr_ratio", self.min_lr_ratio, low=0.0, high=1.0)
         if self.decay_steps is not None:
             check_range("train.decay_steps", self.decay_steps, low=1)
@@ -179,11 +185,17 @@ _FAST_TRAIN = {
 def presets() -> dict[str, RunConfig]:
     """The named run configs; ``grokscope train NAME`` accepts each key."""
     return {
-        # weight decay 0.7 with cosine decay over 6,000 steps: groks at step 5,600 on two threads
-        # (over 5,000 steps: 4,600 on one thread, but 0.985 at 5,000 on two); the earlier recipe,
-        # 0.3 over 8,000, grokked at 7,200 on one thread. BENCHMARKS.md has the search.
+        # Muon for the hidden matrices, init scale 0.04, weight decay 0.7, cosine decay over 2,500
+        # steps: groks at step 2,000 on one thread (AdamW: 4,600-5,600 steps over a 5,000-6,000
+        # step schedule, the earlier presets). BENCHMARKS.md has the search.
         "composition-small": _preset(
-            "composition-small", "composition-small", _FAST_MODEL,
+            "composition-small", "composition-small", {**_FAST_MODEL, "init_range": 0.04},
+            {**_FAST_TRAIN, "optimizer": "muon", "weight_decay": 0.7, "max_steps": 2_500},
+        ),
+        # the previous default (AdamW): groks at step 5,600 on two threads; the reference that
+        # benchmarks/time_to_grok.py measures Muon against
+        "composition-small-adamw": _preset(
+            "composition-small-adamw", "composition-small", _FAST_MODEL,
             {**_FAST_TRAIN, "weight_decay": 0.7, "max_steps": 6_000},
         ),
         "composition-tiny": _preset(

@@ -2,8 +2,10 @@
 
 One step: take a batch (a fixed permutation per epoch, derived from the seed, so the order
 depends only on the step number), compute the loss on target tokens, back-propagate,
-optionally amplify the slow gradient component (Grokfast), clip, AdamW step. The learning
-rate is a function of the step (linear warm-up, then constant), so no scheduler state exists.
+optionally amplify the slow gradient component (Grokfast), clip, then an AdamW step (with
+``train.optimizer = "muon"``: Muon for the attention and MLP matrices, AdamW for embeddings,
+biases and LayerNorm). The learning rate is a function of the step (linear warm-up, then
+constant or cosine), so no scheduler state exists.
 
 Every ``eval_every`` steps the model is scored by exact match of the answer token on each
 split (``train`` through a fixed subset of ``eval_size`` examples), and a row goes to
@@ -11,7 +13,7 @@ split (``train`` through a fixed subset of ``eval_size`` examples), and a row go
 ``memorize_threshold`` is the memorisation step, and at which ``test_id`` reaches
 ``grok_threshold`` the grokking step.
 
-Exact resume: a checkpoint holds weights, optimizer moments, the filter state, the RNG state
+Exact resume: a checkpoint holds weights, optimizer moments (and Muon's momentum), the filter state, the RNG state
 and the metrics history; the loop's only other state is the step number. A run killed and
 resumed from its last checkpoint ends with the same metrics, bit for bit on the CPU.
 """
@@ -46,6 +48,7 @@ from interp.train.checkpoint import (
 )
 from interp.train.config import RunConfig
 from interp.train.grokfast import GradientFilter
+from interp.train.muon import Muon
 
 EVAL_CHUNK = 4096
 
@@ -182,16 +185,31 @@ class Trainer:
         ).to(self.device)
         self.model.train()
 
+        embeddings = {id(m.weight) for m in self.model.modules() if isinstance(m, nn.Embedding)}
         decay = [p for p in self.model.parameters() if p.ndim >= 2]
         no_decay = [p for p in self.model.parameters() if p.ndim < 2]  # biases and LayerNorm
         self.params = decay + no_decay
+        # With train.optimizer = "muon" the hidden weight matrices (attention and MLP) take Muon
+        # steps; the embeddings (tied to the unembedding), biases and LayerNorm stay with AdamW.
+        hidden = [p for p in decay if id(p) not in embeddings] if tc.optimizer == "muon" else []
+        adam_decay = [p for p in decay if id(p) in embeddings] if tc.optimizer == "muon" else decay
         self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            [{"params": adam_decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=tc.lr,
             betas=(tc.beta1, tc.beta2),
             # one fused kernel for all parameters (CPU and CUDA): several times faster than foreach
             fused=True,
         )
+        self.muon = (
+            Muon(
+                hidden, lr=tc.lr, weight_decay=tc.weight_decay, momentum=tc.muon_momentum,
+                # the update's RMS matches AdamW's, so train.lr means the same for both
+                adjust_lr_fn="match_rms_adamw",
+            )
+            if hidden
+            else None
+        )
+        self.optimizers = [self.optimizer] + ([self.muon] if self.muon is not None else [])
         self.filter = (
             GradientFilter(self.model, tc.grokfast, alpha=tc.grokfast_alpha, lamb=tc.grokfast_lamb, window=tc.grokfast_window)
             if tc.grokfast != "none"
@@ -250,14 +268,18 @@ class Trainer:
     def train_step(self, batch: TokenBatch) -> Tensor:
         """One optimisation step on ``batch``; returns the (detached) loss."""
         tc = self.config.train
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr_at(self.step)
+        lr = self.lr_at(self.step)
+        for opt in self.optimizers:
+            for group in opt.param_groups:
+                group["lr"] = lr
         with self.autocast if self.autocast is not None else contextlib.nullcontext():
             loss = batch_loss(self.model, batch, answer_only=tc.answer_only_unembed, loss_on_eos=tc.loss_on_eos)
-        self.optimizer.zero_grad(set_to_none=True)
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
+            for opt in self.optimizers:
+                self.scaler.unscale_(opt)
         else:
             loss.backward()
         if self.filter is not None:
@@ -265,10 +287,12 @@ class Trainer:
         if tc.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, tc.grad_clip, foreach=True)
         if self.scaler is not None:
-            self.scaler.step(self.optimizer)
+            for opt in self.optimizers:
+                self.scaler.step(opt)
             self.scaler.update()
         else:
-            self.optimizer.step()
+            for opt in self.optimizers:
+                opt.step()
         self.step += 1
         return loss.detach()
 
@@ -286,15 +310,19 @@ class Trainer:
         out: dict[str, Tensor] = {"rng.cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
             out["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        state = self.optimizer.state_dict()["state"]
-        for i, st in state.items():
-            for key, value in st.items():
-                out[f"optimizer.{i}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+        for prefix, opt in self._named_optimizers():
+            for i, st in opt.state_dict()["state"].items():
+                for key, value in st.items():
+                    out[f"{prefix}.{i}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
         if self.filter is not None:
             out.update(self.filter.state_tensors())
         if self.scaler is not None:
             out["scaler.scale"] = torch.tensor(self.scaler.get_scale())
         return out
+
+    def _named_optimizers(self) -> list[tuple[str, torch.optim.Optimizer]]:
+        """Key prefix in ``trainer.safetensors`` of each optimizer's state."""
+        return [("optimizer", self.optimizer)] + ([("muon", self.muon)] if self.muon is not None else [])
 
     def save(self) -> Path:
         state = {
@@ -317,12 +345,13 @@ class Trainer:
             raise CheckpointError(f"{path}: the checkpoint's config differs from this run's config")
         load_model_state(self.model, load_tensors(path, "model.safetensors", state), path)
         tensors = load_tensors(path, "trainer.safetensors", state)
-        opt_state: dict[int, dict[str, Any]] = {}
-        for key, value in tensors.items():
-            if key.startswith("optimizer."):
-                _, i, name = key.split(".", 2)
-                opt_state.setdefault(int(i), {})[name] = value.to(self.device) if name != "step" else value
-        self.optimizer.load_state_dict({"state": opt_state, "param_groups": self.optimizer.state_dict()["param_groups"]})
+        for prefix, opt in self._named_optimizers():
+            opt_state: dict[int, dict[str, Any]] = {}
+            for key, value in tensors.items():
+                if key.startswith(prefix + "."):
+                    _, i, name = key.split(".", 2)
+                    opt_state.setdefault(int(i), {})[name] = value.to(self.device) if name != "step" else value
+            opt.load_state_dict({"state": opt_state, "param_groups": opt.state_dict()["param_groups"]})
         if self.filter is not None:
             self.filter.load_state_tensors(tensors)
         if self.scaler is not None and "scaler.scale" in tensors:

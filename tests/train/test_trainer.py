@@ -106,8 +106,9 @@ def test_answer_only_unembedding_equals_full_loss():
 
 
 # -- exact resume ---------------------------------------------------------------------------------
-def test_resume_is_bit_exact(tmp_path):
-    cfg = quick_config("train.grokfast=ema")
+@pytest.mark.parametrize("options", [("train.grokfast=ema",), ("train.optimizer=muon",)], ids=["adamw-grokfast", "muon"])
+def test_resume_is_bit_exact(tmp_path, options):
+    cfg = quick_config(*options)
     full = train(cfg, tmp_path / "full")
     part = train(cfg, tmp_path / "part", max_steps=20)
     assert part.step == 20
