@@ -44,7 +44,7 @@ def plain_loop(model, batches, tc, *, optimizer=None, fused=True, muon_cls=Muon)
                               lr=tc.lr, betas=(tc.beta1, tc.beta2), **impl)]
     if hidden:
         opts.append(muon_cls(hidden, lr=tc.lr, weight_decay=tc.weight_decay, momentum=tc.muon_momentum,
-                             adjust_lr_fn="match_rms_adamw"))
+                             ns_steps=tc.muon_ns_steps, adjust_lr_fn="match_rms_adamw"))
     params = list(model.parameters())
     t0 = time.perf_counter()
     for batch in batches:

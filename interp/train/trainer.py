@@ -202,7 +202,7 @@ class Trainer:
         )
         self.muon = (
             Muon(
-                hidden, lr=tc.lr, weight_decay=tc.weight_decay, momentum=tc.muon_momentum,
+                hidden, lr=tc.lr, weight_decay=tc.weight_decay, momentum=tc.muon_momentum, ns_steps=tc.muon_ns_steps,
                 # the update's RMS matches AdamW's, so train.lr means the same for both
                 adjust_lr_fn="match_rms_adamw",
             )

@@ -261,6 +261,9 @@ def test_grokfast_ema_and_window_filters():
         ("composition-tiny", ["lr=1"], "must start with data., model. or train."),
         ("composition-tiny", ["train.answer_only_unembed=true", "train.loss_on_eos=true"], "train.answer_only_unembed"),
         ("composition-tiny", ["train.precision=bf16", "train.device=cpu"], None),
+        ("composition-tiny", ["train.optimizer=sgd"], "train.optimizer"),
+        ("composition-tiny", ["train.muon_ns_steps=0"], "train.muon_ns_steps"),
+        ("composition-tiny", ["train.muon_momentum=1"], "train.muon_momentum"),
     ],
 )
 def test_bad_run_config_is_one_line(name, overrides, match, tmp_path):
