@@ -13,8 +13,8 @@ split (``train`` through a fixed subset of ``eval_size`` examples), and a row go
 ``memorize_threshold`` is the memorisation step, and at which ``test_id`` reaches
 ``grok_threshold`` the grokking step.
 
-Exact resume: a checkpoint holds weights, optimizer moments (and Muon's momentum), the filter state, the RNG state
-and the metrics history; the loop's only other state is the step number. A run killed and
+Exact resume: a checkpoint holds weights, optimizer moments (and Muon's momentum), the filter
+state, the RNG state and the metrics history; the loop's only other state is the step number. A run killed and
 resumed from its last checkpoint ends with the same metrics, bit for bit on the CPU.
 """
 

@@ -44,6 +44,23 @@ def test_float32_iteration_stays_within_bfloat16_rounding_of_torchs_muon():
         torch.testing.assert_close(a, b, rtol=0, atol=2e-3)  # ... of the same update
 
 
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_float32_iteration_keeps_torchs_momentum_buffers(nesterov):
+    """The momentum is the same running average of the gradients, whatever dtype the iteration runs in."""
+    kwargs = dict(lr=0.01, weight_decay=0.0, nesterov=nesterov)
+    ours = Muon([torch.zeros(s, requires_grad=True) for s in SHAPES], **kwargs)
+    ref = torch.optim.Muon([torch.zeros(s, requires_grad=True) for s in SHAPES], **kwargs)
+    gen = torch.Generator().manual_seed(2)
+    for _ in range(4):
+        grads = [torch.randn(s, generator=gen) for s in SHAPES]
+        for opt in (ours, ref):
+            for p, g in zip(opt.param_groups[0]["params"], grads):
+                p.grad = g.clone()
+            opt.step()
+    for i in range(len(SHAPES)):
+        assert torch.equal(ours.state_dict()["state"][i]["momentum_buffer"], ref.state_dict()["state"][i]["momentum_buffer"])
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 def test_orthogonalize_gives_the_polar_factor_up_to_its_singular_value_band(shape):
     g = torch.randn(shape, generator=torch.Generator().manual_seed(1))
