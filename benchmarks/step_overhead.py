@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -28,23 +29,13 @@ from _machine import describe
 
 from interp.models.gpt2 import with_hf_default_kernels
 from interp.train import Trainer, answer_logits, load_run_config
+from interp.train.trainer import build_optimizers
 from interp.train.muon import Muon
 
 
-def plain_loop(model, batches, tc, *, optimizer=None, fused=True, muon_cls=Muon):
-    """``tc``: the TrainConfig; ``optimizer`` overrides ``tc.optimizer``."""
-    optimizer = optimizer or tc.optimizer
-    embeddings = {id(model.transformer.wte.weight), id(model.transformer.wpe.weight)}
-    matrices = [p for p in model.parameters() if p.ndim >= 2]
-    hidden = [p for p in matrices if id(p) not in embeddings] if optimizer == "muon" else []
-    decay = [p for p in matrices if id(p) not in {id(h) for h in hidden}]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
-    impl = {"fused": True} if fused else {"foreach": True}
-    opts = [torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                              lr=tc.lr, betas=(tc.beta1, tc.beta2), **impl)]
-    if hidden:
-        opts.append(muon_cls(hidden, lr=tc.lr, weight_decay=tc.weight_decay, momentum=tc.muon_momentum,
-                             ns_steps=tc.muon_ns_steps, adjust_lr_fn="match_rms_adamw"))
+def plain_loop(model, batches, tc, *, fused=True, muon_cls=Muon):
+    """``tc``: the TrainConfig; the optimizers are the trainer's (``build_optimizers``)."""
+    opts = list(build_optimizers(model, tc, fused=fused, muon_cls=muon_cls).values())
     params = list(model.parameters())
     t0 = time.perf_counter()
     for batch in batches:
@@ -92,7 +83,7 @@ def main() -> None:
             "hf": lambda bs: plain_loop(with_hf_default_kernels(model0), bs, tc, fused=False),
         }
         if muon:
-            loops["adamw"] = lambda bs: plain_loop(copy.deepcopy(model0), bs, tc, optimizer="adamw")
+            loops["adamw"] = lambda bs: plain_loop(copy.deepcopy(model0), bs, dataclasses.replace(tc, optimizer="adamw"))
             loops["torch_muon"] = lambda bs: plain_loop(copy.deepcopy(model0), bs[: max(1, len(bs) // 10)], tc,
                                                         muon_cls=torch.optim.Muon)
         n_steps = {key: (max(1, args.steps // 10) if key == "torch_muon" else args.steps) for key in loops}

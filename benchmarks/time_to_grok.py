@@ -33,23 +33,22 @@ from _machine import describe
 from interp.models import default_device
 from interp.train import load_run_config, read_metrics, train
 
+# name: (preset, overrides, whether it runs its own schedule to the end; the others are
+# references stopped at --budget)
 RECIPES = {
-    "default": ("composition-small", []),
-    "default, AdamW": ("composition-small-adamw", []),
+    "default": ("composition-small", [], True),
+    "default, AdamW": ("composition-small-adamw", [], True),
     "default, no accel": (
         "composition-small",
         ["train.optimizer=adamw", "model.init_range=0.02", "train.answer_only_unembed=false",
          "train.loss_on_eos=true", "train.grokfast=none"],
+        False,
     ),
     # evaluations (where the budget is checked) every 25 steps: a step takes seconds here
-    "paper recipe": ("composition-small-paper", ["train.eval_every=25"]),
+    "paper recipe": ("composition-small-paper", ["train.eval_every=25"], False),
     # the comparison default (the speed-up column does not apply): groks in-distribution
-    "comparison default": ("comparison-tiny", []),
+    "comparison default": ("comparison-tiny", [], True),
 }
-
-
-# recipes that run their own schedule to its end; the others are references stopped at --budget
-DEFAULTS = ("default", "default, AdamW", "comparison default")
 
 
 def main() -> None:
@@ -62,7 +61,7 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     histories: dict[str, list[dict]] = {}
-    for name, (preset, overrides) in RECIPES.items():
+    for name, (preset, overrides, own_schedule) in RECIPES.items():
         if args.only and name not in args.only:
             continue
         cfg = load_run_config(
@@ -71,7 +70,7 @@ def main() -> None:
             + [
                 f"train.seed={args.seed}",
                 # the defaults run their own schedule to the end; references get the budget
-                *([] if name in DEFAULTS else [f"train.max_seconds={args.budget}", "train.max_steps=1000000"]),
+                *([] if own_schedule else [f"train.max_seconds={args.budget}", "train.max_steps=1000000"]),
                 "train.progress=false",
                 "train.tensorboard=false",
                 f"train.device={args.device}",

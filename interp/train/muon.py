@@ -3,18 +3,18 @@
 ``torch.optim.Muon`` always orthogonalises the momentum in bfloat16. That is right on a GPU,
 but a CPU without bfloat16 matrix units (AVX2, most laptops) multiplies bfloat16 matrices
 about 16x slower than float32: on the ``composition-small`` model a whole training step takes
-1.08 s with ``torch.optim.Muon`` against 0.13 s with this class (``benchmarks/step_overhead.py``). :class:`Muon` is the same
-optimiser, with the same state and the same update, except that the iteration runs in
+1.08 s with ``torch.optim.Muon`` against 0.13 s with this class (``benchmarks/step_overhead.py``).
+:class:`Muon` is the same optimiser, with the same state and the same update, except that the
+iteration runs in
 ``ns_dtype`` (default: float32 on the CPU, bfloat16 on CUDA). With ``ns_dtype=torch.bfloat16``
 it computes exactly what ``torch.optim.Muon`` computes.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
+from torch.optim._muon import _adjust_lr  # torch's per-shape learning-rate scaling, reused as is
 
 
 def orthogonalize(update: Tensor, ns_coefficients: tuple[float, float, float], ns_steps: int, eps: float, dtype: torch.dtype) -> Tensor:
@@ -32,15 +32,6 @@ def orthogonalize(update: Tensor, ns_coefficients: tuple[float, float, float], n
         poly = torch.addmm(gram, gram, gram, beta=b, alpha=c)
         x = torch.addmm(x, poly, x, beta=a)
     return x.T if tall else x
-
-
-def _lr_ratio(adjust_lr_fn: str | None, shape: torch.Size) -> float:
-    rows, cols = shape[:2]
-    if adjust_lr_fn is None or adjust_lr_fn == "original":
-        return math.sqrt(max(1, rows / cols))
-    if adjust_lr_fn == "match_rms_adamw":
-        return 0.2 * math.sqrt(max(rows, cols))
-    return 1.0
 
 
 class Muon(torch.optim.Muon):
@@ -77,5 +68,5 @@ class Muon(torch.optim.Muon):
                 update = grad.lerp(buf, momentum) if group["nesterov"] else buf
                 update = orthogonalize(update, group["ns_coefficients"], group["ns_steps"], group["eps"], self._dtype_for(param))
                 param.mul_(1 - lr * group["weight_decay"])
-                param.add_(update, alpha=-lr * _lr_ratio(group["adjust_lr_fn"], param.shape))
+                param.add_(update, alpha=-_adjust_lr(lr, group["adjust_lr_fn"], param.shape))
         return loss

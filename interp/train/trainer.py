@@ -14,8 +14,9 @@ split (``train`` through a fixed subset of ``eval_size`` examples), and a row go
 ``grok_threshold`` the grokking step.
 
 Exact resume: a checkpoint holds weights, optimizer moments (and Muon's momentum), the filter
-state, the RNG state and the metrics history; the loop's only other state is the step number. A run killed and
-resumed from its last checkpoint ends with the same metrics, bit for bit on the CPU.
+state, the RNG state and the metrics history; the loop's only other state is the step number.
+A run killed and resumed from its last checkpoint ends with the same metrics, bit for bit on
+the CPU.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from interp.train.checkpoint import (
     read_state,
     save_checkpoint,
 )
-from interp.train.config import RunConfig
+from interp.train.config import RunConfig, TrainConfig
 from interp.train.grokfast import GradientFilter
 from interp.train.muon import Muon
 
@@ -129,6 +130,38 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------------------
 # the trainer
 # ----------------------------------------------------------------------------------------
+def build_optimizers(model: nn.Module, tc: TrainConfig, *, fused: bool = True, muon_cls: type = Muon) -> dict[str, torch.optim.Optimizer]:
+    """The optimizers of a run, by name: ``"optimizer"`` (AdamW) and, with ``train.optimizer = "muon"``, ``"muon"``.
+
+    AdamW decays the weight matrices but not biases and LayerNorm. With Muon, the hidden
+    weight matrices (attention and MLP) take Muon steps and AdamW keeps the embeddings (tied
+    to the unembedding), biases and LayerNorm. ``fused=False`` gives foreach AdamW;
+    ``muon_cls`` another Muon class (``torch.optim.Muon``, for the benchmarks).
+    """
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    matrices = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]  # biases and LayerNorm
+    muon = tc.optimizer == "muon"
+    hidden = [p for p in matrices if id(p) not in embeddings] if muon else []
+    decay = [p for p in matrices if id(p) in embeddings] if muon else matrices
+    out: dict[str, torch.optim.Optimizer] = {
+        "optimizer": torch.optim.AdamW(
+            [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=tc.lr,
+            betas=(tc.beta1, tc.beta2),
+            # one fused kernel for all parameters (CPU and CUDA): several times faster than foreach
+            **({"fused": True} if fused else {"foreach": True}),
+        )
+    }
+    if hidden:
+        out["muon"] = muon_cls(
+            hidden, lr=tc.lr, weight_decay=tc.weight_decay, momentum=tc.muon_momentum, ns_steps=tc.muon_ns_steps,
+            # the update's RMS matches AdamW's, so train.lr means the same for both
+            adjust_lr_fn="match_rms_adamw",
+        )
+    return out
+
+
 def _resolve_device(name: str) -> torch.device:
     if name == "auto":
         return default_device()
@@ -185,31 +218,13 @@ class Trainer:
         ).to(self.device)
         self.model.train()
 
-        embeddings = {id(m.weight) for m in self.model.modules() if isinstance(m, nn.Embedding)}
-        decay = [p for p in self.model.parameters() if p.ndim >= 2]
-        no_decay = [p for p in self.model.parameters() if p.ndim < 2]  # biases and LayerNorm
-        self.params = decay + no_decay
-        # With train.optimizer = "muon" the hidden weight matrices (attention and MLP) take Muon
-        # steps; the embeddings (tied to the unembedding), biases and LayerNorm stay with AdamW.
-        hidden = [p for p in decay if id(p) not in embeddings] if tc.optimizer == "muon" else []
-        adam_decay = [p for p in decay if id(p) in embeddings] if tc.optimizer == "muon" else decay
-        self.optimizer = torch.optim.AdamW(
-            [{"params": adam_decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=tc.lr,
-            betas=(tc.beta1, tc.beta2),
-            # one fused kernel for all parameters (CPU and CUDA): several times faster than foreach
-            fused=True,
-        )
-        self.muon = (
-            Muon(
-                hidden, lr=tc.lr, weight_decay=tc.weight_decay, momentum=tc.muon_momentum, ns_steps=tc.muon_ns_steps,
-                # the update's RMS matches AdamW's, so train.lr means the same for both
-                adjust_lr_fn="match_rms_adamw",
-            )
-            if hidden
-            else None
-        )
-        self.optimizers = [self.optimizer] + ([self.muon] if self.muon is not None else [])
+        # the order clipping sums the gradient norms in: matrices, then biases and LayerNorm
+        params = list(self.model.parameters())
+        self.params = [p for p in params if p.ndim >= 2] + [p for p in params if p.ndim < 2]
+        # by key prefix in trainer.safetensors: "optimizer" (AdamW) and, with Muon, "muon"
+        self.optimizers = build_optimizers(self.model, tc)
+        self.optimizer = self.optimizers["optimizer"]
+        self.muon = self.optimizers.get("muon")
         self.filter = (
             GradientFilter(self.model, tc.grokfast, alpha=tc.grokfast_alpha, lamb=tc.grokfast_lamb, window=tc.grokfast_window)
             if tc.grokfast != "none"
@@ -269,16 +284,16 @@ class Trainer:
         """One optimisation step on ``batch``; returns the (detached) loss."""
         tc = self.config.train
         lr = self.lr_at(self.step)
-        for opt in self.optimizers:
+        for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] = lr
         with self.autocast if self.autocast is not None else contextlib.nullcontext():
             loss = batch_loss(self.model, batch, answer_only=tc.answer_only_unembed, loss_on_eos=tc.loss_on_eos)
-        for opt in self.optimizers:
+        for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
-            for opt in self.optimizers:
+            for opt in self.optimizers.values():
                 self.scaler.unscale_(opt)
         else:
             loss.backward()
@@ -287,11 +302,11 @@ class Trainer:
         if tc.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, tc.grad_clip, foreach=True)
         if self.scaler is not None:
-            for opt in self.optimizers:
+            for opt in self.optimizers.values():
                 self.scaler.step(opt)
             self.scaler.update()
         else:
-            for opt in self.optimizers:
+            for opt in self.optimizers.values():
                 opt.step()
         self.step += 1
         return loss.detach()
@@ -310,7 +325,7 @@ class Trainer:
         out: dict[str, Tensor] = {"rng.cpu": torch.get_rng_state()}
         if self.device.type == "cuda":
             out["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        for prefix, opt in self._named_optimizers():
+        for prefix, opt in self.optimizers.items():
             for i, st in opt.state_dict()["state"].items():
                 for key, value in st.items():
                     out[f"{prefix}.{i}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
@@ -319,10 +334,6 @@ class Trainer:
         if self.scaler is not None:
             out["scaler.scale"] = torch.tensor(self.scaler.get_scale())
         return out
-
-    def _named_optimizers(self) -> list[tuple[str, torch.optim.Optimizer]]:
-        """Key prefix in ``trainer.safetensors`` of each optimizer's state."""
-        return [("optimizer", self.optimizer)] + ([("muon", self.muon)] if self.muon is not None else [])
 
     def save(self) -> Path:
         state = {
@@ -345,7 +356,7 @@ class Trainer:
             raise CheckpointError(f"{path}: the checkpoint's config differs from this run's config")
         load_model_state(self.model, load_tensors(path, "model.safetensors", state), path)
         tensors = load_tensors(path, "trainer.safetensors", state)
-        for prefix, opt in self._named_optimizers():
+        for prefix, opt in self.optimizers.items():
             opt_state: dict[int, dict[str, Any]] = {}
             for key, value in tensors.items():
                 if key.startswith(prefix + "."):
