@@ -11,12 +11,14 @@ Recipes, all on the same small knowledge graph (the ``composition-small`` data p
                          loss on ``</a>`` too, no Grokfast);
 * ``paper recipe``       the paper's hyper-parameters (8 layers, d_model 768, AdamW 1e-4,
                          batch 512, 2,000 warm-up steps, constant lr);
-* ``comparison default`` the ``comparison-tiny`` preset (another task: no speed-up column).
+* ``comparison default`` the ``comparison-tiny`` preset (another task: no speed-up column),
+                         trained until test-ID *and* test-OOD reach the threshold.
 
 The defaults run their own schedule (``max_steps``, cosine decay); the references are stopped
 at ``--budget`` seconds each.
 
-Grokking = the first evaluation with test-ID accuracy >= the threshold (99%). A recipe that
+Grokking = the first evaluation with test-ID accuracy >= the threshold (99%; for the
+comparison default, test-ID and test-OOD both: its ``train.grok_splits``). A recipe that
 does not grok within its budget is reported with where it got to, and the speed-up over it
 is a lower bound (">=").
 
@@ -46,7 +48,7 @@ RECIPES = {
     ),
     # evaluations (where the budget is checked) every 25 steps: a step takes seconds here
     "paper recipe": ("composition-small-paper", ["train.eval_every=25"], False),
-    # the comparison default (the speed-up column does not apply): groks in-distribution
+    # the comparison default (the speed-up column does not apply): groks ID and OOD
     "comparison default": ("comparison-tiny", [], True),
 }
 
@@ -99,7 +101,8 @@ def main() -> None:
         m = cfg.model
         steps = result.grokked_step
         if name.startswith("comparison"):
-            speed = "n/a (other task)"
+            id_step = next((r["step"] for r in histories[name] if r["test_id"] >= cfg.train.grok_threshold), None)
+            speed = f"n/a (other task); test-ID alone passed at step {id_step or 'never'}"
         elif ref is not None and ref[2].grokked and name != "default":
             ref_steps, ref_secs = ref[2].grokked_step, ref[3]
             if result.grokked:
@@ -111,7 +114,7 @@ def main() -> None:
         else:
             speed = "1x" if name == "default" else "n/a"
         print(
-            f"| {name} | {m.n_layers}L d{m.d_model} | {result.memorized_step or 'not within budget'} | "
+            f"| {name} | {m.n_layers}L d{m.d_model} mlp{m.d_mlp or 4 * m.d_model} | {result.memorized_step or 'not within budget'} | "
             f"{steps or f'not within {result.step}'} | {f'{seconds:.0f}' if seconds else f'> {result.seconds:.0f}'} | "
             f"{result.metrics.get('test_id'):.3f} | {result.metrics.get('test_ood'):.3f} | {speed} |"
         )

@@ -118,7 +118,8 @@ def _grid(key: str, values: list[Any], prefix: str) -> tuple[Trial, ...]:
 
 def _depth_width(layers: list[int], widths: list[int]) -> tuple[Trial, ...]:
     return tuple(
-        Trial(f"L{n}-d{d}", (f"model.n_layers={n}", f"model.d_model={d}"))
+        # the MLP scales with the width (4 x d_model), whatever the base preset's d_mlp
+        Trial(f"L{n}-d{d}", (f"model.n_layers={n}", f"model.d_model={d}", "model.d_mlp=none"))
         for n in layers for d in widths
     )
 
@@ -152,8 +153,8 @@ EXPERIMENTS: dict[str, Experiment] = {
         scales={
             "tiny": Scale("composition-tiny", (), (
                 Trial("composition", (), preset="composition-tiny"),
-                Trial("comparison", (), preset="comparison-tiny"),
-            ), minutes=10),
+                Trial("comparison", (), preset="comparison-tiny"),  # trains until OOD groks too
+            ), minutes=35),
             "small": Scale("composition-small", (), (
                 Trial("composition", (), preset="composition-small"),
                 Trial("comparison", (), preset="comparison-small"),

@@ -146,7 +146,8 @@ def presets() -> None:
 
     for name, cfg in table().items():
         m = cfg.model
-        typer.echo(f"{name:28s} data={type(cfg.data).__name__} layers={m.n_layers} d_model={m.d_model} lr={cfg.train.lr} optimizer={cfg.train.optimizer}")
+        typer.echo(f"{name:28s} data={type(cfg.data).__name__} layers={m.n_layers} d_model={m.d_model} lr={cfg.train.lr} optimizer={cfg.train.optimizer} "
+                   f"steps={cfg.train.max_steps} grokked_when={'+'.join(cfg.train.grok_splits)}")
 
 
 def _experiments(*names: str) -> tuple:

@@ -1,7 +1,8 @@
 """Shared fixtures: a composition and a comparison model that really grokked, trained once per session.
 
 Training the ``composition-tiny`` preset to grokking takes a few minutes on a laptop CPU,
-``comparison-tiny`` a few more; every test that needs a grokked model shares these runs.
+``comparison-tiny-adamw`` (the comparison fixture: grokked in-distribution, the previous
+``comparison-tiny`` recipe) a few more; every test that needs a grokked model shares these runs.
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ def grokked_composition(grokked_run_dir):
 
 @pytest.fixture(scope="session")
 def grokked_comparison_run_dir(tmp_path_factory):
-    """A comparison run trained until test-ID accuracy >= 99% (``comparison-tiny``; OOD stays lower)."""
-    return _train_until_grokked("comparison-tiny", tmp_path_factory)
+    """A comparison run trained until test-ID accuracy >= 99% (``comparison-tiny-adamw``; OOD stays lower)."""
+    return _train_until_grokked("comparison-tiny-adamw", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

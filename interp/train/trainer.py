@@ -10,8 +10,8 @@ constant or cosine), so no scheduler state exists.
 Every ``eval_every`` steps the model is scored by exact match of the answer token on each
 split (``train`` through a fixed subset of ``eval_size`` examples), and a row goes to
 ``RUN_DIR/metrics.jsonl``. The first evaluation at which ``train`` reaches
-``memorize_threshold`` is the memorisation step, and at which ``test_id`` reaches
-``grok_threshold`` the grokking step.
+``memorize_threshold`` is the memorisation step, and at which ``test_id`` (every split of
+``grok_splits``; default ``test_id`` alone) reaches ``grok_threshold`` the grokking step.
 
 Exact resume: a checkpoint holds weights, optimizer moments (and Muon's momentum), the filter
 state, the RNG state and the metrics history; the loop's only other state is the step number.
@@ -456,8 +456,8 @@ class Trainer:
         row.update({k: (None if math.isnan(v) else v) for k, v in acc.items()})
         if self.memorized_step is None and acc["train"] >= tc.memorize_threshold:
             self.memorized_step = self.step
-        if self.grokked_step is None and not math.isnan(acc["test_id"]) and acc["test_id"] >= tc.grok_threshold:
-            self.grokked_step = self.step
+        if self.grokked_step is None and all(acc[k] >= tc.grok_threshold for k in tc.grok_splits):
+            self.grokked_step = self.step  # (an empty split scores NaN, which never passes)
         self.history.append(row)
         self._write_metrics()
         if writer is not None:

@@ -1,6 +1,6 @@
 """The comparison task's parallel circuit, recovered by the API on a model that really grokked (Wang et al. 2024).
 
-``grokked_comparison`` (tests/conftest.py, the ``comparison-tiny`` preset) grokked in-distribution. In the parallel
+``grokked_comparison`` (tests/conftest.py, the ``comparison-tiny-adamw`` preset) grokked in-distribution. In the parallel
 circuit the same lower-layer MLP retrieves ``v1`` at ``e1`` and ``v2`` at ``e2``; by the
 middle layers ``v1`` has reached ``e2``, where an MLP above the retrieval compares the two
 values. Node importance comes from tracing with only ``e1`` (only ``e2``) swapped for an

@@ -224,6 +224,27 @@ def test_training_into_an_existing_run_is_refused(small_run):
         train(quick_config(), small_run)
 
 
+def test_grokking_needs_every_grok_split(tmp_path, monkeypatch):
+    """With grok_splits (test_id, test_ood) the grokking step is the first evaluation where both pass."""
+    trainer = Trainer(quick_config("train.grok_splits=test_id,test_ood", "train.tensorboard=false"), tmp_path)
+    assert trainer.config.train.grok_splits == ("test_id", "test_ood")
+    scores = iter([
+        {"test_id": 0.995, "test_ood": 0.40},  # test-ID grokked, OOD not: not yet
+        {"test_id": 0.999, "test_ood": 0.985},  # OOD just under the 0.99 threshold
+        {"test_id": 0.992, "test_ood": 0.991},  # both: the grokking step
+        {"test_id": 0.500, "test_ood": 0.500},  # a later drop does not undo it
+    ])
+    monkeypatch.setattr(trainer, "evaluate", lambda: {**dict.fromkeys(SPLITS, 1.0), **next(scores)})
+    grokked = []
+    for step in (100, 200, 300, 400):
+        trainer.step = step
+        trainer._record(0.0, None, None)
+        grokked.append(trainer.grokked_step)
+    assert grokked == [None, None, 300, 300]
+    # the default is the paper's criterion, test-ID alone
+    assert quick_config().train.grok_splits == ("test_id",)
+
+
 # -- slow-gradient filters ------------------------------------------------------------------
 def _grads(model, values):
     for p, v in zip(model.parameters(), values):
@@ -264,6 +285,8 @@ def test_grokfast_ema_and_window_filters():
         ("composition-tiny", ["train.optimizer=sgd"], "train.optimizer"),
         ("composition-tiny", ["train.muon_ns_steps=0"], "train.muon_ns_steps"),
         ("composition-tiny", ["train.muon_momentum=1"], "train.muon_momentum"),
+        ("composition-tiny", ["train.grok_splits=test_id,tset_ood"], "train.grok_splits[1]"),
+        ("composition-tiny", ["train.grok_splits="], "train.grok_splits is empty"),
     ],
 )
 def test_bad_run_config_is_one_line(name, overrides, match, tmp_path):
