@@ -5,8 +5,8 @@ but a CPU without bfloat16 matrix units (AVX2, most laptops) multiplies bfloat16
 about 16x slower than float32: on the ``composition-small`` model a whole training step takes
 0.55 s with ``torch.optim.Muon`` against 0.07 s with this class (``benchmarks/step_overhead.py``).
 :class:`Muon` is the same optimiser, with the same state and the same update, except that the
-iteration runs in ``ns_dtype`` (default: float32 on the CPU, bfloat16 on CUDA). With ``ns_dtype=torch.bfloat16``
-it computes exactly what ``torch.optim.Muon`` computes.
+iteration runs in ``ns_dtype`` (default: float32 on the CPU, bfloat16 on CUDA). With
+``ns_dtype=torch.bfloat16`` it computes exactly what ``torch.optim.Muon`` computes.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ constant or cosine), so no scheduler state exists.
 Every ``eval_every`` steps the model is scored by exact match of the answer token on each
 split (``train`` through a fixed subset of ``eval_size`` examples), and a row goes to
 ``RUN_DIR/metrics.jsonl``. The first evaluation at which ``train`` reaches
-``memorize_threshold`` is the memorisation step, and at which ``test_id`` (every split of
-``grok_splits``; default ``test_id`` alone) reaches ``grok_threshold`` the grokking step.
+``memorize_threshold`` is the memorisation step, and the first at which every split of
+``grok_splits`` (default: ``test_id`` alone) reaches ``grok_threshold`` the grokking step.
 
 Exact resume: a checkpoint holds weights, optimizer moments (and Muon's momentum), the filter
 state, the RNG state and the metrics history; the loop's only other state is the step number.
