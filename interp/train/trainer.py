@@ -223,8 +223,6 @@ class Trainer:
         self.params = [p for p in params if p.ndim >= 2] + [p for p in params if p.ndim < 2]
         # by key prefix in trainer.safetensors: "optimizer" (AdamW) and, with Muon, "muon"
         self.optimizers = build_optimizers(self.model, tc)
-        self.optimizer = self.optimizers["optimizer"]
-        self.muon = self.optimizers.get("muon")
         self.filter = (
             GradientFilter(self.model, tc.grokfast, alpha=tc.grokfast_alpha, lamb=tc.grokfast_lamb, window=tc.grokfast_window)
             if tc.grokfast != "none"
@@ -238,6 +236,16 @@ class Trainer:
         self.grokked_step: int | None = None
         self._epoch = -1
         self._perm: Tensor | None = None
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The AdamW optimizer (every parameter, or with Muon the embeddings, biases and LayerNorm)."""
+        return self.optimizers["optimizer"]
+
+    @property
+    def muon(self) -> torch.optim.Optimizer | None:
+        """The Muon optimizer of the hidden matrices, or None without ``train.optimizer = "muon"``."""
+        return self.optimizers.get("muon")
 
     # -- data order ------------------------------------------------------------------------
     @property
