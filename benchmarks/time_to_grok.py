@@ -107,10 +107,15 @@ def main() -> None:
             ref_steps, ref_secs = ref[2].grokked_step, ref[3]
             if result.grokked:
                 speed = f"{steps / ref_steps:.1f}x, {seconds / ref_secs:.1f}x"
-            else:  # no ratio to give: compare where both runs stood at this run's last step
+            else:  # no ratio to give: compare where both runs stood at the same step
                 same = next((r for r in histories["default"] if r["step"] >= result.step), None)
-                speed = (f"not grokked; the default at step {same['step']}: test_id {same['test_id']:.3f} "
-                         f"({same['seconds']:.0f}s)" if same else "not grokked")
+                if same is not None:
+                    speed = (f"not grokked; the default at step {same['step']}: test_id {same['test_id']:.3f} "
+                             f"({same['seconds']:.0f}s)")
+                else:  # this run went past the default's last step: where it stood when the default grokked
+                    there = next((r for r in histories[name] if r["step"] >= ref_steps), None)
+                    speed = (f"> {result.step / ref_steps:.1f}x, > {result.seconds / ref_secs:.1f}x; at step {there['step']} "
+                             f"(the default grokked at {ref_steps}): test_id {there['test_id']:.3f}")
         else:
             speed = "1x" if name == "default" else "n/a"
         print(
