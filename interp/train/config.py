@@ -216,10 +216,10 @@ def presets() -> dict[str, RunConfig]:
         "comparison-small": _preset("comparison-small", "comparison-small", _FAST_MODEL, _FAST_TRAIN),
         # The comparison default: groks in and out of distribution. Muon, init scale 0.04, cosine
         # over 20,000 steps; grokked = test-ID and test-OOD both >= 0.99, and the run stops at the
-        # first evaluation where both pass: step 11,200 on two threads of an AVX-512 CPU. OOD
-        # comparisons swing while the lr is high and settle as it falls, and where they settle
-        # depends on the float trajectory: over 12,000 steps they ended at 1.000 on an AVX2 CPU
-        # (both passed at 7,800-9,000) but at 0.939 on the AVX-512 one. BENCHMARKS.md.
+        # first evaluation where both pass: step 11,200 on two threads of an AVX-512 CPU, 8,400 on
+        # one. OOD comparisons swing while the lr is high and settle as it falls, and where they
+        # settle depends on the float trajectory: over 12,000 steps they ended at 1.000 on an AVX2
+        # CPU (both passed at 7,800-9,000) but at 0.939 on the AVX-512 one. BENCHMARKS.md.
         "comparison-tiny": _preset(
             "comparison-tiny", "comparison-tiny", {**_FAST_MODEL, "init_range": 0.04},
             {**_FAST_TRAIN, "optimizer": "muon", "max_steps": 20_000, "eval_every": 200,
