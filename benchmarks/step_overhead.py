@@ -28,8 +28,9 @@ import torch.nn.functional as F
 from _machine import describe
 
 from interp.models.gpt2 import with_hf_default_kernels
-from interp.train import Trainer, answer_logits, load_run_config
-from interp.train.trainer import build_optimizers
+from interp.train import Trainer, load_run_config
+from interp.train.objective import answer_logits
+from interp.train.optim import build_optimizers
 from interp.train.muon import Muon
 
 

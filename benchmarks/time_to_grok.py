@@ -33,7 +33,8 @@ import tempfile
 from _machine import describe
 
 from interp.models import default_device
-from interp.train import load_run_config, read_metrics, train
+from interp.runs import read_metrics
+from interp.train import load_run_config, train
 
 # name: (preset, overrides, whether it runs its own schedule to the end; the others are
 # references stopped at --budget)

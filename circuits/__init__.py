@@ -22,13 +22,16 @@ patching sweep; nothing re-implements a forward pass.
 
 Dimension names: those of :mod:`interp` (``batch``, ``pos``, ``layer``, ``head_index``,
 ``d_model`` ...) and ``writer`` / ``reader`` (components that write into / read from the
-residual stream at one position, in :class:`ModelGraph` order), ``step`` (checkpoints).
+residual stream at one position, in :class:`ModelGraph` order), ``edge`` (edges, as
+``pos writer reader`` index triples), ``step`` (checkpoints).
 """
 
 from circuits.ablation import (
     ABLATIONS,
     CircuitEval,
+    CircuitRun,
     EdgeAblation,
+    Faithfulness,
     ablation_reference,
     circuit_interventions,
     circuit_logits,
@@ -44,6 +47,8 @@ from circuits.localize import (
     Localization,
     bridge_pairs,
     interchange,
+    interchange_pairs,
+    locate,
     locate_bridge,
     locate_values,
     localize,
@@ -69,10 +74,12 @@ __all__ = [
     "CircuitError",
     "CircuitEval",
     "CircuitGraph",
+    "CircuitRun",
     "Edge",
     "Handoff",
     "EdgeAblation",
     "EdgeScores",
+    "Faithfulness",
     "InterchangePairs",
     "Localization",
     "ModelGraph",
@@ -103,6 +110,8 @@ __all__ = [
     "grokking_curves",
     "handoff",
     "interchange",
+    "interchange_pairs",
+    "locate",
     "key_states",
     "layer_split_mass",
     "lens_figures",

@@ -24,9 +24,12 @@ normalised between these two ends,
     faithfulness(C) = (m(C) - m(empty)) / (m(model) - m(empty)),
 
 1 for the whole model and 0 for the empty circuit by construction; ``m`` is the task's
-metric averaged over its prompts. *Completeness* asks the converse: how much of the
-behaviour disappears when only the circuit's edges are ablated,
-``completeness(C) = 1 - faithfulness(complement of C)``. A good circuit has both near 1.
+metric averaged over its prompts (:func:`interp.metrics.run_metric`). :class:`Faithfulness`
+is the one routine that computes it: :func:`evaluate_circuit`, :func:`faithfulness_curve`
+and :func:`circuits.discover.find_circuit` all score circuits through it. *Completeness*
+asks the converse: how much of the behaviour disappears when only the circuit's edges are
+ablated, ``completeness(C) = 1 - faithfulness(complement of C)``. A good circuit has both
+near 1.
 
 Every forward goes through :func:`interp.intervene.run_with_interventions`: the writer
 outputs are engine :class:`~interp.intervene.Read` s and each ablated reader is one
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
 
 import einops
@@ -47,6 +51,7 @@ from torch import Tensor
 from interp.intervene import (
     Intervention,
     Read,
+    answer_positions,
     as_bridge,
     check_same_shape,
     check_tokens,
@@ -54,7 +59,8 @@ from interp.intervene import (
     resample_ablation,
     run_with_interventions,
 )
-from interp.patching import Metric
+from interp.metrics import Metric, run_metric
+from interp.models.protocol import HookedModel
 
 from circuits.edges import edge_hooks, reader_hook, writer_hooks, writer_outputs
 from circuits.graph import CircuitError, CircuitGraph, ModelGraph
@@ -66,14 +72,14 @@ ABLATIONS: tuple[str, ...] = ("mean", "resample", "corrupt", "zero")
 
 # ------------------------------------------------------------------------- references
 def ablation_reference(
-    model: Any,
+    model: HookedModel,
     tokens: Int[Tensor, "batch pos"],
     ablation: Ablation,
     *,
     corrupt: Int[Tensor, "batch pos"] | None = None,
     reference: Int[Tensor, "ref pos"] | None = None,
     seed: int | torch.Generator | None = 0,
-) -> Float[Tensor, "batch pos writer d_model"]:
+) -> Float[Tensor, "#batch pos writer d_model"]:
     """The reference output of every writer for each prompt of ``tokens`` (a batch-1 tensor broadcasts).
 
     ``reference`` prompts (default: ``tokens``) are averaged (``mean``) or drawn from
@@ -155,7 +161,7 @@ def _upstream(space: ModelGraph, hook: str) -> tuple[list[str], int]:
 def circuit_interventions(
     space: ModelGraph,
     keep: Bool[Tensor, "pos writer reader"],
-    reference: Float[Tensor, "batch pos writer d_model"],
+    reference: Float[Tensor, "#batch pos writer d_model"],
 ) -> list[Intervention]:
     """The interventions that run only the edges of ``keep``, the others ablated to ``reference``."""
     ablate = space.allowed & ~keep.to(space.allowed.device)
@@ -190,10 +196,10 @@ def _check_fits(space: ModelGraph, circuit: CircuitGraph) -> None:
 
 
 def circuit_logits(
-    model: Any,
+    model: HookedModel,
     tokens: Int[Tensor, "batch pos"],
     circuit: CircuitGraph | Bool[Tensor, "pos writer reader"],
-    reference: Float[Tensor, "batch pos writer d_model"],
+    reference: Float[Tensor, "#batch pos writer d_model"],
     *,
     answer_pos: Int[Tensor, "batch"] | None = None,
     interventions: Sequence[Intervention] = (),
@@ -209,8 +215,7 @@ def circuit_logits(
         keep = circuit
         if tuple(keep.shape) != (space.n_pos, space.n_writers, space.n_readers):
             raise CircuitError(f"an edge mask must have shape {(space.n_pos, space.n_writers, space.n_readers)}")
-    pos = answer_pos if answer_pos is not None else torch.full((tokens.shape[0],), tokens.shape[1] - 1,
-                                                                 dtype=torch.long, device=tokens.device)
+    pos = answer_positions(tokens, answer_pos)
     with torch.no_grad(), edge_hooks(bridge):
         ivs = circuit_interventions(space, keep, reference)
         return run_with_interventions(bridge, tokens, [*interventions, *ivs], answer_pos=pos)
@@ -237,13 +242,76 @@ class CircuitEval:
         return asdict(self)
 
 
-def _mean_metric(metric: Metric, logits: Tensor) -> float:
-    rows = torch.arange(logits.shape[0], device=logits.device)
-    return float(metric(logits, rows).double().mean())
+@dataclass
+class CircuitRun:
+    """One circuit run: logits at the answer position and the task's metric averaged over the prompts."""
+
+    logits: Float[Tensor, "batch d_vocab"]
+    metric: float
+
+
+class Faithfulness:
+    """The faithfulness of circuits of one model on one task, under one ablation: the one routine.
+
+    Built once per (model, task, ablation, reference, seed): it draws the ablation reference;
+    the two ends (the whole model and the empty circuit) are run once, when first needed.
+    ``faith(circuit)`` (a :class:`CircuitGraph` or a ``pos writer reader`` mask) runs the
+    circuit and returns ``(m(C) - m(empty)) / (m(model) - m(empty))``; :meth:`run` gives the
+    run itself and :meth:`normalise` places any metric between the ends.
+    :func:`evaluate_circuit`, :func:`faithfulness_curve` and :func:`circuits.discover.find_circuit`
+    all score circuits through it.
+    """
+
+    def __init__(
+        self,
+        model: HookedModel,
+        task: Task,
+        ablation: Ablation = "mean",
+        *,
+        metric: Metric | None = None,
+        reference: Int[Tensor, "ref pos"] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.bridge = as_bridge(model)
+        self.task = task
+        self.ablation = ablation
+        self.metric = task.metric() if metric is None else metric
+        self.reference = ablation_reference(self.bridge, task.clean, ablation, corrupt=task.corrupt,
+                                            reference=reference, seed=seed)
+        self.space = ModelGraph.of(self.bridge, task.n_pos)
+
+    def run(self, circuit: CircuitGraph | Bool[Tensor, "pos writer reader"]) -> CircuitRun:
+        """The circuit alone on the task's clean prompts, every other edge ablated."""
+        logits = circuit_logits(self.bridge, self.task.clean, circuit, self.reference, answer_pos=self.task.answer_pos)
+        return CircuitRun(logits, float(run_metric(self.metric, logits).double().mean()))
+
+    @cached_property
+    def model_run(self) -> CircuitRun:
+        return self.run(self.space.allowed)
+
+    @cached_property
+    def empty_run(self) -> CircuitRun:
+        return self.run(torch.zeros_like(self.space.allowed))
+
+    def span(self) -> float:
+        """``m(model) - m(empty)``; a one-line error where it is 0 (faithfulness is then undefined)."""
+        span = self.model_run.metric - self.empty_run.metric
+        if span == 0.0:
+            raise CircuitError(
+                "the model and the empty circuit give the same metric; faithfulness is undefined for this task"
+            )
+        return span
+
+    def normalise(self, value: float) -> float:
+        """``value`` (a mean metric) between the empty circuit (0) and the model (1)."""
+        return (value - self.empty_run.metric) / self.span()
+
+    def __call__(self, circuit: CircuitGraph | Bool[Tensor, "pos writer reader"]) -> float:
+        return self.normalise(self.run(circuit).metric)
 
 
 def evaluate_circuit(
-    model: Any,
+    model: HookedModel,
     task: Task,
     circuit: CircuitGraph,
     ablation: Ablation = "mean",
@@ -256,44 +324,36 @@ def evaluate_circuit(
 
     ``metric`` defaults to the task's logit difference; accuracy is the clean answer's top-1 rate.
     """
-    bridge = as_bridge(model)
-    metric = task.metric() if metric is None else metric
-    ref = ablation_reference(bridge, task.clean, ablation, corrupt=task.corrupt, reference=reference, seed=seed)
-    space = ModelGraph.of(bridge, task.n_pos)
-    _check_fits(space, circuit)
+    faith = Faithfulness(model, task, ablation, metric=metric, reference=reference, seed=seed)
+    _check_fits(faith.space, circuit)
     keep = circuit.mask()
     runs = {
-        "model": space.allowed,
-        "circuit": keep,
-        "empty": torch.zeros_like(keep),
-        "complement": space.allowed & ~keep,
+        "model": faith.model_run,
+        "circuit": faith.run(keep),
+        "empty": faith.empty_run,
+        "complement": faith.run(faith.space.allowed & ~keep),
     }
-    logits = {name: circuit_logits(bridge, task.clean, mask, ref, answer_pos=task.answer_pos) for name, mask in runs.items()}
-    m = {name: _mean_metric(metric, lg) for name, lg in logits.items()}
-    span = m["model"] - m["empty"]
-    if span == 0.0:
-        raise CircuitError("the model and the empty circuit give the same metric; faithfulness is undefined for this task")
-    answer = task.clean_answer.to(logits["model"].device)
-    acc = {name: float((lg.argmax(-1) == answer).double().mean()) for name, lg in logits.items()}
+    answer = task.clean_answer.to(runs["model"].logits.device)
+    acc = {name: float((r.logits.argmax(-1) == answer).double().mean()) for name, r in runs.items()}
     return CircuitEval(
         ablation=ablation,
-        faithfulness=(m["circuit"] - m["empty"]) / span,
-        completeness=1.0 - (m["complement"] - m["empty"]) / span,
-        model_metric=m["model"],
-        circuit_metric=m["circuit"],
-        empty_metric=m["empty"],
-        complement_metric=m["complement"],
+        faithfulness=faith.normalise(runs["circuit"].metric),
+        completeness=1.0 - faith.normalise(runs["complement"].metric),
+        model_metric=runs["model"].metric,
+        circuit_metric=runs["circuit"].metric,
+        empty_metric=runs["empty"].metric,
+        complement_metric=runs["complement"].metric,
         model_accuracy=acc["model"],
         circuit_accuracy=acc["circuit"],
         n_edges=len(circuit),
-        total_edges=space.n_edges,
+        total_edges=faith.space.n_edges,
     )
 
 
 def faithfulness_curve(
-    model: Any,
+    model: HookedModel,
     task: Task,
-    order: Sequence[Any] | Tensor,
+    order: Sequence[Sequence[int]] | Int[Tensor, "edge 3"],
     sizes: Sequence[int],
     ablation: Ablation = "mean",
     *,
@@ -302,20 +362,12 @@ def faithfulness_curve(
 ) -> list[float]:
     """Faithfulness of the circuits made of the first ``k`` edges of ``order`` (``pos writer reader`` index
     triples, strongest first), for each ``k`` in ``sizes``: one ablated forward per size."""
-    bridge = as_bridge(model)
-    metric = task.metric() if metric is None else metric
-    space = ModelGraph.of(bridge, task.n_pos)
-    ref = ablation_reference(bridge, task.clean, ablation, corrupt=task.corrupt, seed=seed)
+    faith = Faithfulness(model, task, ablation, metric=metric, seed=seed)
     idx = torch.as_tensor(order, dtype=torch.long).reshape(-1, 3)
-
-    def run(mask: Tensor) -> float:
-        return _mean_metric(metric, circuit_logits(bridge, task.clean, mask, ref, answer_pos=task.answer_pos))
-
-    top, bottom = run(space.allowed), run(torch.zeros_like(space.allowed))
     out = []
     for k in sizes:
-        mask = torch.zeros_like(space.allowed)
+        mask = torch.zeros_like(faith.space.allowed)
         sel = idx[:k]
         mask[sel[:, 0], sel[:, 1], sel[:, 2]] = True
-        out.append((run(mask) - bottom) / (top - bottom))
+        out.append(faith(mask))
     return out

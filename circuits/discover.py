@@ -27,8 +27,9 @@ import numpy as np
 import torch
 
 from interp.intervene import as_bridge
+from interp.models.protocol import HookedModel
 
-from circuits.ablation import ABLATIONS, Ablation, ablation_reference, circuit_logits, evaluate_circuit
+from circuits.ablation import ABLATIONS, Ablation, Faithfulness, evaluate_circuit
 from circuits.edges import EdgeScores, Method, edge_attribution
 from circuits.graph import CircuitError, CircuitGraph, connected
 from circuits.tasks import Task
@@ -40,7 +41,7 @@ def _search_sizes(n_edges: int, n_points: int = 40) -> list[int]:
 
 
 def find_circuit(
-    model: Any,
+    model: HookedModel,
     task: Task,
     *,
     method: Method = "eap-ig",
@@ -68,23 +69,15 @@ def find_circuit(
     space = scores.space
     search: list[list[float]] = []
     if top_n is None and threshold is None:
-        metric = task.metric()
-        ref = ablation_reference(bridge, task.clean, ablation, corrupt=task.corrupt, seed=seed)
-
-        def faith(keep: torch.Tensor) -> float:
-            lg = circuit_logits(bridge, task.clean, keep, ref, answer_pos=task.answer_pos)
-            return float(metric(lg, torch.arange(len(task))).double().mean())
-
-        top, bottom = faith(space.allowed), faith(torch.zeros_like(space.allowed))
-        if top == bottom:
-            raise CircuitError("the model and the empty circuit give the same metric; nothing to find")
+        faith = Faithfulness(bridge, task, ablation, seed=seed)
+        faith.span()  # runs the two ends; fails now if they give the same metric
         order = scores.scores.abs().masked_fill(~space.allowed, -1.0).flatten().argsort(descending=True)
         top_n = space.n_edges
         for k in _search_sizes(space.n_edges):
             keep = torch.zeros(space.allowed.numel(), dtype=torch.bool)
             keep[order[:k]] = True
             keep = connected(space, keep.view_as(space.allowed))
-            f = (faith(keep) - bottom) / (top - bottom)
+            f = faith(keep)
             search.append([k, int(keep.sum()), round(f, 6)])
             if f >= target:
                 top_n = k

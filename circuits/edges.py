@@ -43,14 +43,16 @@ from torch import Tensor
 from interp.intervene import (
     Intervention,
     Patch,
+    activation_gradients,
     answer_positions,
     as_bridge,
     cache_activations,
     check_same_shape,
     check_tokens,
-    run_with_interventions,
 )
-from interp.patching import Metric, Site, patch_sites
+from interp.metrics import Metric, run_metric
+from interp.models.protocol import Bridge, HookedModel
+from interp.patching import Site, patch_sites
 
 from circuits.graph import CircuitError, CircuitGraph, Edge, ModelGraph, Node, prune
 
@@ -85,7 +87,7 @@ def reader_hook(space: ModelGraph, r: int) -> tuple[str, int | None]:
 
 
 @contextmanager
-def edge_hooks(bridge: Any) -> Iterator[Any]:
+def edge_hooks(bridge: Bridge) -> Iterator[Bridge]:
     """Switch on the bridge's per-head result, split q/k/v input and MLP input hooks; restore on exit.
 
     They exist on every bridge but fire only when their flags are on. Outputs are unchanged
@@ -128,38 +130,13 @@ def stack_readers(space: ModelGraph, acts: Mapping[str, Tensor]) -> Float[Tensor
 
 @torch.no_grad()
 def writer_outputs(
-    bridge: Any, tokens: Int[Tensor, "batch pos"], interventions: Sequence[Intervention] = (),
+    bridge: Bridge, tokens: Int[Tensor, "batch pos"], interventions: Sequence[Intervention] = (),
 ) -> Float[Tensor, "batch pos writer d_model"]:
     """What every writer adds to the residual stream, at every position, on ``tokens``."""
     space = ModelGraph.of(bridge, tokens.shape[1])
     with edge_hooks(bridge):
         _, acts = cache_activations(bridge, tokens, writer_hooks(space.n_layers), interventions)
     return stack_writers(space, acts)
-
-
-@dataclass(eq=False, repr=False)
-class _ReadFresh(Intervention):
-    """Store the activation as a fresh autograd node and pass that node on.
-
-    A fresh node (not the hook's own tensor) matters for ``hook_mlp_in``: in the bridge
-    that tensor is also the residual stream that skips the MLP, so a gradient taken with
-    respect to it would include the skip path; the returned copy feeds only the MLP.
-    """
-
-    store: dict[str, Tensor] = field(default_factory=dict)
-
-    def edit(self, act: Tensor) -> Tensor:
-        fresh = act.clone()
-        self.store[self.hook] = fresh
-        return fresh
-
-
-@dataclass(eq=False, repr=False)
-class _Leaf(Intervention):
-    """Make the activation a leaf that requires grad, so a frozen model still gives gradients."""
-
-    def edit(self, act: Tensor) -> Tensor:
-        return act.detach().requires_grad_(True)
 
 
 # --------------------------------------------------------------------------- results
@@ -220,28 +197,25 @@ class EdgeScores:
 
 # ------------------------------------------------------------------------------- EAP
 def _reader_gradients(
-    bridge: Any,
+    bridge: Bridge,
     space: ModelGraph,
-    tokens: Tensor,
+    tokens: Int[Tensor, "batch pos"],
     metric: Metric,
-    rows: Tensor,
-    answer_pos: Tensor,
+    rows: Int[Tensor, "batch"],
+    answer_pos: Int[Tensor, "batch"],
     interventions: Sequence[Intervention],
 ) -> tuple[Float[Tensor, "batch pos reader d_model"], Float[Tensor, "batch"]]:
     """d metric / d (every reader input), and the metric, on one batch."""
-    hooks = reader_hooks(space.n_layers)
-    store: dict[str, Tensor] = {}
-    reads = [_ReadFresh(h, store=store) for h in hooks]
-    with torch.enable_grad():
-        logits = run_with_interventions(bridge, tokens, [*interventions, _Leaf("hook_embed"), *reads], answer_pos=answer_pos)
-        values = metric(logits, rows)
-        grads = torch.autograd.grad(values.sum(), [store[h] for h in hooks], allow_unused=True)
-    acts = {h: (g if g is not None else torch.zeros_like(store[h])).detach() for h, g in zip(hooks, grads)}
-    return stack_readers(space, acts), values.detach()
+    # fresh reads: hook_mlp_in is also the residual that skips the MLP (see interp.intervene.Read)
+    _, grads, values = activation_gradients(
+        bridge, tokens, reader_hooks(space.n_layers), lambda logits: run_metric(metric, logits, example=rows),
+        interventions, answer_pos=answer_pos,
+    )
+    return stack_readers(space, grads), values
 
 
 def edge_attribution(
-    model: Any,
+    model: HookedModel,
     tokens: Int[Tensor, "batch pos"],
     source: Int[Tensor, "batch pos"],
     metric: Metric,
@@ -295,9 +269,8 @@ def edge_attribution(
             total += einops.einsum(
                 delta.double(), grad.double(), "batch pos writer d_model, batch pos reader d_model -> pos writer reader"
             ).cpu()
-            r = torch.arange(len(rows), device=tokens.device)
-            run_sum += float(metric(run_logits[r, p], rows).double().sum())
-            src_sum += float(metric(src_logits[r, p], rows).double().sum())
+            run_sum += float(run_metric(metric, run_logits, p, rows).double().sum())
+            src_sum += float(run_metric(metric, src_logits, p, rows).double().sum())
     scores = (total / batch).masked_fill(~space.allowed, 0.0)
     labels = list(positions) if positions is not None else [str(i) for i in range(n_pos)]
     name = method if method == "eap" else f"eap-ig ({ig_steps} steps)"
@@ -308,7 +281,7 @@ def edge_attribution(
 # ------------------------------------------------------------------- exact patching
 @torch.no_grad()
 def edge_patch(
-    model: Any,
+    model: HookedModel,
     tokens: Int[Tensor, "batch pos"],
     source: Int[Tensor, "batch pos"],
     metric: Metric,

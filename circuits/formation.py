@@ -10,7 +10,8 @@ and of ``r2`` at ``S[l, r2]``: the generalising circuit forms, and test accuracy
 :func:`circuit_formation` computes, for every checkpoint of a run, the causal strength
 and the MRR of each key state, next to the run's accuracies. The key layer defaults to
 the one where the final model's intermediate is best swapped (:mod:`circuits.localize`).
-For comparison the key states are ``S[l, e1]`` (``v1``) and ``S[l, e2]`` (``v2``).
+For comparison the key states are ``S[l, e1]`` (``v1``) and ``S[l, e2]`` (``v2``); each task's
+key states are its schema's (:attr:`interp.data.tasks.TaskSchema.key_states`).
 """
 
 from __future__ import annotations
@@ -23,32 +24,30 @@ import pandas as pd
 import torch
 
 from interp.counterfactuals import counterfactual_batch
-from interp.data import KGDataset
+from interp.data import KGDataset, TaskSchemaError, task_schema
+from interp.data.tasks import KeyState
 from interp.errors import CheckpointError
 from interp.intervene import as_bridge
 from interp.lens import example_targets, logit_lens
+from interp.models import HookedModel
 from interp.patching import activation_patch, top1, top1_change
-from interp.train import load_checkpoint, read_metrics
-from interp.train.checkpoint import list_checkpoints
+from interp.runs import list_checkpoints, load_checkpoint, read_metrics
 
 from circuits.graph import CircuitError
 from circuits.localize import localize
 
-KEY_STATES = {
-    # name -> (position, lens target, swapped token whose change the state must carry)
-    "composition": {"r1": (1, "bridge", "h"), "r2": (2, "r2", "r2")},
-    "comparison": {"e1": (2, "v1", "e1"), "e2": (4, "v2", "e2")},
-}
-
-
-def key_states(dataset: KGDataset) -> dict[str, tuple[int, str, str]]:
+def key_states(dataset: KGDataset) -> dict[str, KeyState]:
     """The key states of a task: position name -> (position, lens target, swapped token)."""
-    if dataset.task not in KEY_STATES:
+    try:
+        states = dict(task_schema(dataset).key_states)
+    except TaskSchemaError as err:
+        raise CircuitError(str(err)) from None
+    if not states:
         raise CircuitError(f"no key states for a {dataset.task} dataset")
-    return KEY_STATES[dataset.task]
+    return states
 
 
-def state_strengths(model: Any, dataset: KGDataset, layer: int, *, split: str = "train_inferred",
+def state_strengths(model: HookedModel, dataset: KGDataset, layer: int, *, split: str = "train_inferred",
                     n: int | None = 200, seed: int = 0) -> list[dict[str, Any]]:
     """Causal strength and lens MRR of the key states ``S[layer, p]`` of one model."""
     bridge = as_bridge(model)

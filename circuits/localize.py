@@ -18,7 +18,9 @@ blocks), locate such an intermediate:
 
 The first two can hold where the third fails (above the layer where the information has
 moved on, or below the one where it is computed); the paper's shape is where all three
-agree.
+agree. Which intermediates a task has, where, and how interchange sources are drawn from
+the graph are its schema's (:attr:`interp.data.tasks.TaskSchema.intermediates`,
+:meth:`~interp.data.tasks.TaskSchema.interchange_sources`).
 """
 
 from __future__ import annotations
@@ -32,14 +34,15 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp.data import Example, KGDataset, compare
+from interp.data import Example, KGDataset, TaskSchemaError, task_schema
+from interp.data.tasks import Candidate, TaskSchema
 from interp.intervene import as_bridge, check_vocab
 from interp.lens import example_targets, logit_lens
+from interp.models import Bridge, HookedModel
 from interp.patching import Metric, activation_patch, baseline_metric
 from interp.tracing import trace_counterfactual
 
 from circuits.graph import CircuitError
-from circuits.tasks import COMPARISON_POSITIONS, COMPOSITION_POSITIONS
 
 
 def predicts(expected: Int[Tensor, "batch"]) -> Metric:
@@ -53,7 +56,7 @@ def predicts(expected: Int[Tensor, "batch"]) -> Metric:
 
 
 def interchange(
-    model: Any,
+    model: HookedModel,
     clean: Int[Tensor, "batch pos"],
     source: Int[Tensor, "batch pos"],
     expected: Int[Tensor, "batch"],
@@ -117,50 +120,42 @@ def _collect_pairs(
     return InterchangePairs(as_t(clean), as_t(source), as_t(expected), as_t(answers), kept, srcs)
 
 
+def _schema(dataset: KGDataset) -> TaskSchema:
+    try:
+        return task_schema(dataset)
+    except TaskSchemaError as err:
+        raise CircuitError(str(err)) from None
+
+
+def interchange_pairs(
+    dataset: KGDataset, examples: Sequence[Example], target: str, *, seed: int | np.random.Generator = 0
+) -> InterchangePairs:
+    """For each example, a source prompt whose intermediate ``target`` differs, drawn from the task schema's
+    :meth:`~interp.data.tasks.TaskSchema.interchange_sources`; examples without one are left out."""
+    schema = _schema(dataset)
+    try:
+        schema.intermediate(target)
+    except TaskSchemaError as err:
+        raise CircuitError(str(err)) from None
+
+    def options(ex: Example) -> list[Candidate]:
+        return schema.interchange_sources(dataset.kg, ex, target)
+
+    return _collect_pairs(dataset, examples, options, seed, f"inferred {schema.label} prompts")
+
+
 def bridge_pairs(dataset: KGDataset, examples: Sequence[Example], *, seed: int = 0) -> InterchangePairs:
     """For each ``<h><r1><r2>`` (bridge ``b``, answer ``t``), a source ``<h'><r1'><r2>`` whose bridge
     ``b' != b`` has relation ``r2`` with ``t' = r2(b') != t``; every fact used is in-distribution."""
-    facts = {(h, r): (t, bool(o)) for h, r, t, o in dataset.graph["atomic"]}
-    id_facts = [(h, r, t) for (h, r), (t, o) in facts.items() if not o]
-
-    def options(ex: Example) -> list[tuple[tuple[str, ...], str]]:
-        h, r1, r2 = ex.input_tokens[:3]
-        b, t = facts[(h, r1)][0], ex.answer
-        found = []
-        for h2, r1b, b2 in id_facts:
-            if b2 == b or (h2, r1b) == (h, r1):
-                continue
-            second = facts.get((b2, r2))
-            if second is not None and not second[1] and second[0] != t:
-                found.append(((h2, r1b, r2), second[0]))
-        return found
-
-    return _collect_pairs(dataset, examples, options, seed, "(inferred) examples")
+    return interchange_pairs(dataset, examples, "bridge", seed=seed)
 
 
-def value_pairs(dataset: KGDataset, examples: Sequence[Example], which: str = "v1", *, seed: int = 0) -> InterchangePairs:
+def value_pairs(
+    dataset: KGDataset, examples: Sequence[Example], which: str = "v1", *, seed: int = 0
+) -> InterchangePairs:
     """For each ``<a><q><e1><mask><e2>``, a source with ``e1`` (``which="v1"``) or ``e2`` (``"v2"``) replaced by
     an in-distribution entity whose value under ``a`` changes the label; expected: the label it implies."""
-    if which not in ("v1", "v2"):
-        raise CircuitError(f"which must be v1 or v2, not {which!r}")
-    entities = dataset.graph["entities"]
-
-    def options(ex: Example) -> list[tuple[tuple[str, ...], str]]:
-        a, q, e1, mask, e2 = ex.input_tokens[:5]
-        v1, v2 = dataset.value(e1, a), dataset.value(e2, a)
-        k = compare(v1, v2)
-        found = []
-        for e in entities:
-            if e in (e1, e2) or dataset.is_ood(e, a):
-                continue
-            v = dataset.value(e, a)
-            k2 = compare(v, v2) if which == "v1" else compare(v1, v)
-            if k2 != k:
-                prompt = (a, q, e, mask, e2) if which == "v1" else (a, q, e1, mask, e)
-                found.append((prompt, f"<{a[1:-1]}_{k2}>"))
-        return found
-
-    return _collect_pairs(dataset, examples, options, seed, "comparison queries")
+    return interchange_pairs(dataset, examples, which, seed=seed)
 
 
 # --------------------------------------------------------------------------- localisation
@@ -212,7 +207,7 @@ class Localization:
 
 
 def _localize(
-    bridge: Any,
+    bridge: Bridge,
     dataset: KGDataset,
     examples: list[Example],
     target: str,
@@ -243,50 +238,60 @@ def _examples(dataset: KGDataset, split: str | Sequence[Example], n: int | None)
     return examples[:n] if n is not None else examples
 
 
-def locate_bridge(
-    model: Any, dataset: KGDataset, split: str | Sequence[Example] = "train_inferred", *, n: int | None = 300,
-    seed: int = 0, id_only: bool = True,
+def locate(
+    model: HookedModel, dataset: KGDataset, target: str, split: str | Sequence[Example] = "train_inferred", *,
+    n: int | None = 300, seed: int = 0, id_only: bool = True,
 ) -> Localization:
-    """Where the bridge entity of two-hop queries lives (the paper: ``S[l, r1]`` in the middle layers).
+    """Where the task's intermediate ``target`` lives (``bridge``; ``v1``, ``v2``), at the position its schema names.
 
     ``id_only``: the tracing counterfactuals use in-distribution facts only (pass False for OOD prompts,
     which have no such counterfactual); interchange sources always do.
     """
     bridge = as_bridge(model)
     check_vocab(bridge, len(dataset.vocab))
-    if dataset.task != "composition":
-        raise CircuitError(f"locate_bridge needs a composition dataset; this one is {dataset.task}")
+    schema = _schema(dataset)
+    try:
+        where = schema.intermediate(target)
+    except TaskSchemaError as err:
+        raise CircuitError(str(err)) from None
     examples = _examples(dataset, split, n)
-    pairs = bridge_pairs(dataset, examples, seed=seed)
-    return _localize(bridge, dataset, examples, "bridge", 1, COMPOSITION_POSITIONS, ("h", "r1"), pairs, seed, id_only)
+    pairs = interchange_pairs(dataset, examples, target, seed=seed)
+    return _localize(bridge, dataset, examples, target, where.position, schema.positions, where.swaps, pairs, seed,
+                     id_only)
+
+
+def locate_bridge(
+    model: HookedModel, dataset: KGDataset, split: str | Sequence[Example] = "train_inferred", *, n: int | None = 300,
+    seed: int = 0, id_only: bool = True,
+) -> Localization:
+    """Where the bridge entity of two-hop queries lives (the paper: ``S[l, r1]`` in the middle layers).
+
+    ``id_only`` as in :func:`locate`.
+    """
+    if "bridge" not in _schema(dataset).intermediates:
+        raise CircuitError(f"locate_bridge needs a composition dataset; this one is {dataset.task}")
+    return locate(model, dataset, "bridge", split, n=n, seed=seed, id_only=id_only)
 
 
 def locate_values(
-    model: Any, dataset: KGDataset, split: str | Sequence[Example] = "train_inferred", *, n: int | None = 300,
+    model: HookedModel, dataset: KGDataset, split: str | Sequence[Example] = "train_inferred", *, n: int | None = 300,
     seed: int = 0, id_only: bool = True,
 ) -> dict[str, Localization]:
     """Where the two attribute values of comparison queries live (the paper: ``v1`` at ``e1``, ``v2`` at ``e2``).
 
-    ``id_only`` as in :func:`locate_bridge`.
+    ``id_only`` as in :func:`locate`.
     """
-    bridge = as_bridge(model)
-    check_vocab(bridge, len(dataset.vocab))
-    if dataset.task != "comparison":
+    if not {"v1", "v2"} <= set(_schema(dataset).intermediates):
         raise CircuitError(f"locate_values needs a comparison dataset; this one is {dataset.task}")
-    examples = _examples(dataset, split, n)
-    out = {}
-    for target, position, swap in (("v1", 2, "e1"), ("v2", 4, "e2")):
-        pairs = value_pairs(dataset, examples, target, seed=seed)
-        out[target] = _localize(bridge, dataset, examples, target, position, COMPARISON_POSITIONS, (swap,), pairs,
-                                seed, id_only)
-    return out
+    bridge = as_bridge(model)
+    return {target: locate(bridge, dataset, target, split, n=n, seed=seed, id_only=id_only) for target in ("v1", "v2")}
 
 
-def localize(model: Any, dataset: KGDataset, split: str | Sequence[Example] = "train_inferred", *,
+def localize(model: HookedModel, dataset: KGDataset, split: str | Sequence[Example] = "train_inferred", *,
              n: int | None = 300, seed: int = 0, id_only: bool = True) -> dict[str, Localization]:
-    """The intermediates of a dataset's task: ``{"bridge": ...}`` or ``{"v1": ..., "v2": ...}``."""
-    if dataset.task == "composition":
-        return {"bridge": locate_bridge(model, dataset, split, n=n, seed=seed, id_only=id_only)}
-    if dataset.task == "comparison":
-        return locate_values(model, dataset, split, n=n, seed=seed, id_only=id_only)
-    raise CircuitError(f"no intermediate to locate for a {dataset.task} dataset")
+    """The intermediates of a dataset's task (its schema's): ``{"bridge": ...}`` or ``{"v1": ..., "v2": ...}``."""
+    names = list(_schema(dataset).intermediates)
+    if not names:
+        raise CircuitError(f"no intermediate to locate for a {dataset.task} dataset")
+    bridge = as_bridge(model)
+    return {name: locate(bridge, dataset, name, split, n=n, seed=seed, id_only=id_only) for name in names}

@@ -17,15 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import pandas as pd
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interp.intervene import as_bridge, run_with_interventions
-from interp.patching import activation_patch, top1, top1_change
+from interp.intervene import as_bridge
+from interp.metrics import baseline_metric, top1, top1_change
+from interp.models.protocol import HookedModel
+from interp.patching import activation_patch
 
 from circuits.graph import CircuitError
 from circuits.tasks import Task
@@ -56,17 +58,8 @@ class NodeImportance:
         return pd.DataFrame(rows, columns=["family", "layer", "pos", "position", "head", "score"])
 
 
-@torch.no_grad()
-def _mean_metric(bridge: Any, tokens: Tensor, fn: Any, pos: Tensor) -> float:
-    """The metric of an unpatched run, computed as the patching sweep computes its own (full logits),
-    so that nodes that cannot change anything score exactly 0."""
-    logits = run_with_interventions(bridge, tokens)
-    rows = torch.arange(tokens.shape[0], device=tokens.device)
-    return float(fn(logits[rows, pos], rows).double().mean())
-
-
 def node_importance(
-    model: Any,
+    model: HookedModel,
     task: Task,
     families: Sequence[str] = NODE_FAMILIES,
     *,
@@ -81,7 +74,10 @@ def node_importance(
     pos = task.answer_pos
     if metric == "logit_diff":
         fn = task.metric()
-        clean, corrupt = _mean_metric(bridge, task.clean, fn, pos), _mean_metric(bridge, task.corrupt, fn, pos)
+        # the unpatched metrics, computed as the sweep computes its own: a node that cannot change
+        # anything scores exactly 0
+        clean, corrupt = (float(baseline_metric(bridge, t, fn, answer_pos=pos).double().mean())
+                          for t in (task.clean, task.corrupt))
         if clean == corrupt:
             raise CircuitError("the clean and corrupt prompts give the same metric; nothing to trace")
 

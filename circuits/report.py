@@ -30,15 +30,14 @@ from typing import Any
 import pandas as pd
 import torch
 
-from interp.data import KGDataset
+from interp.data import KGDataset, task_schema
 from interp.errors import GrokscopeError
 from interp.intervene import as_bridge, cache_activations
 from interp.io import atomic_write_text
 from interp.lens import dataset_lens
-from interp.models import to_bridge
+from interp.models import HookedModel, to_bridge
+from interp.runs import list_checkpoints, load_checkpoint, read_metrics
 from interp.tracing import trace_counterfactual
-from interp.train import load_checkpoint, read_metrics
-from interp.train.checkpoint import list_checkpoints
 
 from circuits.discover import circuit_shape, find_circuit
 from circuits.formation import circuit_formation
@@ -55,25 +54,22 @@ from circuits.render import (
     page,
     table,
 )
-from circuits.tasks import COMPARISON_POSITIONS, COMPOSITION_POSITIONS, dataset_task
+from circuits.tasks import dataset_task
 
-LENS_TARGETS = {"composition": ("bridge", "r2", "answer"), "comparison": ("v1", "v2", "answer")}
 CURVES = ("train", "train_inferred", "test_id", "test_ood", "id_atomic", "ood_atomic")
 STATES = "state (blocks applied)"
 
 
 def position_labels(dataset: KGDataset) -> list[str]:
-    """Names of the prompt positions of a dataset's inferred facts (``h r1 r2``; ``attr q e1 mask e2``)."""
+    """Names of the prompt positions of a dataset's inferred facts, from its task schema (``h r1 r2``;
+    ``attr q e1 mask e2``); numbers where the prompts do not have the schema's length."""
     examples = dataset.examples("train_inferred")
     n_pos = len(examples[0].input_tokens) if examples else 0
-    if dataset.task == "composition" and n_pos == 3:
-        return list(COMPOSITION_POSITIONS)
-    if dataset.task == "comparison" and n_pos == 5:
-        return list(COMPARISON_POSITIONS)
-    return [str(p) for p in range(n_pos)]
+    positions = task_schema(dataset).positions
+    return list(positions) if n_pos == len(positions) else [str(p) for p in range(n_pos)]
 
 
-def _states(model: Any) -> list[str]:
+def _states(model: HookedModel) -> list[str]:
     return [str(layer) for layer in range(len(as_bridge(model).blocks) + 1)]
 
 
@@ -88,15 +84,16 @@ def grokking_curves(metrics: Sequence[Mapping[str, Any]]) -> Figure:
                       log_x=spread > 20, width=720, height=320)
 
 
-def lens_figures(model: Any, dataset: KGDataset, *, n: int = 200) -> list[Figure]:
-    """Logit-lens MRR heatmaps (state x position) of the task's intermediate and final tokens."""
-    res = dataset_lens(model, dataset, LENS_TARGETS[dataset.task], n=n)
+def lens_figures(model: HookedModel, dataset: KGDataset, *, n: int = 200) -> list[Figure]:
+    """Logit-lens MRR heatmaps (state x position) of the task's intermediate and final tokens (its schema's
+    report targets)."""
+    res = dataset_lens(model, dataset, task_schema(dataset).report_targets, n=n)
     labels = position_labels(dataset)
     return [heatmap(r.mrr, _states(model), labels, title=f"MRR of {name}", row_title=STATES, vmin=0.0, vmax=1.0)
             for name, r in res.items()]
 
 
-def tracing_figures(model: Any, dataset: KGDataset, *, n: int = 200) -> list[Figure]:
+def tracing_figures(model: HookedModel, dataset: KGDataset, *, n: int = 200) -> list[Figure]:
     """Causal-tracing heatmaps (state x position), one per swapped input token."""
     res = trace_counterfactual(model, dataset, n=n)
     labels = position_labels(dataset)
@@ -146,7 +143,7 @@ def circuit_figures(circuit: CircuitGraph) -> list[Figure]:
 
 
 def attention_figures(
-    model: Any, dataset: KGDataset, circuit: CircuitGraph | None, *, n_examples: int = 3, max_heads: int = 8,
+    model: HookedModel, dataset: KGDataset, circuit: CircuitGraph | None, *, n_examples: int = 3, max_heads: int = 8,
 ) -> list[Figure]:
     """circuitsvis attention patterns of the circuit's strongest heads (all heads if it has none) on held-out prompts."""
     bridge = as_bridge(model)

@@ -146,7 +146,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     ),
     "comparison": Experiment(
         name="comparison",
-        description="Composition and comparison trained with the same recipe; ID and OOD test accuracy.",
+        description="Composition and comparison, each with its task's default preset, trained until it groks (the comparison preset until ID and OOD both do); ID and OOD test accuracy.",
         finding="Comparison generalizes both ID and OOD through grokking; composition groks ID but OOD stays near 0.",
         columns=("data.task", "data.phi"),
         summary=SummaryPlot("bar", ("test_id", "test_ood", "best_test_ood"), title="final ID / OOD accuracy per task"),

@@ -17,7 +17,8 @@ import platform
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from interp.io import atomic_write_bytes, atomic_write_text
 

@@ -20,10 +20,12 @@ import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from interp.errors import ConfigError, GrokscopeError
-from interp.train import RunConfig, stored_config
+from interp.runs import stored_config
+from interp.train import RunConfig
 
 from experiments.registry import Plan
 from experiments.results import machine_description, trial_record, trial_row, write_results

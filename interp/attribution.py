@@ -20,31 +20,23 @@ the *change* of the metric, per example or averaged over examples.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import einops
 import pandas as pd
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Int
 from torch import Tensor
 
-from interp.intervene import Intervention, Read, answer_positions, check_tokens, run_with_interventions
-from interp.patching import Metric, SourceLike, activation_patch, baseline_metric, family, source_cache
+from interp.intervene import Intervention, activation_gradients, answer_positions, check_tokens
+from interp.metrics import Metric, baseline_metric, run_metric
+from interp.models.protocol import Bridge
+from interp.patching import NodeMap, SourceLike, activation_patch, family, source_cache
 
 DEFAULT_FAMILIES = ("resid_pre", "attn_out", "mlp_out", "z")
 
 
-@dataclass(eq=False, repr=False)
-class _RequireGrad(Intervention):
-    """Make the activation a leaf that requires grad (so a frozen model still gives gradients)."""
-
-    def edit(self, act: Tensor) -> Tensor:
-        return act if act.requires_grad else act.detach().requires_grad_(True)
-
-
 def attribution_patch(
-    bridge: Any,
+    bridge: Bridge,
     tokens: Int[Tensor, "batch pos"],
     source: SourceLike,
     metric: Metric,
@@ -53,7 +45,7 @@ def attribution_patch(
     answer_pos: Int[Tensor, "batch"] | int | None = None,
     interventions: Sequence[Intervention] = (),
     per_example: bool = False,
-) -> dict[str, Float[Tensor, "layer pos"] | Float[Tensor, "layer pos head_index"]]:
+) -> dict[str, NodeMap]:
     """Estimated metric change of patching ``source`` into the run on ``tokens``, for every node.
 
     One forward and one backward on ``tokens`` (with ``interventions``), plus a cached or
@@ -71,23 +63,15 @@ def attribution_patch(
     hooks = list(dict.fromkeys(h for names in layout.values() for h in names))
     src = source_cache(bridge, source, hooks, tokens)
 
-    store: dict[str, Tensor] = {}
-    reads = [Read(h, store=store, detach=False) for h in hooks]
-    with torch.enable_grad():
-        logits = run_with_interventions(
-            bridge, tokens, [_RequireGrad("hook_embed"), *interventions, *reads], answer_pos=pos
-        )
-        # Examples do not interact, so the gradient of the sum is each example's own gradient.
-        total = metric(logits, torch.arange(tokens.shape[0], device=tokens.device)).sum()
-        grads = dict(zip(hooks, torch.autograd.grad(total, [store[h] for h in hooks], allow_unused=True)))
+    acts, grads, _ = activation_gradients(
+        bridge, tokens, hooks, lambda logits: run_metric(metric, logits), interventions, answer_pos=pos
+    )
 
     out = {}
     for name, names in layout.items():
         per_layer = []
         for h in names:
-            act, grad = store[h].detach(), grads[h]
-            if grad is None:  # the node does not reach the metric
-                grad = torch.zeros_like(act)
+            act, grad = acts[h], grads[h]  # a node that does not reach the metric has a zero gradient
             delta = src[h].to(act) - act
             if act.ndim == 4:  # per head: z (d_head) or result (d_model)
                 est = einops.einsum(delta, grad, "batch pos head_index d, batch pos head_index d -> pos head_index batch")
@@ -108,7 +92,7 @@ def pearson(a: Tensor, b: Tensor) -> float:
 
 
 def attribution_agreement(
-    bridge: Any,
+    bridge: Bridge,
     tokens: Int[Tensor, "batch pos"],
     source: SourceLike,
     metric: Metric,

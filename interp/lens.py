@@ -20,14 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp.data import Example, KGDataset, Vocab
+from interp.data import SCHEMAS, Example, KGDataset, TaskSchemaError, Vocab, task_schema
 from interp.errors import CheckpointError
 from interp.intervene import (
     Intervention,
@@ -41,9 +40,11 @@ from interp.intervene import (
     check_vocab,
     n_layers,
 )
+from interp.models import Bridge, HookedModel
+from interp.runs import iter_checkpoints
 
 
-def residual_hooks(bridge: Any) -> list[str]:
+def residual_hooks(bridge: Bridge) -> list[str]:
     """Hook names of the ``n_layers + 1`` residual states, after 0 .. n_layers blocks."""
     n = n_layers(bridge)
     return [f"blocks.{layer}.hook_resid_pre" for layer in range(n)] + [f"blocks.{n - 1}.hook_resid_post"]
@@ -51,7 +52,7 @@ def residual_hooks(bridge: Any) -> list[str]:
 
 @torch.no_grad()
 def lens_logits(
-    bridge: Any,
+    bridge: HookedModel,
     tokens: Int[Tensor, "batch pos"],
     *,
     interventions: Sequence[Intervention] = (),
@@ -64,7 +65,7 @@ def lens_logits(
     return torch.stack([_unembed(bridge, states[h]) for h in hooks], dim=1)
 
 
-def _unembed(bridge: Any, resid: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_vocab"]:
+def _unembed(bridge: Bridge, resid: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_vocab"]:
     """The model's own final LayerNorm and unembedding, applied to any residual."""
     return bridge.unembed(bridge.ln_final(resid))
 
@@ -111,7 +112,7 @@ class LensResult:
         )
 
 
-def _token_ids(bridge: Any, ids: Tensor | int | Sequence[int], batch: int, name: str) -> Tensor:
+def _token_ids(bridge: Bridge, ids: Tensor | int | Sequence[int], batch: int, name: str) -> Tensor:
     ids = torch.as_tensor(ids, dtype=torch.long)
     if ids.ndim == 0:  # one token for every example
         ids = ids.expand(batch).clone()
@@ -123,7 +124,7 @@ def _token_ids(bridge: Any, ids: Tensor | int | Sequence[int], batch: int, name:
 
 @torch.no_grad()
 def logit_lens(
-    bridge: Any,
+    bridge: HookedModel,
     tokens: Int[Tensor, "batch pos"],
     targets: Int[Tensor, "batch"] | Mapping[str, Int[Tensor, "batch"] | int],
     *,
@@ -177,65 +178,48 @@ def logit_lens(
 
 
 # ------------------------------------------------------------------ dataset targets
-TARGETS = {
-    "composition": ("answer", "bridge", "h", "r1", "r2"),
-    "comparison": ("answer", "attr", "e1", "e2", "v1", "v2"),
-}
-"""Token names :func:`example_targets` understands, per task (k-hop: also ``bridgeK``, ``rK``)."""
+TARGETS = {name: cls().lens_targets for name, cls in SCHEMAS.items()}
+"""Token names :func:`example_targets` understands, per task schema (``task_schema(ds).lens_targets``)."""
 
 
 def example_targets(dataset: KGDataset, examples: Sequence[Example], which: str) -> Int[Tensor, "batch"]:
-    """Token ids of ``which`` per example: ``answer``; composition ``h``, ``r1``.., ``bridge``
-    (the first bridge entity), ``bridge2``..; comparison ``attr``, ``e1``, ``e2``, ``v1``, ``v2``
-    (the two attribute values)."""
-    vocab = dataset.vocab
-    out = []
-    for ex in examples:
-        prompt = ex.input_tokens
-        if which == "answer":
-            tok = ex.answer
-        elif dataset.task == "composition" and (which == "h" or (which.startswith("r") and which[1:].isdigit())):
-            i = 0 if which == "h" else int(which[1:])
-            if i >= len(prompt):
-                raise InterventionError(f"{ex.input_text} has no {which}; pass inferred facts")
-            tok = prompt[i]
-        elif dataset.task == "composition" and which.startswith("bridge"):
-            k = int(which[6:] or 1) - 1
-            bridges = (ex.provenance or {}).get("bridges")
-            if not bridges or k >= len(bridges):
-                raise InterventionError(f"{ex.input_text} has no {which} in its provenance; pass inferred facts")
-            tok = bridges[k]
-        elif dataset.task == "comparison" and which in ("attr", "e1", "e2"):
-            tok = prompt[{"attr": 0, "e1": 2, "e2": 4}[which]]
-        elif dataset.task == "comparison" and which in ("v1", "v2"):
-            values = (ex.provenance or {}).get("values")
-            if not values:
-                raise InterventionError(f"{ex.input_text} has no values in its provenance; pass comparison queries")
-            tok = f"<{values[0 if which == 'v1' else 1]}>"
-        else:
-            known = ", ".join(TARGETS.get(dataset.task, ("answer",)))
-            raise InterventionError(f"unknown lens target {which!r} for a {dataset.task} dataset; choose from {known}")
-        out.append(vocab.id(tok))
-    return torch.tensor(out, dtype=torch.long)
+    """Token ids of ``which`` per example, as the dataset's task schema reads them: ``answer``; composition
+    ``h``, ``r1``.., ``bridge`` (the first bridge entity), ``bridge2``..; comparison ``attr``, ``e1``, ``e2``,
+    ``v1``, ``v2`` (the two attribute values)."""
+    try:
+        schema = task_schema(dataset)
+        return torch.tensor([dataset.vocab.id(schema.target_token(ex, which)) for ex in examples], dtype=torch.long)
+    except TaskSchemaError as err:
+        raise InterventionError(str(err)) from None
 
 
 def dataset_lens(
-    model: Any,
+    model: HookedModel,
     dataset: KGDataset,
-    targets: Iterable[str] | str = ("bridge", "r2", "answer"),
+    targets: Iterable[str] | str | None = None,
     *,
     split: str = "train_inferred",
     n: int | None = 300,
     positions: Sequence[int] | None = None,
 ) -> dict[str, LensResult]:
-    """The logit lens of named targets on the first ``n`` examples of a split (the paper: 300)."""
+    """The logit lens of named targets on the first ``n`` examples of a split (the paper: 300).
+
+    ``targets`` defaults to the task's report targets (``bridge, r2, answer``; ``v1, v2, answer``).
+    """
     bridge = as_bridge(model)
     check_vocab(bridge, len(dataset.vocab))
     examples = dataset.examples(split)[:n] if n is not None else dataset.examples(split)
     if not examples:
         raise InterventionError(f"split {split!r} has no examples")
     if len({len(ex.input_tokens) for ex in examples}) > 1:
-        raise InterventionError(f"split {split!r} mixes prompt lengths; pass a split of inferred facts (train_inferred)")
+        raise InterventionError(
+            f"split {split!r} mixes prompt lengths; pass a split of inferred facts (train_inferred)"
+        )
+    if targets is None:
+        try:
+            targets = task_schema(dataset).report_targets
+        except TaskSchemaError as err:
+            raise InterventionError(str(err)) from None
     names = [targets] if isinstance(targets, str) else list(targets)
     device = bridge.cfg.device
     tokens = torch.tensor([dataset.vocab.encode(ex.input_tokens) for ex in examples], dtype=torch.long, device=device)
@@ -244,7 +228,7 @@ def dataset_lens(
 
 
 def bridge_entity_lens(
-    model: Any, dataset: KGDataset, split: str = "train_inferred", n: int | None = 300
+    model: HookedModel, dataset: KGDataset, split: str = "train_inferred", n: int | None = 300
 ) -> LensResult:
     """The logit lens of each composition example's bridge entity (from its provenance)."""
     return dataset_lens(model, dataset, "bridge", split=split, n=n)["bridge"]
@@ -286,8 +270,6 @@ def lens_over_checkpoints(
     on_checkpoint: Callable[[int], None] | None = None,
 ) -> CheckpointLens:
     """The MRR of ``target`` at every layer x position for every checkpoint of a run, oldest first."""
-    from interp.train import iter_checkpoints
-
     steps, curves, pos = [], [], None
     for run in iter_checkpoints(run_dir, device=device):
         result = dataset_lens(run.model, run.dataset, target, split=split, n=n, positions=positions)[target]

@@ -9,11 +9,10 @@ TransformerLens's ``patching.py``). Patching clean into corrupt ("denoising", TL
 convention) asks what is sufficient; corrupt into clean ("noising", the paper's causal
 tracing) asks what is necessary: the same function with the two inputs swapped.
 
-A *metric* scores each patched run per example from the logits at the answer position:
-:func:`logit_diff` (clean minus corrupt answer), :func:`answer_prob`, :func:`answer_rank`,
-:func:`top1_change` (1 where the top-1 token differs from a reference run's; its mean is
-the paper's top-1 change rate). Any callable ``metric(logits, example) -> values`` works:
-``logits`` is ``batch d_vocab`` and ``example[i]`` says which input example row ``i`` is.
+A *metric* (:mod:`interp.metrics`, re-exported here) scores each patched run per example
+from the logits at the answer position: :func:`logit_diff`, :func:`answer_prob`,
+:func:`answer_rank`, :func:`top1_change`, or any callable ``metric(logits, example)``;
+:func:`baseline_metric` is the metric of the unpatched run.
 
 How the sweep is fast and still exact (every result equals TransformerLens 4's
 ``get_act_patch_*``, which does one full forward per patched place):
@@ -35,9 +34,9 @@ states, as in the logit lens).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Union
 
 import torch
 from jaxtyping import Float, Int
@@ -59,113 +58,20 @@ from interp.intervene import (
     n_layers,
     run_with_interventions,
 )
-
-
-# ------------------------------------------------------------------------------ metrics
-class Metric(Protocol):
-    """Scores patched runs per example from the logits at the answer position."""
-
-    def __call__(self, logits: Float[Tensor, "batch d_vocab"], example: Int[Tensor, "batch"]) -> Float[Tensor, "batch"]:
-        ...
-
-
-def _ids(t: Tensor | Sequence[int]) -> Tensor:
-    return torch.as_tensor(t, dtype=torch.long)
-
-
-def _gather(logits: Tensor, ids: Tensor, example: Tensor) -> Tensor:
-    ids = ids.to(logits.device)[example.to(logits.device)]
-    return logits.gather(-1, ids[:, None])[:, 0]
-
-
-def logit_diff(clean_answer: Int[Tensor, "batch"], corrupt_answer: Int[Tensor, "batch"]) -> Metric:
-    """Logit of the clean answer minus logit of the corrupt answer."""
-    clean, corrupt = _ids(clean_answer), _ids(corrupt_answer)
-
-    def metric(logits: Tensor, example: Tensor) -> Tensor:
-        return _gather(logits, clean, example) - _gather(logits, corrupt, example)
-
-    return metric
-
-
-def answer_prob(answer: Int[Tensor, "batch"]) -> Metric:
-    """Probability of ``answer`` (softmax over the whole vocabulary)."""
-    ids = _ids(answer)
-
-    def metric(logits: Tensor, example: Tensor) -> Tensor:
-        return _gather(logits.float().softmax(-1), ids, example)
-
-    return metric
-
-
-def answer_rank(answer: Int[Tensor, "batch"]) -> Metric:
-    """Rank of ``answer`` among all tokens (0 = top-1): how many tokens score strictly higher."""
-    ids = _ids(answer)
-
-    def metric(logits: Tensor, example: Tensor) -> Tensor:
-        own = _gather(logits, ids, example)
-        return (logits > own[:, None]).sum(-1).to(logits.dtype)
-
-    return metric
-
-
-def top1_change(reference_top1: Int[Tensor, "batch"]) -> Metric:
-    """1 where the top-1 token differs from ``reference_top1`` (the clean run's), else 0.
-
-    Its mean over examples is the paper's causal-tracing metric, the top-1 change rate.
-    """
-    ids = _ids(reference_top1)
-
-    def metric(logits: Tensor, example: Tensor) -> Tensor:
-        return (logits.argmax(-1) != ids.to(logits.device)[example.to(logits.device)]).to(logits.dtype)
-
-    return metric
-
-
-METRICS = ("logit_diff", "clean_prob", "clean_rank", "top1_change_rate")
-"""Names accepted by :func:`named_metric`."""
-
-
-def named_metric(
-    name: str,
-    *,
-    clean_answer: Int[Tensor, "batch"],
-    corrupt_answer: Int[Tensor, "batch"] | None = None,
-    clean_top1: Int[Tensor, "batch"] | None = None,
-) -> Metric:
-    """A builtin metric by name (``logit_diff``, ``clean_prob``, ``clean_rank``, ``top1_change_rate``)."""
-    if name == "logit_diff":
-        if corrupt_answer is None:
-            raise InterventionError("metric logit_diff needs corrupt_answer (the corrupt prompt's answer ids)")
-        return logit_diff(clean_answer, corrupt_answer)
-    if name == "clean_prob":
-        return answer_prob(clean_answer)
-    if name == "clean_rank":
-        return answer_rank(clean_answer)
-    if name == "top1_change_rate":
-        if clean_top1 is None:
-            raise InterventionError("metric top1_change_rate needs clean_top1 (the clean run's top-1 ids)")
-        return top1_change(clean_top1)
-    raise InterventionError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)} or pass a callable")
-
-
-def tl_metric(metric: Metric, answer_pos: Int[Tensor, "batch"]) -> Callable[[Tensor], Tensor]:
-    """``metric`` as a TransformerLens patching metric (full logits -> ``[batch]``; use ``reduce="mean"``)."""
-
-    def fn(logits: Float[Tensor, "batch pos d_vocab"]) -> Float[Tensor, "batch"]:
-        rows = torch.arange(logits.shape[0], device=logits.device)
-        return metric(logits[rows, answer_pos.to(logits.device)], rows)
-
-    return fn
-
-
-@torch.no_grad()
-def top1(
-    bridge: Any, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, "batch"] | None = None
-) -> Int[Tensor, "batch"]:
-    """The model's top-1 prediction at the answer position (default: the last position)."""
-    pos = answer_positions(tokens, answer_pos)
-    return run_with_interventions(bridge, check_tokens(bridge, tokens), answer_pos=pos).argmax(-1)
+from interp.metrics import (
+    METRICS,
+    Metric,
+    answer_prob,
+    answer_rank,
+    baseline_metric,
+    logit_diff,
+    named_metric,
+    run_metric,
+    tl_metric,
+    top1,
+    top1_change,
+)
+from interp.models.protocol import Bridge
 
 
 # ------------------------------------------------------------------------------- sites
@@ -191,10 +97,10 @@ class Family:
     template: str
     heads: bool = False
 
-    def n_layers(self, bridge: Any) -> int:
+    def n_layers(self, bridge: Bridge) -> int:
         return n_layers(bridge) + (1 if self.name == "resid" else 0)
 
-    def hook(self, bridge: Any, layer: int) -> tuple[int, str]:
+    def hook(self, bridge: Bridge, layer: int) -> tuple[int, str]:
         """(block the hook belongs to, hook name) of ``layer``."""
         n = n_layers(bridge)
         if self.name == "resid":  # state l = residual after l blocks
@@ -232,10 +138,22 @@ def window_layers(layer: int, window: int, n: int) -> range:
 
 
 # ---------------------------------------------------------------------------- the sweep
+NodeMap = Union[
+    Float[Tensor, "layer _pos"],
+    Float[Tensor, "layer _pos head_index"],
+    Float[Tensor, "layer _pos batch"],
+    Float[Tensor, "layer _pos head_index batch"],
+]
+"""A value per node of a sweep, ``layer pos [head_index]``, with a trailing ``batch`` axis per example.
+
+``_pos`` is the sweep's position axis: the prompt's positions, the chosen ones, or one entry
+for "all positions at once".
+"""
+
 SourceLike = Int[Tensor, "batch pos"] | Mapping[str, Tensor] | Any
 
 
-def source_cache(bridge: Any, source: SourceLike, hooks: Sequence[str], tokens: Tensor) -> dict[str, Tensor]:
+def source_cache(bridge: Bridge, source: SourceLike, hooks: Sequence[str], tokens: Tensor) -> dict[str, Tensor]:
     """The source run's activations at ``hooks``: computed from tokens, or looked up in a cache."""
     if isinstance(source, Tensor):
         check_tokens(bridge, source, "source")
@@ -279,7 +197,7 @@ def _site_mask(site: Site, act_shape: tuple[int, ...]) -> Tensor:
 
 @torch.no_grad()
 def patch_sites(
-    bridge: Any,
+    bridge: Bridge,
     tokens: Int[Tensor, "batch pos"],
     source: SourceLike,
     sites: Sequence[Site],
@@ -321,8 +239,7 @@ def patch_sites(
     start_store: dict[str, Tensor] = {}
     first = [Read(f"blocks.{L}.hook_resid_pre", store=start_store) for L in starts]
     base_logits, base_acts = cache_activations(bridge, tokens, hooks, [*first, *interventions])
-    rows = torch.arange(batch, device=device)
-    base_metric = metric(base_logits[rows, pos_idx], rows).detach()
+    base_metric = run_metric(metric, base_logits, pos_idx).detach()  # = baseline_metric(...), same forward
     src = source_cache(bridge, source, hooks, tokens)
 
     # Per hook: each site's mask (all False where the site does not patch that hook).
@@ -366,7 +283,7 @@ def patch_sites(
 
 
 def family_sites(
-    bridge: Any,
+    bridge: Bridge,
     family_name: str,
     n_pos: int,
     *,
@@ -401,7 +318,7 @@ def family_sites(
 
 
 def activation_patch(
-    bridge: Any,
+    bridge: Bridge,
     tokens: Int[Tensor, "batch pos"],
     source: SourceLike,
     metric: Metric,
@@ -415,7 +332,7 @@ def activation_patch(
     per_example: bool = False,
     max_rows: int = 2048,
     skip_noops: bool = True,
-) -> Float[Tensor, "layer pos"] | Float[Tensor, "layer pos head_index"]:
+) -> NodeMap:
     """Patch ``source`` into the run on ``tokens`` at every layer x position (x head) of a family.
 
     Returns the mean metric over examples, ``layer pos`` (``layer pos head_index`` for the
@@ -443,17 +360,28 @@ def activation_patch(
     return values if per_example else values.mean(-1)
 
 
-@torch.no_grad()
-def baseline_metric(
-    bridge: Any,
-    tokens: Int[Tensor, "batch pos"],
-    metric: Metric,
-    *,
-    answer_pos: Int[Tensor, "batch"] | int | None = None,
-    interventions: Sequence[Intervention] = (),
-) -> Float[Tensor, "batch"]:
-    """The metric of the unpatched run on ``tokens`` (with ``interventions``), per example."""
-    tokens = check_tokens(bridge, tokens)
-    pos = answer_positions(tokens, answer_pos)
-    logits = run_with_interventions(bridge, tokens, interventions, answer_pos=pos)
-    return metric(logits, torch.arange(tokens.shape[0], device=tokens.device))
+__all__ = [
+    "FAMILIES",
+    "METRICS",
+    "Family",
+    "InterventionError",
+    "Metric",
+    "NodeMap",
+    "Site",
+    "SourceLike",
+    "activation_patch",
+    "answer_prob",
+    "answer_rank",
+    "baseline_metric",
+    "family",
+    "family_sites",
+    "logit_diff",
+    "named_metric",
+    "patch_sites",
+    "run_metric",
+    "source_cache",
+    "tl_metric",
+    "top1",
+    "top1_change",
+    "window_layers",
+]

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interp.counterfactuals import COMPARISON_SWAPS, COMPOSITION_SWAPS, counterfactual_batch
-from interp.data import Example, KGDataset
+from interp.counterfactuals import CounterfactualError, counterfactual_batch
+from interp.data import Example, KGDataset, TaskSchemaError, task_schema
 from interp.intervene import (
     InterventionError,
     answer_positions,
@@ -41,11 +41,12 @@ from interp.intervene import (
     generator_from,
     position_mask,
 )
+from interp.models import Bridge, HookedModel
 from interp.patching import activation_patch, answer_prob, baseline_metric, top1, top1_change
 
 
 def trace_counterfactual(
-    model: Any,
+    model: HookedModel,
     dataset: KGDataset,
     examples: Sequence[Example] | str = "train_inferred",
     swaps: Sequence[str] | None = None,
@@ -60,12 +61,18 @@ def trace_counterfactual(
 
     ``family="resid"`` pastes the residual after ``l`` blocks (``l = 0..n_layers``, as in the
     logit lens); any family of :data:`interp.patching.FAMILIES` works. ``swaps`` defaults to
-    ``h, r1, r2`` (composition) or ``e1, e2, attr`` (comparison).
+    the task schema's swaps: ``h, r1, r2`` (composition) or ``e1, e2, attr`` (comparison).
     """
     bridge = as_bridge(model)
     check_vocab(bridge, len(dataset.vocab))
     if swaps is None:
-        swaps = COMPOSITION_SWAPS if dataset.task == "composition" else COMPARISON_SWAPS
+        try:
+            schema = task_schema(dataset)
+        except TaskSchemaError as err:
+            raise CounterfactualError(str(err)) from None
+        if not schema.swaps:
+            raise CounterfactualError(f"no token of a {schema.label} prompt can be swapped (no counterfactual rules)")
+        swaps = schema.swaps
     device = bridge.cfg.device
     out = {}
     for swap in swaps:
@@ -90,13 +97,13 @@ class NoiseTrace:
     noise_std: float
 
 
-def embedding_std(bridge: Any) -> float:
+def embedding_std(bridge: Bridge) -> float:
     """Standard deviation of the token embedding matrix's entries."""
     return float(bridge.W_E.detach().float().std())
 
 
 def trace_noise(
-    model: Any,
+    model: HookedModel,
     tokens: Int[Tensor, "batch pos"],
     answer: Int[Tensor, "batch"],
     noise_positions: int | Sequence[int],

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from interp.train import load_checkpoint, load_run_config, train
+from interp.runs import load_checkpoint
+from interp.train import load_run_config, train
 
 # torch's own thread count, read before any test changes it: the shared grokked run uses it
 DEFAULT_THREADS = torch.get_num_threads()
@@ -60,3 +61,22 @@ def grokked_comparison_run_dir(tmp_path_factory):
 def grokked_comparison(grokked_comparison_run_dir):
     """The grokked comparison model (``LoadedRun``) on the CPU."""
     return load_checkpoint(grokked_comparison_run_dir, device="cpu")
+
+
+# ------------------------------------------------------------------------------ markers
+SLOW_FIXTURES = frozenset(
+    {"grokked_run_dir", "grokked_composition", "grokked_comparison_run_dir", "grokked_comparison"}
+)
+"""Fixtures that train a model until it groks: a test that uses one (directly or through
+another fixture) is ``slow``."""
+
+SLOW_FOLDERS = ("notebooks", "browser")
+"""Test files whose path contains one of these run notebooks or a browser: ``slow`` too."""
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the slow tests, so that ``pytest -m "not slow"`` is the fast loop."""
+    for item in items:
+        path = str(item.path)
+        if SLOW_FIXTURES.intersection(item.fixturenames) or any(f in path for f in SLOW_FOLDERS):
+            item.add_marker(pytest.mark.slow)

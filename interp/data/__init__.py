@@ -14,6 +14,10 @@ Usage::
     batch = ds.batch("train")                        # TokenBatch of padded token ids
     ds.save("data/composition-small"); ds2 = load_dataset("data/composition-small")
 
+What a task is (prompt positions, swappable tokens, lens targets, key states) is its
+schema: ``ds.schema`` / ``task_schema(ds)`` (:mod:`interp.data.tasks`); ``ds.kg`` is the
+typed graph (``CompositionGraph`` or ``AttributeGraph``), indexed once per dataset.
+
 Splits: ``train`` and the probes ``id_atomic``, ``ood_atomic``, ``train_inferred``,
 ``test_id``, ``test_ood`` (each at most ``probe_size`` records, as the paper's test.json).
 """
@@ -31,15 +35,10 @@ from interp.data.config import (
     config_from_dict,
     data_config,
 )
-from interp.data.dataset import (
-    SPLITS,
-    Example,
-    KGDataset,
-    TokenBatch,
-    UnknownSplitError,
-    load_dataset,
-    make_batch,
-)
+from interp.data.dataset import SPLITS, Example, KGDataset, TokenBatch, UnknownSplitError, make_batch
+from interp.data.graphs import AttributeGraph, CompositionGraph, KnowledgeGraph
+from interp.data.paper import load_dataset
+from interp.data.tasks import SCHEMAS, TaskSchema, TaskSchemaError, task_schema
 from interp.data.vocab import PAD, SPECIALS, UnknownTokenError, Vocab, split_tokens
 from interp.errors import ConfigError
 
@@ -59,14 +58,20 @@ def generate(config: DataConfig) -> KGDataset:
 __all__ = [
     "DATA_PRESETS",
     "PAD",
+    "SCHEMAS",
     "SPECIALS",
     "SPLITS",
+    "AttributeGraph",
     "ComparisonConfig",
     "ComplexConfig",
     "CompositionConfig",
+    "CompositionGraph",
     "DataConfig",
     "Example",
     "KGDataset",
+    "KnowledgeGraph",
+    "TaskSchema",
+    "TaskSchemaError",
     "TokenBatch",
     "UnknownSplitError",
     "UnknownTokenError",
@@ -83,4 +88,5 @@ __all__ = [
     "load_dataset",
     "make_batch",
     "split_tokens",
+    "task_schema",
 ]

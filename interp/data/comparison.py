@@ -27,6 +27,7 @@ import numpy as np
 
 from interp.data.config import ComparisonConfig, ComplexConfig
 from interp.data.dataset import Example, KGDataset, choose
+from interp.data.graphs import compare
 from interp.data.vocab import SPECIALS, Vocab
 from interp.errors import ConfigError
 
@@ -40,11 +41,6 @@ def comparison_vocab(n_entities: int, n_attributes: int, n_values: int) -> Vocab
     return Vocab(
         [f"<e_{i}>" for i in range(n_entities)] + attrs + [f"<{v}>" for v in range(n_values)] + SPECIALS + labels
     )
-
-
-def compare(v1: int, v2: int) -> int:
-    """The label index: 0 if v1 < v2, 1 if equal, 2 if v1 > v2."""
-    return 0 if v1 < v2 else 1 if v1 == v2 else 2
 
 
 @dataclasses.dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import SupportsInt
 
 from interp.errors import DatasetFormatError, GrokscopeError
 
@@ -85,7 +86,8 @@ class Vocab:
     def encode(self, tokens: Sequence[str]) -> list[int]:
         return [self.id(t) for t in tokens]
 
-    def decode(self, ids: Iterable[int]) -> list[str]:
+    def decode(self, ids: Iterable[SupportsInt]) -> list[str]:
+        """Token strings of ``ids`` (ints, numpy integers or 0-d tensors)."""
         out = []
         for i in ids:
             i = int(i)

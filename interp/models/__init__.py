@@ -22,5 +22,6 @@ from interp.models.gpt2 import (
     shared_parameter_groups,
     to_bridge,
 )
+from interp.models.protocol import Bridge, HookedModel
 
-__all__ = ["ModelConfig", "build_model", "default_device", "shared_parameter_groups", "to_bridge"]
+__all__ = ["Bridge", "HookedModel", "ModelConfig", "build_model", "default_device", "shared_parameter_groups", "to_bridge"]

@@ -16,6 +16,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from interp.configs import check_range
 from interp.models.config import ModelConfig
+from interp.models.protocol import Bridge
 
 
 def default_device() -> torch.device:
@@ -113,7 +114,7 @@ def shared_parameter_groups(model: nn.Module) -> list[list[str]]:
     return [names for names in by_ptr.values() if len(names) > 1]
 
 
-def to_bridge(model: GPT2LMHeadModel, *, process_weights: bool | None = None):
+def to_bridge(model: GPT2LMHeadModel, *, process_weights: bool | None = None) -> Bridge:
     """Wrap a copy of ``model`` as a TransformerLens 4 ``TransformerBridge`` in compatibility mode.
 
     The bridge is an analysis view: it is built on a deep copy (the bridge rewrites the module

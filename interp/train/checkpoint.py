@@ -160,3 +160,4 @@ def load_model_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], w
                 f"({key} has shape {tuple(value.shape)}, the model expects {tuple(own[key].shape)})"
             )
     model.load_state_dict(tensors, strict=True)
+

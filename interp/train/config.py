@@ -109,25 +109,46 @@ class TrainConfig:
 
 @dataclass
 class RunConfig:
-    """Everything that produced a run: a checkpoint stores it, so it rebuilds model and data."""
+    """Everything that produced a run: a checkpoint stores it, so it rebuilds model and data.
+
+    ``data_dir`` is set when the run trains on a dataset read from a directory
+    (``grokscope train CONFIG --data DIR``, e.g. the paper's released files) instead of one
+    generated from ``data``. ``data`` is then that dataset's own config (from its
+    ``config.json``), or None when the files do not say how they were made; never the
+    preset's data section, which did not produce them. The run keeps its copy of the
+    dataset in ``RUN_DIR/data``; ``data_dir`` only records where it came from.
+    """
 
     name: str = "run"
-    data: DataConfig = field(default_factory=CompositionConfig)
+    data: DataConfig | None = field(default_factory=CompositionConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.data is None and self.data_dir is None:
+            raise ConfigError("the run config has no data section; name one (data: composition-small) or train with --data DIR")
 
     def to_dict(self) -> dict[str, Any]:
-        return to_dict(self)
+        out = to_dict(self)
+        if self.data_dir is None:  # generated data: the format every earlier run stored
+            del out["data_dir"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         if not isinstance(data, dict):
             raise ConfigError("a run config must be a mapping with keys name, data, model, train")
-        unknown = sorted(set(data) - {"name", "data", "model", "train"})
+        unknown = sorted(set(data) - {"name", "data", "model", "train", "data_dir"})
         if unknown:
-            raise ConfigError(f"unknown field {unknown[0]} in run config; known fields: data, model, name, train")
+            raise ConfigError(f"unknown field {unknown[0]} in run config; known fields: data, data_dir, model, name, train")
         data_cfg = data.get("data", {})
-        if isinstance(data_cfg, str):
+        data_dir = data.get("data_dir")
+        if data_dir is not None and not isinstance(data_dir, str):
+            raise ConfigError(f"data_dir = {data_dir!r} must be a directory path")
+        if data_cfg is None:
+            data_obj = None
+        elif isinstance(data_cfg, str):
             data_obj = data_config(data_cfg)
         else:
             data_obj = config_from_dict(dict(data_cfg))
@@ -136,7 +157,12 @@ class RunConfig:
             data=data_obj,
             model=from_dict(ModelConfig, data.get("model", {}), prefix="model."),
             train=from_dict(TrainConfig, data.get("train", {}), prefix="train."),
+            data_dir=data_dir,
         )
+
+    def with_data_from(self, directory: str | Path, dataset_config: DataConfig | None) -> "RunConfig":
+        """This config for a dataset read from ``directory`` whose own config is ``dataset_config``."""
+        return dataclasses.replace(self, data=dataset_config, data_dir=str(Path(directory).resolve()))
 
     def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> "RunConfig":
         """Apply ``section.key=value`` overrides (``train.lr=1e-3``, ``data.phi=9``, ``model.n_layers=4``)."""
@@ -151,6 +177,8 @@ class RunConfig:
                 per_section[section].append(item.split(".", 1)[1])
             else:
                 raise ConfigError(f"override {item!r} must start with data., model. or train. (for example train.lr=1e-3)")
+        if per_section["data"] and self.data_dir is not None:
+            raise ConfigError(f"override 'data.{per_section['data'][0]}' cannot change the dataset read from {self.data_dir}")
         # each section's overrides apply together, so the result is validated once, as a whole
         for section, items in per_section.items():
             if items:
@@ -192,19 +220,16 @@ _FAST_TRAIN = {
 def presets() -> dict[str, RunConfig]:
     """The named run configs; ``grokscope train NAME`` accepts each key."""
     return {
-        # Muon for the hidden matrices, init scale 0.04, weight decay 0.7, cosine decay over 2,500
-        # steps, on 3 layers with d_mlp 256 (half GPT-2's 4 x d_model): groks at step 2,100 on
-        # one thread and 2,200 on two, at 0.54x the step time of 4 layers with d_mlp 512 (2,000).
-        # Grokking comes 300-400 steps before the end of the cosine whatever its length (2,800:
-        # 2,200 / 2,500), so a longer schedule buys no margin. AdamW: 4,600-5,600 steps over a
-        # 5,000-6,000 step schedule. BENCHMARKS.md has the search.
+        # The default: Muon for the hidden matrices, init scale 0.04, weight decay 0.7, cosine
+        # decay over 2,500 steps, on 3 layers with d_mlp 256 (half GPT-2's 4 x d_model). How it
+        # was found and how fast it groks: BENCHMARKS.md.
         "composition-small": _preset(
             "composition-small", "composition-small",
             {**_FAST_MODEL, "n_layers": 3, "d_mlp": 256, "init_range": 0.04},
             {**_FAST_TRAIN, "optimizer": "muon", "weight_decay": 0.7, "max_steps": 2_500},
         ),
-        # the previous default (AdamW): groks at step 5,600 on two threads; the reference that
-        # benchmarks/time_to_grok.py measures Muon against
+        # The same graph with AdamW for every parameter on 4 layers: the reference that
+        # benchmarks/time_to_grok.py measures the default against.
         "composition-small-adamw": _preset(
             "composition-small-adamw", "composition-small", _FAST_MODEL,
             {**_FAST_TRAIN, "weight_decay": 0.7, "max_steps": 6_000},
@@ -214,20 +239,17 @@ def presets() -> dict[str, RunConfig]:
             {**_FAST_TRAIN, "weight_decay": 1.0, "max_steps": 3_000},
         ),
         "comparison-small": _preset("comparison-small", "comparison-small", _FAST_MODEL, _FAST_TRAIN),
-        # The comparison default: groks in and out of distribution. Muon, init scale 0.04, cosine
-        # over 20,000 steps; grokked = test-ID and test-OOD both >= 0.99, and the run stops at the
-        # first evaluation where both pass: step 11,200 on two threads of an AVX-512 CPU, 8,400 on
-        # one. OOD comparisons swing while the lr is high and settle as it falls, and where they
-        # settle depends on the float trajectory: over 12,000 steps they ended at 1.000 on an AVX2
-        # CPU (both passed at 7,800-9,000) but at 0.939 on the AVX-512 one. BENCHMARKS.md.
+        # The comparison default, trained until it groks in and out of distribution: Muon, init
+        # scale 0.04, cosine over 20,000 steps; grokked = test-ID and test-OOD both >= 0.99, and
+        # the run stops at the first evaluation where both pass. OOD comparisons settle only as
+        # the learning rate falls, hence the long schedule (BENCHMARKS.md).
         "comparison-tiny": _preset(
             "comparison-tiny", "comparison-tiny", {**_FAST_MODEL, "init_range": 0.04},
             {**_FAST_TRAIN, "optimizer": "muon", "max_steps": 20_000, "eval_every": 200,
              "grok_splits": ("test_id", "test_ood")},
         ),
-        # the previous comparison-tiny (AdamW): groks in-distribution only (test-ID >= 0.99 at
-        # step 5,000 on two threads; OOD comparisons stay near 0.65-0.76), in about a third of
-        # the time; the tests' comparison fixture
+        # The comparison graph with AdamW over 6,000 steps: groks in-distribution only, in a
+        # fraction of comparison-tiny's time; the tests' comparison fixture.
         "comparison-tiny-adamw": _preset(
             "comparison-tiny-adamw", "comparison-tiny", _FAST_MODEL,
             {**_FAST_TRAIN, "max_steps": 6_000, "eval_every": 200},

@@ -27,17 +27,18 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
-import torch.nn.functional as F
-from jaxtyping import Float, Int
-from torch import Tensor, nn
+from jaxtyping import Int
+from torch import Tensor
+from transformers import GPT2LMHeadModel
 
 from interp.data import SPLITS, KGDataset, TokenBatch, generate, load_dataset
 from interp.errors import CheckpointError, ConfigError
 from interp.io import atomic_write_json, atomic_write_text
-from interp.models import build_model, default_device
+from interp.models import build_model
+from interp.runs import run_dataset, stored_config
 from interp.train.checkpoint import (
     checkpoint_name,
     latest_checkpoint,
@@ -47,57 +48,20 @@ from interp.train.checkpoint import (
     read_state,
     save_checkpoint,
 )
-from interp.train.config import RunConfig, TrainConfig
+from interp.train.config import RunConfig
 from interp.train.grokfast import GradientFilter
-from interp.train.muon import Muon
-
-EVAL_CHUNK = 4096
-
-
-# ----------------------------------------------------------------------------------------
-# forward passes
-# ----------------------------------------------------------------------------------------
-def answer_logits(model: nn.Module, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, "batch"]) -> Float[Tensor, "batch d_vocab"]:
-    """Logits at the answer position only: the residual stream everywhere, the unembedding once."""
-    width = int(answer_pos.max()) + 1
-    hidden = model.transformer(input_ids=tokens[:, :width]).last_hidden_state  # (batch, pos, d_model)
-    rows = torch.arange(tokens.shape[0], device=tokens.device)
-    return model.lm_head(hidden[rows, answer_pos])  # (batch, d_vocab)
+from interp.train.monitor import open_progress, open_tensorboard, show
+from interp.train.objective import accuracy, batch_loss
+from interp.train.optim import (
+    autocast_for,
+    build_optimizers,
+    learning_rate,
+    resolve_device,
+    restore_trainer_tensors,
+    trainer_tensors,
+)
 
 
-def batch_loss(model: nn.Module, batch: TokenBatch, *, answer_only: bool, loss_on_eos: bool) -> Tensor:
-    """Mean cross-entropy over the target tokens of ``batch`` (the paper's loss)."""
-    if answer_only:
-        return F.cross_entropy(answer_logits(model, batch.tokens, batch.answer_pos), batch.answer)
-    logits = model(input_ids=batch.tokens).logits[:, :-1]  # (batch, pos-1, d_vocab)
-    targets = batch.tokens[:, 1:]
-    mask = batch.loss_mask[:, :-1]
-    if not loss_on_eos:
-        pos = torch.arange(mask.shape[1], device=mask.device)[None, :]
-        mask = pos == batch.answer_pos[:, None]
-    return F.cross_entropy(logits[mask], targets[mask])
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, batch: TokenBatch, *, autocast: contextlib.AbstractContextManager | None = None) -> float:
-    """Exact match of the answer token (greedy prediction at the answer position)."""
-    if len(batch) == 0:
-        return float("nan")
-    was_training = model.training
-    model.eval()
-    correct = 0
-    for start in range(0, len(batch), EVAL_CHUNK):
-        part = batch[start : start + EVAL_CHUNK]
-        with autocast if autocast is not None else contextlib.nullcontext():
-            pred = answer_logits(model, part.tokens, part.answer_pos).argmax(-1)
-        correct += int((pred == part.answer).sum())
-    model.train(was_training)
-    return correct / len(batch)
-
-
-# ----------------------------------------------------------------------------------------
-# results
-# ----------------------------------------------------------------------------------------
 @dataclass
 class TrainResult:
     """What a finished (or stopped) run reached."""
@@ -115,77 +79,6 @@ class TrainResult:
         return self.grokked_step is not None
 
 
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Rows of ``RUN_DIR/metrics.jsonl`` (one per evaluation)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        raise CheckpointError(f"{path} does not exist; is {run_dir} a training run directory?")
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rows.append(json.loads(line))
-    return rows
-
-
-# ----------------------------------------------------------------------------------------
-# the trainer
-# ----------------------------------------------------------------------------------------
-def build_optimizers(model: nn.Module, tc: TrainConfig, *, fused: bool = True, muon_cls: type = Muon) -> dict[str, torch.optim.Optimizer]:
-    """The optimizers of a run, by name: ``"optimizer"`` (AdamW) and, with ``train.optimizer = "muon"``, ``"muon"``.
-
-    AdamW decays the weight matrices but not biases and LayerNorm. With Muon, the hidden
-    weight matrices (attention and MLP) take Muon steps and AdamW keeps the embeddings (tied
-    to the unembedding), biases and LayerNorm. ``fused=False`` gives foreach AdamW;
-    ``muon_cls`` another Muon class (``torch.optim.Muon``, for the benchmarks).
-    """
-    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    matrices = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]  # biases and LayerNorm
-    muon = tc.optimizer == "muon"
-    hidden = [p for p in matrices if id(p) not in embeddings] if muon else []
-    decay = [p for p in matrices if id(p) in embeddings] if muon else matrices
-    out: dict[str, torch.optim.Optimizer] = {
-        "optimizer": torch.optim.AdamW(
-            [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=tc.lr,
-            betas=(tc.beta1, tc.beta2),
-            # one fused kernel for all parameters (CPU and CUDA): several times faster than foreach
-            **({"fused": True} if fused else {"foreach": True}),
-        )
-    }
-    if hidden:
-        out["muon"] = muon_cls(
-            hidden, lr=tc.lr, weight_decay=tc.weight_decay, momentum=tc.muon_momentum, ns_steps=tc.muon_ns_steps,
-            # the update's RMS matches AdamW's, so train.lr means the same for both
-            adjust_lr_fn="match_rms_adamw",
-        )
-    return out
-
-
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return default_device()
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"train.device = {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device = {name!r} but CUDA is not available here; use auto or cpu")
-    return device
-
-
-def _autocast(precision: str, device: torch.device) -> tuple[contextlib.AbstractContextManager | None, bool]:
-    """(autocast context or None, whether a GradScaler is needed)."""
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    if precision == "fp32":
-        return None, False
-    if device.type != "cuda":
-        raise ConfigError(f"train.precision = {precision} needs a CUDA device; use fp32 or auto on the CPU")
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype), precision == "fp16"
-
-
 class Trainer:
     """Train ``config`` into ``run_dir``; pass ``dataset`` / ``model`` to reuse built parts."""
 
@@ -195,18 +88,22 @@ class Trainer:
         run_dir: str | Path,
         *,
         dataset: KGDataset | None = None,
-        model: nn.Module | None = None,
+        model: GPT2LMHeadModel | None = None,
     ):
         self.config = config
         self.run_dir = Path(run_dir)
         tc = config.train
         if tc.threads is not None:
             torch.set_num_threads(tc.threads)
-        self.device = _resolve_device(tc.device)
-        self.autocast, needs_scaler = _autocast(tc.precision, self.device)
+        self.device = resolve_device(tc.device)
+        self.autocast, needs_scaler = autocast_for(tc.precision, self.device)
         self.scaler = torch.amp.GradScaler("cuda") if needs_scaler else None
 
-        self.dataset = dataset if dataset is not None else generate(config.data)
+        if dataset is None:  # a config with data_dir reads that directory, else generates its data section
+            dataset = load_dataset(config.data_dir) if config.data_dir is not None else generate(config.data)
+        if config.data_dir is not None and dataset.config != config.data:
+            raise ConfigError(f"the config's data section is not that of the dataset from {config.data_dir}; see RunConfig.with_data_from")
+        self.dataset = dataset
         self.train_batch = self.dataset.batch("train", self.device)
         if len(self.train_batch) == 0:
             raise ConfigError("the training split is empty; check the data config")
@@ -277,15 +174,7 @@ class Trainer:
 
     def lr_at(self, step: int) -> float:
         """Learning rate of 0-based ``step``: linear warm-up, then constant or cosine decay."""
-        tc = self.config.train
-        if step < tc.warmup_steps:
-            return tc.lr * (step + 1) / tc.warmup_steps
-        if tc.lr_schedule == "constant":
-            return tc.lr
-        end = tc.decay_steps if tc.decay_steps is not None else tc.max_steps
-        progress = min(1.0, (step - tc.warmup_steps) / max(1, end - tc.warmup_steps))
-        floor = tc.min_lr_ratio * tc.lr
-        return floor + (tc.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return learning_rate(self.config.train, step)
 
     # -- one step --------------------------------------------------------------------------
     def train_step(self, batch: TokenBatch) -> Tensor:
@@ -329,20 +218,6 @@ class Trainer:
             return step % tc.checkpoint_every == 0
         return step % tc.checkpoint_sparse_every == 0
 
-    def _trainer_tensors(self) -> dict[str, Tensor]:
-        out: dict[str, Tensor] = {"rng.cpu": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            out["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        for prefix, opt in self.optimizers.items():
-            for i, st in opt.state_dict()["state"].items():
-                for key, value in st.items():
-                    out[f"{prefix}.{i}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
-        if self.filter is not None:
-            out.update(self.filter.state_tensors())
-        if self.scaler is not None:
-            out["scaler.scale"] = torch.tensor(self.scaler.get_scale())
-        return out
-
     def save(self) -> Path:
         state = {
             "config": self.config.to_dict(),
@@ -354,7 +229,9 @@ class Trainer:
             "d_vocab": len(self.dataset.vocab),
         }
         model_state = {k: v for k, v in self.model.state_dict().items()}
-        return save_checkpoint(self.run_dir, self.step, model_state, self._trainer_tensors(), state)
+        return save_checkpoint(
+            self.run_dir, self.step, model_state, trainer_tensors(self.optimizers, self.filter, self.scaler, self.device), state
+        )
 
     def load(self, path: str | Path) -> None:
         """Restore weights, optimizer, filter, RNG and history from checkpoint ``path``."""
@@ -364,20 +241,7 @@ class Trainer:
             raise CheckpointError(f"{path}: the checkpoint's config differs from this run's config")
         load_model_state(self.model, load_tensors(path, "model.safetensors", state), path)
         tensors = load_tensors(path, "trainer.safetensors", state)
-        for prefix, opt in self.optimizers.items():
-            opt_state: dict[int, dict[str, Any]] = {}
-            for key, value in tensors.items():
-                if key.startswith(prefix + "."):
-                    _, i, name = key.split(".", 2)
-                    opt_state.setdefault(int(i), {})[name] = value.to(self.device) if name != "step" else value
-            opt.load_state_dict({"state": opt_state, "param_groups": opt.state_dict()["param_groups"]})
-        if self.filter is not None:
-            self.filter.load_state_tensors(tensors)
-        if self.scaler is not None and "scaler.scale" in tensors:
-            self.scaler.update(float(tensors["scaler.scale"]))
-        torch.set_rng_state(tensors["rng.cpu"])
-        if "rng.cuda" in tensors and self.device.type == "cuda":
-            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        restore_trainer_tensors(tensors, self.optimizers, self.filter, self.scaler, self.device)
         self.step = int(state["step"])
         self.elapsed = float(state["elapsed"])
         self.memorized_step = state["memorized_step"]
@@ -404,13 +268,16 @@ class Trainer:
     def run(self, *, max_steps: int | None = None) -> TrainResult:
         """Train until ``max_steps`` (default: the config's), or until grokking if configured."""
         tc = self.config.train
+        if max_steps is not None and max_steps < 1:
+            raise ConfigError(f"max_steps = {max_steps} is out of range; allowed: [1, inf)")
         limit = max_steps if max_steps is not None else tc.max_steps
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.run_dir / "config.json", self.config.to_dict(), indent=1)
+        # the dataset first: a run folder with a config.json always has its data/
         if not (self.run_dir / "data" / "config.json").is_file() and not (self.run_dir / "data" / "train.json").is_file():
             self.dataset.save(self.run_dir / "data")
-        writer = self._tensorboard()
-        bar = self._progress(limit)
+        atomic_write_json(self.run_dir / "config.json", self.config.to_dict(), indent=1)
+        writer = open_tensorboard(self.run_dir, self.step) if tc.tensorboard else None
+        bar = open_progress(limit, self.step, self.config.name) if tc.progress else None
         last_ckpt: Path | None = None
         loss_sum = torch.zeros((), device=self.device)
         loss_n = 0
@@ -468,32 +335,8 @@ class Trainer:
             self.grokked_step = self.step  # (an empty split scores NaN, which never passes)
         self.history.append(row)
         self._write_metrics()
-        if writer is not None:
-            writer.add_scalar("loss/train", loss, self.step)
-            for k, v in acc.items():
-                if not math.isnan(v):
-                    writer.add_scalar(f"accuracy/{k}", v, self.step)
-            writer.flush()
-        if bar is not None:
-            bar.set_postfix(
-                {"loss": f"{loss:.3f}", **{k: f"{v:.2f}" for k, v in acc.items() if k in ("train", "test_id", "test_ood")}},
-                refresh=False,
-            )
+        show(writer, bar, self.step, loss, acc)
         return row
-
-    def _tensorboard(self) -> Any:
-        if not self.config.train.tensorboard:
-            return None
-        from torch.utils.tensorboard import SummaryWriter
-
-        return SummaryWriter(log_dir=str(self.run_dir / "tensorboard"), purge_step=self.step + 1)
-
-    def _progress(self, limit: int) -> Any:
-        if not self.config.train.progress:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=limit, initial=self.step, desc=self.config.name, unit="step", dynamic_ncols=True)
 
 
 # ----------------------------------------------------------------------------------------
@@ -504,34 +347,34 @@ def train(
     run_dir: str | Path,
     *,
     dataset: KGDataset | None = None,
-    model: nn.Module | None = None,
+    model: GPT2LMHeadModel | None = None,
     max_steps: int | None = None,
 ) -> TrainResult:
     """Train ``config`` from scratch into ``run_dir`` (which must not hold a run already)."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is a file, not a run directory; pick a new --out")
     if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
         raise ConfigError(f"{run_dir} already holds a run; resume it with `grokscope resume {run_dir}` or pick a new --out")
     return Trainer(config, run_dir, dataset=dataset, model=model).run(max_steps=max_steps)
 
 
 def resume(run_dir: str | Path, *, max_steps: int | None = None, overrides: dict[str, Any] | None = None) -> TrainResult:
-    """Continue the run in ``run_dir`` from its last complete checkpoint."""
+    """Continue the run in ``run_dir`` from its last complete checkpoint.
+
+    A run stopped before its first checkpoint (``config.json`` written, no checkpoint) starts
+    again from its stored config and its dataset copy.
+    """
     run_dir = Path(run_dir)
+    stored = stored_config(run_dir) if run_dir.is_dir() and not list_checkpoints(run_dir) else None
+    if stored is not None:
+        return Trainer(stored, run_dir, dataset=run_dataset(run_dir, stored)).run(max_steps=max_steps)
     ckpt = latest_checkpoint(run_dir)
     state = read_state(ckpt)
     config = RunConfig.from_dict(state["config"])
-    dataset = _run_dataset(run_dir, config)
-    trainer = Trainer(config, run_dir, dataset=dataset)
+    trainer = Trainer(config, run_dir, dataset=run_dataset(run_dir, config))
     trainer.load(ckpt)
     return trainer.run(max_steps=max_steps)
-
-
-def stored_config(run_dir: str | Path) -> RunConfig | None:
-    """The config of the run in ``run_dir`` (its ``config.json``, written when the run starts); None if there is none."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        return None
-    return RunConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
 def train_or_resume(config: RunConfig, run_dir: str | Path) -> TrainResult:
@@ -549,54 +392,3 @@ def train_or_resume(config: RunConfig, run_dir: str | Path) -> TrainResult:
             f"{run_dir} holds a run of another config ({stored.name}); pick another run directory or resume it as it is"
         )
     return resume(run_dir)
-
-
-def _run_dataset(run_dir: Path, config: RunConfig) -> KGDataset:
-    data_dir = run_dir / "data"
-    if (data_dir / "train.json").is_file():
-        return load_dataset(data_dir)
-    return generate(config.data)
-
-
-@dataclass
-class LoadedRun:
-    """A model restored from a checkpoint, with the config and dataset that produced it."""
-
-    config: RunConfig
-    model: nn.Module
-    dataset: KGDataset
-    step: int
-    checkpoint: Path
-    state: dict[str, Any]
-
-
-def load_checkpoint(path: str | Path, *, device: torch.device | str | None = None, dataset: KGDataset | None = None) -> LoadedRun:
-    """Rebuild the model (and dataset) of a checkpoint folder or of a run's latest checkpoint."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path} does not exist; give a run directory or a checkpoint folder")
-    ckpt = path if (path / "state.json").is_file() else latest_checkpoint(path)
-    state = read_state(ckpt)
-    config = RunConfig.from_dict(state["config"])
-    run_dir = ckpt.parent.parent
-    if dataset is None:
-        dataset = _run_dataset(run_dir, config)
-    if len(dataset.vocab) != state["d_vocab"]:
-        raise CheckpointError(
-            f"{ckpt}: the model's vocabulary has {state['d_vocab']} tokens, the dataset's {len(dataset.vocab)}"
-        )
-    device = torch.device(device) if device is not None else default_device()
-    model = build_model(config.model, state["d_vocab"], state["n_ctx"], device=device)
-    load_model_state(model, {k: v.to(device) for k, v in load_tensors(ckpt, "model.safetensors", state).items()}, ckpt)
-    model.eval()
-    return LoadedRun(config=config, model=model, dataset=dataset, step=int(state["step"]), checkpoint=ckpt, state=state)
-
-
-def iter_checkpoints(run_dir: str | Path, *, device: torch.device | str | None = None) -> Iterator[LoadedRun]:
-    """Every checkpoint of a run, oldest first (for analyses of circuit formation)."""
-    run_dir = Path(run_dir)
-    dataset = None
-    for ckpt in list_checkpoints(run_dir):
-        loaded = load_checkpoint(ckpt, device=device, dataset=dataset)
-        dataset = loaded.dataset
-        yield loaded

@@ -19,6 +19,8 @@ from interp.patching import logit_diff
 from circuits.edges import edge_attribution, edge_patch
 from circuits.graph import CircuitError, Node
 
+from ..typecheck import unchecked
+
 
 @pytest.fixture(scope="module")
 def pair(task):
@@ -137,6 +139,6 @@ def test_top_edges_and_pruning(bridge, task):
     [({"method": "acdc"}, "unknown method"), ({"ig_steps": 0}, "ig_steps"), ({"batch_size": 0}, "batch_size")],
 )
 def test_bad_arguments_are_one_line(bridge, task, one_line, kwargs, match):
-    with pytest.raises(CircuitError) as err:
+    with pytest.raises(CircuitError) as err, unchecked("method" in kwargs):  # an unknown Literal option
         edge_attribution(bridge, task.clean, task.corrupt, task.metric(), **kwargs)
     assert match in one_line(err.value)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from interp.data import compare
+from interp.data import CompositionConfig, compare, generate
 from interp.patching import top1
 
 from circuits.localize import bridge_pairs, interchange, locate_bridge, locate_values, value_pairs
+from circuits.tasks import dataset_task
 
 
 def test_bridge_pairs_follow_the_graph(graph):
@@ -66,3 +67,20 @@ def test_localisations_have_the_documented_shapes(bridge, graph, comparison_brid
     values = locate_values(comparison_bridge, comparison_graph, n=20)
     assert [v.position_name for v in values.values()] == ["e1", "e2"]
     assert torch.equal(values["v1"].causal[0, [0, 1, 3, 4]], torch.zeros(4, dtype=torch.float64))
+
+
+def test_khop_bridge_sources_and_tasks_follow_the_schema():
+    ds = generate(CompositionConfig(n_entities=40, n_relations=10, out_degree=3, n_hops=3, phi=2.0, probe_size=60))
+    pairs = bridge_pairs(ds, ds.examples("train_inferred")[:20], seed=0)
+    assert len(pairs.examples) > 5
+    for ex, src, expected in zip(pairs.examples, pairs.sources, pairs.expected.tolist()):
+        h, r1, *rest = ex.input_tokens
+        h2, r1b, *rest2 = src
+        assert rest2 == rest and ds.tail(h2, r1b) != ds.tail(h, r1)
+        e = ds.tail(h2, r1b)
+        for r in rest:
+            assert not ds.is_ood(e, r)
+            e = ds.tail(e, r)
+        assert ds.vocab.id(e) == expected != ds.vocab.id(ex.answer)
+    task = dataset_task(ds, n=10)
+    assert task.positions == ["h", "r1", "r2", "r3"] and set(task.swaps) == {"h", "r1", "r2", "r3"}

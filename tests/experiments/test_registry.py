@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from experiments import EXPERIMENTS, SCALES, plan_experiment
-from interp.cli import app
+from experiments.cli import app
 from interp.errors import ConfigError
 from interp.train import RunConfig
 

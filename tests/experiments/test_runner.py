@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from experiments import EXPERIMENTS, plan_experiment, run_experiment
 from experiments.runner import run_trial
-from interp.cli import app
-from interp.train import read_metrics
+from experiments.cli import app
+from interp.runs import read_metrics
 
 from .conftest import micro_experiment
 

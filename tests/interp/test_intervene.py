@@ -10,6 +10,7 @@ from interp.intervene import (
     AddNoise,
     Patch,
     Read,
+    activation_gradients,
     cache_activations,
     gaussian_noise,
     mean_ablation,
@@ -19,6 +20,7 @@ from interp.intervene import (
     run_with_interventions,
     zero_ablation,
 )
+from interp.metrics import logit_diff, run_metric
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}  # float32 forwards that differ only in batching / op order
 
@@ -149,3 +151,44 @@ def test_read_can_keep_the_graph(bridge, pairs):
     logits = run_with_interventions(bridge, pairs["h"].clean, [Read("blocks.1.attn.hook_z", store=store, detach=False)])
     (grad,) = torch.autograd.grad(logits[:, -1].sum(), [store["blocks.1.attn.hook_z"]])
     assert grad.shape == store["blocks.1.attn.hook_z"].shape and grad.abs().sum() > 0
+
+
+def test_activation_gradients_are_the_derivative_of_the_forward(bridge64, pairs):
+    """The engine's backward: the gradient at a hook, dotted with a direction, is the central difference
+    of forwards with that direction added there (float64: O(t^2) far below the tolerance)."""
+    p = pairs["h"]
+    hooks = ["blocks.1.hook_resid_pre", f"blocks.{_layers(bridge64) - 1}.hook_resid_mid", "blocks.2.attn.hook_z"]
+    metric = logit_diff(p.clean_answer, p.corrupt_answer)
+    grads_before = [q.grad for q in bridge64.parameters()]
+    acts, grads, values = activation_gradients(bridge64, p.clean, hooks, lambda logits: run_metric(metric, logits))
+    gen = torch.Generator().manual_seed(0)
+    t = 1e-4
+    for hook in hooks:
+        direction = torch.randn(acts[hook].shape, generator=gen, dtype=acts[hook].dtype)
+
+        def f(s, hook=hook, direction=direction):
+            with torch.no_grad():
+                return run_metric(metric, run_with_interventions(bridge64, p.clean, [AddNoise(hook, noise=s * direction)]))
+
+        central = (f(t) - f(-t)) / (2 * t)
+        estimate = (grads[hook] * direction).flatten(1).sum(-1)
+        assert_close(estimate, central, rtol=1e-6, atol=1e-8, msg=hook)
+        assert central.abs().max() > 1e-3, hook  # not a comparison of zeros
+        assert_close(acts[hook], cache_activations(bridge64, p.clean, [hook])[1][hook], rtol=0, atol=0)
+    assert_close(values, f(0.0), rtol=1e-12, atol=1e-12)
+    # the weights get no gradient, and nothing is left attached to the graph
+    assert all(q.grad is g for q, g in zip(bridge64.parameters(), grads_before))
+    assert not any(x.requires_grad for x in [values, *acts.values(), *grads.values()])
+
+
+def test_activation_gradients_respect_causality(bridge, pairs):
+    """Positions after the answer position cannot reach it: their gradients are exactly zero."""
+    p = pairs["r1"]
+    hook = "blocks.1.hook_resid_pre"
+    first = torch.zeros(len(p), dtype=torch.long)
+    _, grads, _ = activation_gradients(
+        bridge, p.clean, [hook], lambda logits: run_metric(logit_diff(p.clean_answer, p.corrupt_answer), logits),
+        answer_pos=first,
+    )
+    assert bool((grads[hook][:, 1:] == 0).all())
+    assert grads[hook][:, 0].abs().max() > 0

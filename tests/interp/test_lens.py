@@ -6,6 +6,8 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from interp.data import ComplexConfig, CompositionConfig, generate
+from interp.intervene import InterventionError
 from interp.lens import (
     bridge_entity_lens,
     dataset_lens,
@@ -106,3 +108,26 @@ def test_lens_over_every_checkpoint_of_a_run(tmp_path, graph):
     assert list(df.columns) == ["step", "layer", "pos", "target", "mrr"] and len(df) == curves.mrr.numel()
     # training moved the weights: the curves of the first and last checkpoint differ
     assert (curves.mrr[0] - curves.mrr[-1]).abs().max() > 0
+
+
+def test_khop_targets_follow_the_chain(one_line):
+    ds = generate(CompositionConfig(n_entities=40, n_relations=10, out_degree=3, n_hops=3, phi=2.0, probe_size=60))
+    examples = ds.examples("train_inferred")[:10]
+    b1, b2, r3 = (ds.vocab.decode(example_targets(ds, examples, t).tolist()) for t in ("bridge", "bridge2", "r3"))
+    for ex, first, second, rel in zip(examples, b1, b2, r3):
+        h, r1, r2, last = ex.input_tokens
+        assert first == ds.tail(h, r1) and second == ds.tail(first, r2) and ds.tail(second, last) == ex.answer
+        assert rel == last
+    with pytest.raises(InterventionError) as err:
+        example_targets(ds, examples, "r4")
+    assert "for a 3-hop composition dataset; choose from answer, bridge, bridge2, h, r1, r2, r3" in one_line(err.value)
+
+
+def test_complex_targets_read_the_query(one_line):
+    ds = generate(ComplexConfig(n_entities=250, n_attributes=6, n_hard_per_label=5, probe_size=50))
+    for split in ("test_id", "test_ood"):  # ID queries and the hard OOD ones
+        examples = ds.examples(split)[:10]
+        v2 = ds.vocab.decode(example_targets(ds, examples, "v2").tolist())
+        e1 = ds.vocab.decode(example_targets(ds, examples, "e1").tolist())
+        assert v2 == [f"<{ds.value(ex.input_tokens[4], ex.input_tokens[0])}>" for ex in examples]
+        assert e1 == [ex.input_tokens[2] for ex in examples]

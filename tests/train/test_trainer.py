@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -13,20 +14,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from interp.data import generate
+from interp.data import generate, load_dataset
 from interp.errors import CheckpointError, ConfigError
 from interp.models import build_model
+from interp.runs import latest_checkpoint, list_checkpoints, load_checkpoint, read_metrics
 from interp.train import (
+    RunConfig,
     Trainer,
     answer_logits,
     batch_loss,
-    load_checkpoint,
     load_run_config,
-    read_metrics,
     resume,
     train,
 )
-from interp.train.checkpoint import latest_checkpoint, list_checkpoints
 from interp.train.grokfast import GradientFilter
 
 SPLITS = ("train", "id_atomic", "ood_atomic", "train_inferred", "test_id", "test_ood")
@@ -125,7 +125,7 @@ def test_resume_after_kill_9_is_bit_exact(tmp_path):
     overrides = [x for o in QUICK + ["train.max_steps=200", "train.grokfast=window", "train.grokfast_window=7"] for x in ("--set", o)]
     reference = train(quick_config("train.max_steps=200", "train.grokfast=window", "train.grokfast_window=7"), tmp_path / "ref")
     run_dir = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "interp.cli", "train", "composition-tiny", "--out", str(run_dir), *overrides]
+    cmd = [sys.executable, "-m", "experiments.cli", "train", "composition-tiny", "--out", str(run_dir), *overrides]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and len(list_checkpoints(run_dir)) < 2 and proc.poll() is None:
@@ -136,7 +136,7 @@ def test_resume_after_kill_9_is_bit_exact(tmp_path):
     killed_at = latest_checkpoint(run_dir)
     assert int(killed_at.name.split("_")[1]) < 200
     assert not list((run_dir / "checkpoints").glob(".*")) or all(p.is_dir() for p in (run_dir / "checkpoints").glob(".*"))
-    out = subprocess.run([sys.executable, "-m", "interp.cli", "resume", str(run_dir)], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "experiments.cli", "resume", str(run_dir)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert _accuracies(read_metrics(run_dir)) == _accuracies(read_metrics(tmp_path / "ref"))
     assert reference.step == 200
@@ -222,6 +222,65 @@ def test_missing_checkpoint_is_refused(tmp_path):
 def test_training_into_an_existing_run_is_refused(small_run):
     with pytest.raises(ConfigError, match="already holds a run"):
         train(quick_config(), small_run)
+
+
+def test_training_into_a_file_or_for_no_steps_is_refused(tmp_path, one_line):
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(ConfigError) as err:
+        train(quick_config(), tmp_path / "a_file")
+    assert "is a file" in one_line(err.value)
+    for steps in (0, -3):
+        with pytest.raises(ConfigError) as err:
+            train(quick_config(), tmp_path / "run", max_steps=steps)
+        assert f"max_steps = {steps}" in one_line(err.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_restarts_a_run_stopped_before_its_first_checkpoint(small_run, tmp_path, monkeypatch):
+    """Killed before its first checkpoint (config.json, data/ and a metrics row written), a run starts again."""
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "save", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            train(quick_config("train.max_steps=20"), tmp_path / "run")
+    run_dir = tmp_path / "run"
+    assert (run_dir / "config.json").is_file() and (run_dir / "data" / "train.json").is_file()
+    assert not list_checkpoints(run_dir) and read_metrics(run_dir)[-1]["step"] == 10
+    result = resume(run_dir)
+    assert result.step == 20
+    assert _accuracies(read_metrics(run_dir)) == _accuracies(read_metrics(small_run))
+
+
+def test_a_config_with_data_dir_trains_on_that_directory(tmp_path, one_line):
+    data = generate(quick_config().data)
+    data.save(tmp_path / "d")
+    cfg = quick_config().with_data_from(tmp_path / "d", load_dataset(tmp_path / "d").config)
+    assert cfg.to_dict()["data_dir"] == str((tmp_path / "d").resolve())
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+    assert Trainer(cfg, tmp_path / "run").dataset.examples("test_id") == data.examples("test_id")
+    # a data section that is not the dataset's own would be a config that lies about its data
+    other = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, seed=5))
+    with pytest.raises(ConfigError) as err:
+        Trainer(other, tmp_path / "run2")
+    assert "not that of the dataset" in one_line(err.value)
+    with pytest.raises(ConfigError) as err:
+        cfg.with_overrides(["data.seed=5"])
+    assert "data.seed=5" in one_line(err.value)
+
+
+def test_run_folders_load_without_the_training_code():
+    """interp.runs reads configs and checkpoints but imports no trainer, optimiser or filter."""
+    code = "import sys, interp.runs; print(' '.join(sorted(m for m in sys.modules if m.startswith('interp.train.'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["interp.train.checkpoint", "interp.train.config"]
+    import interp.runs
+    import interp.train
+
+    for name in ("LoadedRun", "load_checkpoint", "iter_checkpoints", "read_metrics", "stored_config"):
+        assert getattr(interp.train, name) is getattr(interp.runs, name)
 
 
 def test_grokking_needs_every_grok_split(tmp_path, monkeypatch):

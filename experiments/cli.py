@@ -1,13 +1,16 @@
-"""The ``grokscope`` command line.
+"""The ``grokscope`` command line, on top of every other package.
 
     grokscope data composition-small --out data/comp      # a knowledge-graph dataset
     grokscope train composition-small --out runs/comp     # train until it groks
+    grokscope train composition-small --out runs/p --data paper/composition   # on existing files
     grokscope resume runs/comp                            # continue a stopped run
     grokscope report runs/comp                            # one self-contained HTML report
     grokscope run                                         # the main job on the default config
     grokscope experiment phi-sweep                        # a named sweep on Ray (see `grokscope experiments`)
 
-Errors grokscope raises on purpose print as one line (``error: ...``) with exit code 2.
+The packages stack ``interp`` <- ``circuits`` <- ``experiments``; this module sits at the
+top and may import all three, nothing below imports it. Errors grokscope raises on purpose,
+and bad option values, print as one line (``error: ...``) with exit code 2.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import List, Optional
 import typer
 
 from interp.errors import ConfigError, GrokscopeError
+from interp.train import TrainResult
 
 app = typer.Typer(
     add_completion=False,
@@ -30,6 +34,11 @@ app = typer.Typer(
 def _fail(err: Exception) -> None:
     typer.echo(f"error: {err}", err=True)
     raise typer.Exit(code=2)
+
+
+def _at_least_one(option: str, value: int | None, what: str) -> None:
+    if value is not None and value < 1:
+        raise ConfigError(f"{option} = {value} is out of range; give at least 1 ({what})")
 
 
 @app.command()
@@ -51,7 +60,7 @@ def data(
     typer.echo(f"wrote {dataset.task} dataset to {out} ({sizes}; vocabulary {len(dataset.vocab)})")
 
 
-def _train_common(result) -> None:  # noqa: ANN001
+def _train_common(result: TrainResult) -> None:
     m = result.metrics
     accs = "  ".join(f"{k} {m[k]:.3f}" for k in ("train", "test_id", "test_ood") if m.get(k) is not None)
     typer.echo(
@@ -66,15 +75,30 @@ def train(
     config: str = typer.Argument(..., help="a YAML/JSON run config or a preset (composition-small, comparison-small, ...)"),
     out: Path = typer.Option(..., "--out", help="run directory (checkpoints, metrics.jsonl, tensorboard/)"),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="override: --set train.lr=1e-3 --set data.phi=9"),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="stop after this many steps"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="stop after this many steps (at least 1)"),
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data", help="train on the dataset in this directory (train.json, valid.json, test.json, vocab.json; "
+        "e.g. the paper's released data) instead of generating the config's; the run keeps a copy in OUT/data"
+    ),
 ) -> None:
-    """Train a model on a generated knowledge graph until it groks (or max_steps)."""
+    """Train a model on a knowledge graph until it groks (or max_steps)."""
     try:
+        from interp.data import load_dataset
         from interp.train import load_run_config
         from interp.train import train as train_run
 
-        cfg = load_run_config(config, list(set_ or []))
-        result = train_run(cfg, out, max_steps=max_steps)
+        _at_least_one("--max-steps", max_steps, "steps to train")
+        cfg = load_run_config(config)
+        dataset = None
+        if data_dir is not None:
+            dataset = load_dataset(data_dir)
+            # the dataset's own config (None without config.json) replaces the preset's data section
+            cfg = cfg.with_data_from(data_dir, dataset.config)
+        cfg = cfg.with_overrides(list(set_ or []))
+        if dataset is not None:
+            sizes = ", ".join(f"{k} {v}" for k, v in dataset.sizes.items())
+            typer.echo(f"data: {dataset.task} dataset from {data_dir} ({sizes}); a copy goes to {out / 'data'}", err=True)
+        result = train_run(cfg, out, dataset=dataset, max_steps=max_steps)
     except GrokscopeError as err:
         _fail(err)
     _train_common(result)
@@ -83,12 +107,13 @@ def train(
 @app.command()
 def resume(
     run_dir: Path = typer.Argument(..., help="a run directory written by `grokscope train`"),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="stop after this many steps in all"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="stop after this many steps in all (at least 1)"),
 ) -> None:
-    """Continue a run from its last complete checkpoint (bit-exact on the CPU)."""
+    """Continue a run from its last complete checkpoint (bit-exact on the CPU), or restart one stopped before it."""
     try:
         from interp.train import resume as resume_run
 
+        _at_least_one("--max-steps", max_steps, "steps in all")
         result = resume_run(run_dir, max_steps=max_steps)
     except GrokscopeError as err:
         _fail(err)
@@ -103,8 +128,8 @@ def run(
 ) -> None:
     """The main job: generate the default knowledge graph, train until it groks, write the HTML report."""
     try:
+        from interp.runs import list_checkpoints
         from interp.train import load_run_config, train_or_resume
-        from interp.train.checkpoint import list_checkpoints
 
         cfg = load_run_config(config, list(set_ or []))
         if list_checkpoints(out):
@@ -121,10 +146,14 @@ def run(
 def report(
     run_dir: Path = typer.Argument(..., help="a run directory written by `grokscope train`"),
     out: Optional[Path] = typer.Option(None, "--out", help="HTML file to write (default RUN_DIR/report.html)"),
-    n: int = typer.Option(200, "--n", help="examples per analysis"),
+    n: int = typer.Option(200, "--n", help="examples per analysis (at least 1)"),
     formation: bool = typer.Option(True, "--formation/--no-formation", help="trace circuit formation over checkpoints"),
 ) -> None:
     """Write one self-contained HTML report of a run (curves, lens, tracing, circuit, attention)."""
+    try:
+        _at_least_one("--n", n, "examples per analysis")
+    except GrokscopeError as err:
+        _fail(err)
     path = _report(run_dir, out, n=n, formation=formation)
     typer.echo(f"report: {path}")
 
@@ -150,17 +179,6 @@ def presets() -> None:
                    f"steps={cfg.train.max_steps} grokked_when={'+'.join(cfg.train.grok_splits)}")
 
 
-def _experiments(*names: str) -> tuple:
-    """Names from the ``experiments`` package (beside ``interp``; an install older than it lacks it)."""
-    try:
-        import experiments
-    except ModuleNotFoundError as err:
-        if err.name != "experiments":
-            raise
-        raise ConfigError("the experiments package is not installed; reinstall grokscope (pip install -e .)") from None
-    return tuple(getattr(experiments, n) for n in names)
-
-
 @app.command()
 def experiment(
     name: str = typer.Argument(..., help="a named experiment: phi-sweep, comparison, sharing, depth-width, weight-decay"),
@@ -173,7 +191,8 @@ def experiment(
 ) -> None:
     """Run a named experiment as a Ray sweep: results.csv, results.md and figures/ in OUT."""
     try:
-        plan_experiment, run_experiment = _experiments("plan_experiment", "run_experiment")
+        from experiments import plan_experiment, run_experiment
+
         plan = plan_experiment(name, scale, list(set_ or []))
         folder = out if out is not None else Path("results") / f"{name}-{scale}"
         typer.echo(f"{name} ({scale}): {len(plan.trials)} trials into {folder}", err=True)
@@ -190,10 +209,7 @@ def experiment(
 @app.command("experiments")
 def list_experiments() -> None:
     """List the named experiments, their trials and the paper finding each tests."""
-    try:
-        (EXPERIMENTS,) = _experiments("EXPERIMENTS")
-    except GrokscopeError as err:
-        _fail(err)
+    from experiments import EXPERIMENTS
 
     for exp in EXPERIMENTS.values():
         typer.echo(f"{exp.name}: {exp.finding}")
@@ -202,9 +218,10 @@ def list_experiments() -> None:
             typer.echo(f"  --scale {scale_name:5s} {sc.preset}, {len(sc.trials)} trials (~{sc.minutes:g} min on 2 CPUs): {trials}")
 
 
-def main() -> None:
+def main(args: list[str] | None = None) -> None:
+    """The console script; ``args`` (default: ``sys.argv[1:]``) for ``python -m experiments``."""
     try:
-        app()
+        app(args=args, prog_name="grokscope")
     except GrokscopeError as err:  # raised outside a command body (e.g. while parsing)
         typer.echo(f"error: {err}", err=True)
         sys.exit(2)

@@ -1,0 +1,188 @@
+"""Saving and loading dictionaries in SAELens's layout: ``cfg.json`` + ``sae_weights.safetensors``.
+
+A dictionary folder holds
+
+* ``cfg.json``                 the :class:`~interp.features.DictionaryConfig` fields (SAELens
+                               names: ``architecture``, ``d_in``, ``d_sae``, ``k``, ``hook_name``,
+                               ...), ``format`` / ``format_version``, and ``metadata``: where the
+                               dictionary comes from (``model_fingerprint``, ``run_dir``, ``step``);
+* ``sae_weights.safetensors``  ``W_enc``, ``W_dec``, ``b_enc``, ``b_dec`` (and ``threshold`` for
+                               ``batchtopk`` / ``jumprelu``).
+
+Both are written atomically (temporary file, then rename) and read without pickle. A model
+fingerprint is a hash of the model's architecture and of its (analysis-view) weights, so a
+dictionary used on another checkpoint or another model is refused with one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from interp.errors import ConfigError
+from interp.features.config import DictionaryConfig, DictionaryFormatError, DictionaryMismatchError
+from interp.features.dictionary import SparseDictionary
+from interp.intervene import as_bridge
+from interp.io import atomic_write_json
+from interp.models.protocol import HookedModel
+
+CFG_FILE = "cfg.json"
+WEIGHTS_FILE = "sae_weights.safetensors"
+FORMAT = "grokscope-sparse-dictionary"
+FORMAT_VERSION = 1
+ARCH_FIELDS = ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "d_vocab", "n_ctx")
+
+
+# -------------------------------------------------------------------------- fingerprint
+def model_fingerprint(model: HookedModel) -> str:
+    """A short hash of the model's architecture and weights, as the analysis view (the bridge) sees them.
+
+    Weights are hashed in float32, so a float64 copy of a model has its fingerprint.
+    """
+    bridge = as_bridge(model)
+    h = hashlib.sha256()
+    arch = {f: getattr(bridge.cfg, f, None) for f in ARCH_FIELDS}
+    h.update(json.dumps(arch, sort_keys=True, default=str).encode())
+    for name, p in sorted(bridge.named_parameters(), key=lambda item: item[0]):
+        h.update(name.encode())
+        h.update(p.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+# -------------------------------------------------------------------------------- saving
+def save_dictionary(sae: SparseDictionary, path: str | Path) -> Path:
+    """Write ``sae`` into the folder ``path`` (created if needed): ``cfg.json`` and the weights."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise DictionaryFormatError(f"{folder} is a file; give a folder to save the dictionary in")
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.to("cpu") for k, v in sae.tensors().items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{WEIGHTS_FILE}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"format": FORMAT})
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, folder / WEIGHTS_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    cfg = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        **sae.cfg.to_dict(),
+        "dtype": str(sae.W_enc.dtype).removeprefix("torch."),
+        "metadata": dict(sae.meta),
+    }
+    atomic_write_json(folder / CFG_FILE, cfg, indent=2)
+    return folder
+
+
+# ------------------------------------------------------------------------------- loading
+def _read_cfg(folder: Path) -> tuple[DictionaryConfig, dict[str, Any]]:
+    file = folder / CFG_FILE
+    if not file.is_file():
+        raise DictionaryFormatError(f"{file} is missing; is {folder} a dictionary folder (cfg.json + {WEIGHTS_FILE})?")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DictionaryFormatError(f"{file}: not valid JSON ({err})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise DictionaryFormatError(f"{file}: not a grokscope dictionary config (\"format\" must be {FORMAT!r})")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise DictionaryFormatError(f"{file}: format_version {data.get('format_version')!r}; this grokscope reads {FORMAT_VERSION}")
+    meta = data.pop("metadata", {})
+    for key in ("format", "format_version", "dtype"):
+        data.pop(key, None)
+    if not isinstance(meta, dict):
+        raise DictionaryFormatError(f"{file}: \"metadata\" must be a mapping")
+    try:
+        cfg = DictionaryConfig.from_dict(data)
+    except ConfigError as err:
+        raise DictionaryFormatError(f"{file}: {err}") from None
+    if cfg.d_in is None or cfg.d_sae is None:
+        raise DictionaryFormatError(f"{file}: d_in and d_sae must be set in a saved dictionary")
+    return cfg, meta
+
+
+def load_dictionary(
+    path: str | Path,
+    model: HookedModel | None = None,
+    *,
+    check_weights: bool = True,
+    device: torch.device | str | None = None,
+) -> SparseDictionary:
+    """Read a dictionary folder; with ``model``, check that it fits that model (one-line errors otherwise).
+
+    Checks: the hook exists, the activation there has width ``d_in``, and (``check_weights``)
+    the model's fingerprint is the one the dictionary was trained on.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise DictionaryFormatError(f"{folder} is not a folder; give the folder save_dictionary wrote")
+    cfg, meta = _read_cfg(folder)
+    file = folder / WEIGHTS_FILE
+    if not file.is_file():
+        raise DictionaryFormatError(f"{file} is missing; the dictionary folder is incomplete")
+    try:
+        tensors = load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise DictionaryFormatError(f"{file} cannot be read as safetensors ({err})") from None
+    sae = SparseDictionary(cfg, meta=meta)
+    expected = {k: tuple(v.shape) for k, v in sae.tensors().items()}
+    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    if got != expected:
+        raise DictionaryFormatError(f"{file}: tensors {got} do not match the config's {expected}")
+    dtype = tensors["W_enc"].dtype
+    sae = sae.to(dtype)
+    with torch.no_grad():
+        for name, value in tensors.items():
+            getattr(sae, name).copy_(value)
+    sae.eval().requires_grad_(False)
+    if device is not None:
+        sae = sae.to(device)
+    if model is not None:
+        check_compatible(sae, model, check_weights=check_weights)
+    return sae
+
+
+def site_width(model: HookedModel, hook_name: str) -> int:
+    """The width of the (flattened) activation at ``hook_name``, from a one-token forward."""
+    from interp.features.activations import check_site, flat, read_activation
+
+    bridge = as_bridge(model)
+    check_site(bridge, hook_name)
+    device = next(iter(bridge.parameters())).device
+    act = read_activation(bridge, torch.zeros(1, 1, dtype=torch.long, device=device), hook_name)
+    return flat(act).shape[-1]
+
+
+def check_compatible(sae: SparseDictionary, model: HookedModel, *, check_weights: bool = True) -> None:
+    """Refuse, in one line, a dictionary trained for another hook, width or model."""
+    bridge = as_bridge(model)
+    width = site_width(bridge, sae.hook_name)
+    if width != sae.d_in:
+        raise DictionaryMismatchError(
+            f"the dictionary reads {sae.d_in}-wide activations but {sae.hook_name} of this model is {width} wide; "
+            "it was trained on another model or site"
+        )
+    stored = sae.meta.get("model_fingerprint")
+    if check_weights and stored is not None:
+        here = model_fingerprint(bridge)
+        if here != stored:
+            origin = f" ({sae.meta['run_dir']}, step {sae.meta.get('step')})" if sae.meta.get("run_dir") else ""
+            raise DictionaryMismatchError(
+                f"the dictionary was trained on model {stored}{origin}, not on this one ({here}); "
+                "load it for its own model, or pass check_weights=False"
+            )
+
+
+__all__ = ["CFG_FILE", "WEIGHTS_FILE", "check_compatible", "load_dictionary", "model_fingerprint", "save_dictionary", "site_width"]

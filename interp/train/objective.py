@@ -1,0 +1,59 @@
+"""The training objective and its score: answer logits, the paper's loss, exact-match accuracy.
+
+The paper trains next-token prediction on the target tokens (the answer entity, then
+``</a>``); ``</a>`` is always predictable, so the fast recipes score the answer only and
+compute the unembedding at the answer position alone (the same loss, much cheaper).
+Accuracy is exact match of the greedy prediction at the answer position.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformers import GPT2LMHeadModel
+
+from interp.data import TokenBatch
+
+EVAL_CHUNK = 4096
+
+
+def answer_logits(model: GPT2LMHeadModel, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, "batch"]) -> Float[Tensor, "batch d_vocab"]:
+    """Logits at the answer position only: the residual stream everywhere, the unembedding once."""
+    width = int(answer_pos.max()) + 1
+    hidden = model.transformer(input_ids=tokens[:, :width]).last_hidden_state  # (batch, pos, d_model)
+    rows = torch.arange(tokens.shape[0], device=tokens.device)
+    return model.lm_head(hidden[rows, answer_pos])  # (batch, d_vocab)
+
+
+def batch_loss(model: GPT2LMHeadModel, batch: TokenBatch, *, answer_only: bool, loss_on_eos: bool) -> Tensor:
+    """Mean cross-entropy over the target tokens of ``batch`` (the paper's loss)."""
+    if answer_only:
+        return F.cross_entropy(answer_logits(model, batch.tokens, batch.answer_pos), batch.answer)
+    logits = model(input_ids=batch.tokens).logits[:, :-1]  # (batch, pos-1, d_vocab)
+    targets = batch.tokens[:, 1:]
+    mask = batch.loss_mask[:, :-1]
+    if not loss_on_eos:
+        pos = torch.arange(mask.shape[1], device=mask.device)[None, :]
+        mask = pos == batch.answer_pos[:, None]
+    return F.cross_entropy(logits[mask], targets[mask])
+
+
+@torch.no_grad()
+def accuracy(model: GPT2LMHeadModel, batch: TokenBatch, *, autocast: contextlib.AbstractContextManager | None = None) -> float:
+    """Exact match of the answer token (greedy prediction at the answer position)."""
+    if len(batch) == 0:
+        return float("nan")
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, len(batch), EVAL_CHUNK):
+        part = batch[start : start + EVAL_CHUNK]
+        with autocast if autocast is not None else contextlib.nullcontext():
+            pred = answer_logits(model, part.tokens, part.answer_pos).argmax(-1)
+        correct += int((pred == part.answer).sum())
+    model.train(was_training)
+    return correct / len(batch)
