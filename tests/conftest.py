@@ -75,7 +75,8 @@ SLOW_FOLDERS = ("notebooks", "browser")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark the slow tests, so that ``pytest -m "not slow"`` is the fast loop."""
+    """Mark the slow tests, so that ``pytest -m "not slow"`` is the fast loop (tests that start
+    Ray workers or kill a training process carry ``@pytest.mark.slow`` themselves)."""
     for item in items:
         path = str(item.path)
         if SLOW_FIXTURES.intersection(item.fixturenames) or any(f in path for f in SLOW_FOLDERS):

@@ -58,6 +58,7 @@ def crash_dying_trial(config: dict, run_dir: str) -> dict:
     return run_trial(config, run_dir)
 
 
+@pytest.mark.slow  # Ray workers in real processes
 def test_local_sweep_keeps_good_trials_reports_failed_ones_and_reuses(tmp_path, micro, one_line):
     import ray.cloudpickle
 
@@ -159,6 +160,7 @@ def test_unreachable_cluster_is_one_line_with_exit_code_2(tmp_path, micro):
     assert not (tmp_path / "o" / "results.csv").exists()
 
 
+@pytest.mark.slow  # a real `ray start` cluster
 def test_sweep_on_an_existing_cluster(tmp_path, monkeypatch, ray_cluster):
     monkeypatch.setitem(EXPERIMENTS, "micro", micro_experiment(failing=False))
     out = tmp_path / "micro"

@@ -120,6 +120,7 @@ def test_resume_is_bit_exact(tmp_path, options):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow  # a real training process, killed
 def test_resume_after_kill_9_is_bit_exact(tmp_path):
     """A run killed with SIGKILL mid-training resumes to the uninterrupted run's metrics."""
     overrides = [x for o in QUICK + ["train.max_steps=200", "train.grokfast=window", "train.grokfast_window=7"] for x in ("--set", o)]
