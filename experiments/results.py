@@ -15,9 +15,9 @@ import json
 import math
 import platform
 import os
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 from interp.io import atomic_write_bytes, atomic_write_text

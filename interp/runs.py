@@ -19,9 +19,9 @@ This module imports no optimiser and no trainer, so an analysis loads a run with
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import torch
