@@ -10,7 +10,7 @@ its reconstruction is spliced in at the site (zero ablation as the baseline).
 Prints a Markdown table and the machine line. The target (issue 15): FVU <= 0.1 in <= 60 s
 on 2 CPU cores.
 
-    python benchmarks/dictionary_speed.py --run-dir /tmp/composition-small [--threads 2]
+    python benchmarks/dictionary_speed.py --run-dir runs/composition-small [--threads 2]
 """
 
 from __future__ import annotations

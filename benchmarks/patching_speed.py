@@ -1,11 +1,15 @@
-"""Time a full layer x position residual-stream patching sweep: TransformerLens 4 against grokscope.
+"""Time a full layer x position patching sweep: TransformerLens 4 against grokscope.
 
-Both sweeps patch the clean run's ``blocks.L.hook_resid_pre`` into the corrupt run at every
-layer and prompt position and score the logit difference of the clean and corrupt answers.
-TransformerLens's ``get_act_patch_resid_pre`` does one full forward per (layer, position);
-``interp.patching.activation_patch`` stacks the patches of a layer into one forward that
-starts at that layer, and skips patches that paste an unchanged value. The script checks
-that both give the same numbers, then prints a Markdown table (median of ``--repeats``).
+Both sweeps patch the clean run's activations (``--families``, default the residual stream
+``blocks.L.hook_resid_pre``) into the corrupt run at every layer and prompt position (and
+head) and score the logit difference of the clean and corrupt answers. TransformerLens's
+``get_act_patch_*`` does one full forward per place; ``interp.patching.activation_patch``
+stacks the patches into few forwards, each running only the blocks from the patched one on
+and the positions from the first changed one on (the unpatched run's keys and values
+before it; the last block only at the answer), and skips patches that paste an unchanged
+value. The script checks that both give the same numbers, then prints a Markdown table
+(median of ``--repeats``): wall-clock seconds, and this process's CPU seconds, which a
+machine loaded by other work disturbs less (with ``--threads 1``).
 
 Workloads (``--swap``): clean/corrupt composition pairs from the knowledge graph that differ
 in the head entity (``h``: every position can differ, no patch is skippable), in the first
@@ -30,6 +34,15 @@ import torch  # noqa: E402
 from _machine import describe  # noqa: E402
 
 
+TL_NAMES = {
+    "resid_pre": "get_act_patch_resid_pre",
+    "resid_mid": "get_act_patch_resid_mid",
+    "attn_out": "get_act_patch_attn_out",
+    "mlp_out": "get_act_patch_mlp_out",
+    "z": "get_act_patch_attn_head_out_by_pos",
+}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--layers", type=int, default=8, help="transformer blocks (default 8, the paper's)")
@@ -38,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=96, help="clean/corrupt pairs (default 96)")
     p.add_argument("--swap", nargs="+", default=["h", "mixed"], choices=["h", "r1", "r2", "mixed"],
                    help="workloads: which token the corrupt prompt swaps (default: h mixed)")
+    p.add_argument("--families", nargs="+", default=["resid_pre"], choices=sorted(TL_NAMES),
+                   help="hook families to sweep (default: resid_pre)")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per method; the median is reported")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=1,
@@ -56,14 +71,15 @@ def pairs(dataset, swap: str, n: int, seed: int, device: str):
     return tuple(torch.cat(t) for t in zip(*parts))
 
 
-def timed(fn, device: str) -> tuple[float, torch.Tensor]:
+def timed(fn, device: str) -> tuple[float, float, torch.Tensor]:
+    """(wall-clock seconds, this process's CPU seconds, result) of one call."""
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     out = fn()
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return time.perf_counter() - start, out
+    return time.perf_counter() - start, time.process_time() - cpu, out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,46 +100,47 @@ def main(argv: list[str] | None = None) -> int:
     bridge = to_bridge(build_model(cfg, len(dataset.vocab), n_ctx, seed=args.seed, device=args.device))
 
     rows = []
-    for swap in args.swap:
-        clean, corrupt, clean_answer, corrupt_answer = pairs(dataset, swap, args.batch, args.seed, args.device)
-        metric = logit_diff(clean_answer, corrupt_answer)
-        answer_pos = torch.full((len(clean),), clean.shape[1] - 1, device=args.device)
-        with torch.no_grad():
-            _, clean_cache = bridge.run_with_cache(clean)
-
-        def tl_sweep():
+    for family in args.families:
+        tl_fn = getattr(tl_patching, TL_NAMES[family])
+        for swap in args.swap:
+            clean, corrupt, clean_answer, corrupt_answer = pairs(dataset, swap, args.batch, args.seed, args.device)
+            metric = logit_diff(clean_answer, corrupt_answer)
+            answer_pos = torch.full((len(clean),), clean.shape[1] - 1, device=args.device)
             with torch.no_grad():
-                return tl_patching.get_act_patch_resid_pre(
-                    bridge, corrupt, clean_cache, tl_metric(metric, answer_pos), reduce="mean"
-                )
+                _, clean_cache = bridge.run_with_cache(clean)
 
-        def our_sweep():
-            return activation_patch(bridge, corrupt, clean_cache, metric, "resid_pre")
+            def tl_sweep():
+                with torch.no_grad():
+                    return tl_fn(bridge, corrupt, clean_cache, tl_metric(metric, answer_pos), reduce="mean")
 
-        our_sweep()  # warm-up (first calls allocate)
-        times: dict[str, list[float]] = {"tl": [], "ours": []}
-        results = {}
-        for _ in range(args.repeats):  # interleaved, so load changes hit both alike
-            for name, fn in (("tl", tl_sweep), ("ours", our_sweep)):
-                seconds, results[name] = timed(fn, args.device)
-                times[name].append(seconds)
-                print(f"{swap} {name}: {seconds:.3f} s", file=sys.stderr)
-        torch.testing.assert_close(results["ours"], results["tl"].to(results["ours"]), rtol=1e-5, atol=1e-5)
-        tl_s, ours_s = statistics.median(times["tl"]), statistics.median(times["ours"])
-        tl_name = f"TransformerLens {version('transformer-lens')} get_act_patch_resid_pre"
-        rows.append((swap, tl_name, tl_s, 1.0))
-        rows.append((swap, "grokscope activation_patch", ours_s, tl_s / ours_s))
+            def our_sweep():
+                return activation_patch(bridge, corrupt, clean_cache, metric, family)
+
+            our_sweep()  # warm-up (first calls allocate)
+            times: dict[str, list[tuple[float, float]]] = {"tl": [], "ours": []}
+            results = {}
+            for _ in range(args.repeats):  # interleaved, so load changes hit both alike
+                for name, fn in (("tl", tl_sweep), ("ours", our_sweep)):
+                    wall, cpu, results[name] = timed(fn, args.device)
+                    times[name].append((wall, cpu))
+                    print(f"{family} {swap} {name}: {wall:.3f} s wall, {cpu:.3f} s CPU", file=sys.stderr)
+            torch.testing.assert_close(results["ours"], results["tl"].to(results["ours"]), rtol=1e-5, atol=1e-5)
+            tl_s = [statistics.median(t[i] for t in times["tl"]) for i in (0, 1)]
+            ours_s = [statistics.median(t[i] for t in times["ours"]) for i in (0, 1)]
+            tl_name = f"TransformerLens {version('transformer-lens')} {TL_NAMES[family]}"
+            rows.append((family, swap, tl_name, *tl_s, 1.0, 1.0))
+            rows.append((family, swap, "grokscope activation_patch", *ours_s, tl_s[0] / ours_s[0], tl_s[1] / ours_s[1]))
 
     print(
-        f"Full resid_pre sweep, layer x position = {args.layers} x {clean.shape[1]}, {args.batch} pairs, "
+        f"Full sweeps, layer x position (x head) = {args.layers} x {clean.shape[1]}, {args.batch} pairs, "
         f"model {args.layers} layers, d_model {args.d_model}, {args.heads} heads, vocab {len(dataset.vocab)}; "
         f"median of {args.repeats}; results agree (assert_close, rtol=atol=1e-5)."
     )
     print(f"Machine: {describe(args.device)}.\n")
-    print("| corrupt swaps | method | seconds | speedup |")
-    print("|---|---|---:|---:|")
-    for swap, method, seconds, speedup in rows:
-        print(f"| {swap} | {method} | {seconds:.3f} | {speedup:.1f}x |")
+    print("| family | corrupt swaps | method | wall s | CPU s | speedup (wall) | speedup (CPU) |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for family, swap, method, wall, cpu, s_wall, s_cpu in rows:
+        print(f"| {family} | {swap} | {method} | {wall:.3f} | {cpu:.3f} | {s_wall:.1f}x | {s_cpu:.1f}x |")
     return 0
 
 

@@ -153,8 +153,12 @@ class CircuitGraph:
             nodes = {Node.parse(n["node"]): float(n["score"]) for n in data.get("nodes", [])}
             return cls(int(data["n_layers"]), int(data["n_heads"]), list(data["positions"]),
                        [int(p) for p in data["logit_positions"]], edges, nodes, dict(data.get("meta", {})))
-        except (KeyError, TypeError) as err:
-            raise CircuitError(f"circuit JSON is missing a field ({err})") from None
+        except CircuitError:
+            raise
+        except (KeyError, TypeError, AttributeError) as err:
+            raise CircuitError(f"circuit JSON is missing a field or has one of the wrong type ({err})") from None
+        except (ValueError, OverflowError) as err:  # int("x"), float("x"), int(inf)
+            raise CircuitError(f"circuit JSON has a value of the wrong kind ({err})") from None
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -167,4 +171,11 @@ class CircuitGraph:
         path = Path(path)
         if not path.is_file():
             raise CircuitError(f"{path} does not exist")
-        return cls.from_json(path.read_text(encoding="utf-8"))
+        try:
+            return cls.from_json(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as err:
+            raise CircuitError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        except RecursionError:
+            raise CircuitError(f"{path}: nested too deeply to be a circuit JSON") from None
+        except CircuitError as err:  # name the file to fix
+            raise CircuitError(f"{path}: {err}") from None

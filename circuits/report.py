@@ -4,6 +4,10 @@
 (and the circuit as ``RUN_DIR/report.circuit.json``):
 
 1. grokking curves (accuracies over training, from ``metrics.jsonl``);
+   then the interactive explorer (:mod:`circuits.explorer`): a checkpoint slider over the
+   accuracy curves, the lens and tracing heatmaps and the circuit at up to 8 checkpoints, an
+   edge-count slider with the circuit's faithfulness at that size, and the final model itself
+   running in the page (queries, logit lens, patching one state from a second query);
 2. logit-lens heatmaps: MRR of the intermediate and final tokens at every layer x position;
 3. causal-tracing heatmaps: top-1 change rate per swapped input token;
 4. where the intermediate lives: decodable, causally used, and the interchange test;
@@ -12,7 +16,8 @@
 6. attention patterns of the circuit's heads on a few prompts (circuitsvis);
 7. circuit formation: the key states' causal strength and MRR over the checkpoints.
 
-The file needs no network: SVG is inline and circuitsvis runs from its bundled script.
+The file needs no network: SVG is inline, circuitsvis runs from its bundled script, and the
+explorer's scripts and float16 weights are inlined.
 A section that cannot be computed (an untrained model has no circuit to find) shows its
 error instead; the rest of the report is still written.
 
@@ -40,6 +45,7 @@ from interp.runs import list_checkpoints, load_checkpoint, read_metrics
 from interp.tracing import trace_counterfactual
 
 from circuits.discover import circuit_shape, find_circuit
+from circuits.explorer.page import explorer_figures
 from circuits.formation import circuit_formation
 from circuits.graph import CircuitGraph
 from circuits.localize import Localization, localize
@@ -54,6 +60,7 @@ from circuits.render import (
     page,
     table,
 )
+from circuits.space import ModelGraph
 from circuits.tasks import dataset_task
 
 CURVES = ("train", "train_inferred", "test_id", "test_ood", "id_atomic", "ood_atomic")
@@ -203,9 +210,16 @@ def build_report(
     n: int = 200,
     device: torch.device | str | None = "cpu",
     formation: bool = True,
+    explorer: bool = True,
+    explorer_checkpoints: int = 8,
+    node_features: Mapping[str, list[dict[str, Any]]] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[str, CircuitGraph | None]:
-    """The report's HTML and the circuit it found (None if none could be found)."""
+    """The report's HTML and the circuit it found (None if none could be found).
+
+    ``explorer`` adds the interactive explorer (the model in the page, ``explorer_checkpoints`` evenly
+    spaced checkpoints on its slider); ``node_features`` (node name -> rows ``{"label", "value"}``) are shown
+    when a node of its circuit graph is clicked."""
     say = log or (lambda _msg: None)
     run_dir = Path(run_dir)
     run = load_checkpoint(run_dir, device=device)
@@ -266,6 +280,26 @@ def build_report(
         "Destination (row) by source (column) attention of each head, on held-out prompts.",
     ))
 
+    if explorer:
+        say("explorer")
+
+        def explore() -> list[Figure]:
+            circuit = found.get("circuit")
+            n_edges = ModelGraph.of(bridge, len(position_labels(ds))).n_edges if circuit is not None else None
+            return explorer_figures(run_dir, run.model, ds, position_labels(ds), step=run.step,
+                                    circuit_size=len(circuit) if circuit is not None else None, n_edges=n_edges,
+                                    metrics=list(metrics), curves=CURVES, n=min(n, 100),
+                                    max_checkpoints=explorer_checkpoints, device=device,
+                                    node_features=dict(node_features or {}), log=say)
+
+        sections.insert(1, Section(
+            "Explorer", _guard(explore),
+            "Drag the checkpoint slider to watch the circuit form: accuracy, lens and tracing heatmaps and the "
+            "circuit (its strongest edges at that checkpoint; hover an edge for its score, click a node). Below, the "
+            "final model runs in this page: pick a prompt, read its answer and logit lens, and patch any state "
+            "from a second prompt.",
+        ))
+
     if formation:
         say("circuit formation")
 
@@ -283,6 +317,12 @@ def build_report(
             "they hold (Wang et al. 2024, Figure 4b-c).",
         ))
 
+    if (run_dir / "features").is_dir():  # sparse dictionaries saved by `grokscope features train`
+        from circuits.feature_report import features_section
+
+        say("features")
+        sections.extend(features_section(run_dir, bridge, ds, log=say))
+
     last = metrics[-1] if metrics else {}
     accs = ", ".join(f"{k} {last[k]:.3f}" for k in ("train", "test_id", "test_ood") if last.get(k) is not None)
     subtitle = (f"{run.config.name}: {ds.task} task, {len(ds.vocab)} tokens; GPT-2 with {m.n_layers} layers, "
@@ -292,13 +332,13 @@ def build_report(
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, *, n: int = 200,
-                 device: torch.device | str | None = "cpu", formation: bool = True,
+                 device: torch.device | str | None = "cpu", formation: bool = True, explorer: bool = True,
                  log: Callable[[str], None] | None = None) -> Path:
     """Write the run's HTML report (default ``RUN_DIR/report.html``) and its circuit JSON next to it
     (``report.circuit.json``); returns the report's path."""
     run_dir = Path(run_dir)
     out = run_dir / "report.html" if out is None else Path(out)
-    html, circuit = build_report(run_dir, n=n, device=device, formation=formation, log=log)
+    html, circuit = build_report(run_dir, n=n, device=device, formation=formation, explorer=explorer, log=log)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, html)
     if circuit is not None:

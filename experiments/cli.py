@@ -218,6 +218,11 @@ def list_experiments() -> None:
             typer.echo(f"  --scale {scale_name:5s} {sc.preset}, {len(sc.trials)} trials (~{sc.minutes:g} min on 2 CPUs): {trials}")
 
 
+from experiments.cli_features import features_app  # noqa: E402 (the subcommand group, registered below)
+
+app.add_typer(features_app, name="features")
+
+
 def main(args: list[str] | None = None) -> None:
     """The console script; ``args`` (default: ``sys.argv[1:]``) for ``python -m experiments``."""
     try:

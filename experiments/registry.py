@@ -17,11 +17,16 @@ A trial's config is built in this order, later items winning:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from interp.errors import ConfigError
 from interp.train import RunConfig, load_run_config
+
+from experiments.analyses import edit_propagation
+from experiments.depth import loop_depth
 
 SCALES = ("tiny", "small")
 
@@ -70,6 +75,8 @@ class Experiment:
     columns: tuple[str, ...]  # dotted RunConfig paths of the swept values (data.phi, ...)
     summary: SummaryPlot
     scales: dict[str, Scale] = field(default_factory=dict)
+    # run on each trial's folder after training; its numbers join the trial's row
+    analysis: Callable[[Path], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,19 @@ def _depth_width(layers: list[int], widths: list[int]) -> tuple[Trial, ...]:
 _SHARING = (
     Trial("unshared", ("model.share_layers=false",)),
     Trial("shared", ("model.share_layers=true",)),
+)
+
+# equal compute (4 applied blocks) and equal parameters (4 distinct blocks) against the standard model
+_LOOPED = (
+    Trial("standard", ("model.n_layers=4", "model.loops=1", "model.share_layers=false")),
+    Trial("shared", ("model.n_layers=4", "model.loops=1", "model.share_layers=true")),
+    Trial("looped-1x4", ("model.n_layers=4", "model.loops=4", "model.share_layers=false")),
+    Trial("looped-4x4", ("model.n_layers=16", "model.loops=4", "model.share_layers=false")),
+)
+_DEPTH_MODELS = (
+    Trial("standard", ("model.n_layers=4", "model.loops=1")),
+    Trial("looped-1x4", ("model.n_layers=4", "model.loops=4")),
+    Trial("looped-2x4", ("model.n_layers=8", "model.loops=4")),
 )
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -203,6 +223,102 @@ EXPERIMENTS: dict[str, Experiment] = {
                           _grid("train.weight_decay", [0.1, 0.3, 1.0], "wd"), minutes=8),
             "small": Scale("composition-small", ("train.max_steps=8000",),
                            _grid("train.weight_decay", [0.1, 0.3, 1.0], "wd"), minutes=30),
+        },
+    ),
+    "complex": Experiment(
+        name="complex",
+        description="Complex reasoning (paper appendix F): OOD atomic facts untrained, 3% of ID-ID and ID-OOD "
+                    "comparisons trained; accuracy per query type (trained ID-ID / ID-OOD comparisons, held-out "
+                    "ID-ID and the 150 hard OOD-OOD queries, each by label: lt, eq, gt).",
+        finding="A grokked transformer answers the hard OOD-OOD queries near-perfectly (99.3%), where "
+                "GPT-4-Turbo (31.3-33.3%) and Gemini-1.5-Pro (11.3-37.3%) stay near chance (33.3%).",
+        columns=("data.seed",),  # two graphs drawn with different seeds
+        summary=SummaryPlot("bar", ("test_id", "test_ood/lt", "test_ood/eq", "test_ood/gt", "test_ood"),
+                            title="ID test and hard OOD queries per label"),
+        scales={
+            "tiny": Scale("complex-tiny", (), _grid("data.seed", [0, 1], "seed"), minutes=120),
+            "small": Scale("complex-small", (), _grid("data.seed", [0, 1], "seed"), minutes=480),
+        },
+    ),
+    "edit-propagation": Experiment(
+        name="edit-propagation",
+        description="Composition models (standard, cross-layer shared, looped) trained to the full budget, then "
+                    "10 ID atomic facts edited each by fine-tuning (without / with a retain KL term) and by a "
+                    "ROME rank-one MLP edit: edit accuracy, propagation to the two-hop facts built on the "
+                    "edited fact (as first / second hop), locality on unrelated atomic and two-hop facts.",
+        finding="Models that re-read a shared memory propagate one edited fact through two-hop compositions "
+                "0.71-0.96 of the time; ordinary transformers at most 0.03.",
+        columns=("model.share_layers", "model.loops"),
+        summary=SummaryPlot("bar", ("finetune_propagation", "finetune_retain_propagation", "rome_propagation",
+                                    "rome_locality_atomic"), title="propagation of one edited fact per model"),
+        scales={
+            "tiny": Scale("composition-tiny", ("train.max_steps=3000", "train.stop_after_grok=false"), (
+                Trial("standard", ("model.share_layers=false", "model.loops=1")),
+                Trial("shared", ("model.share_layers=true", "model.loops=1")),
+                Trial("looped", ("model.share_layers=false", "model.loops=4")),
+            ), minutes=30),
+            "small": Scale("composition-small", ("model.n_layers=4", "train.max_steps=4000",
+                                                 "train.stop_after_grok=false"), (
+                Trial("standard", ("model.share_layers=false", "model.loops=1")),
+                Trial("shared", ("model.share_layers=true", "model.loops=1")),
+                Trial("looped", ("model.share_layers=false", "model.loops=4")),
+            ), minutes=90),
+        },
+        analysis=edit_propagation,
+    ),
+    "looped": Experiment(
+        name="looped",
+        description="Two-hop composition on one graph (10% OOD facts) with a standard model, cross-layer sharing "
+                    "and looped models: equal compute (4 applied blocks: 4 distinct / 2 x 2 / 1 x 4) and equal "
+                    "parameters (4 distinct blocks looped 4 times), trained past grokking; test-ID and test-OOD "
+                    "curves, and the test splits with twice the training loops.",
+        finding="Open question (paper section 5): a grokked transformer composes ID but not OOD; cross-layer "
+                "sharing lifts OOD only after very long training; looped transformers are reported (2026) to "
+                "reach OOD composition through a three-stage grokking.",
+        columns=("model.n_layers", "model.loops", "model.share_layers"),
+        summary=SummaryPlot("bar", ("test_id", "test_ood", "best_test_ood", "test_ood_T8"),
+                            title="ID / OOD two-hop composition per architecture"),
+        scales={
+            "tiny": Scale("composition-tiny",
+                          ("data.ood_fraction=0.1", "data.phi=6.5", "train.max_steps=3000",
+                           "train.stop_after_grok=false"), _LOOPED, minutes=60),
+            "small": Scale("composition-small",
+                           ("train.max_steps=8000", "train.stop_after_grok=false"), _LOOPED, minutes=300),
+        },
+        analysis=loop_depth,
+    ),
+    "k-hop-depth": Experiment(
+        name="k-hop-depth",
+        description="Composition trained on 2- and 3-hop chains, tested on 4-hop chains (test_id / test_ood) "
+                    "and scored on 5..7-hop chains (id_d5 ..), standard vs looped models, looped ones also "
+                    "with twice the training loops at inference (.._T8).",
+        finding="Looped transformers are reported (2026) to extrapolate from <= 5-hop training to 10 hops by "
+                "adding loops at inference; standard transformers do not extrapolate in depth.",
+        columns=("model.n_layers", "model.loops"),
+        summary=SummaryPlot("bar", ("test_id", "id_d5", "test_id_T8", "id_d5_T8"),
+                            title="ID accuracy on chains deeper than training"),
+        scales={
+            "tiny": Scale("khop-depth-tiny", ("train.stop_after_grok=false",), _DEPTH_MODELS, minutes=60),
+            "small": Scale("khop-depth-tiny",
+                           ("data.n_entities=200", "data.n_relations=20", "data.out_degree=10",
+                            "train.max_steps=8000", "train.stop_after_grok=false"), _DEPTH_MODELS, minutes=240),
+        },
+        analysis=loop_depth,
+    ),
+    "double-descent": Experiment(
+        name="double-descent",
+        description="Composition on one graph with models of widths 16 .. 256 (4 layers, same budget, trained "
+                    "past grokking): test accuracy against width (summary) and against training steps (curves).",
+        finding="Test error falls, rises near the width that just fits the training set, and falls again "
+                "(model-wise double descent); against steps, grokking is epoch-wise late generalisation.",
+        columns=("model.d_model",),
+        summary=SummaryPlot("line", ("train", "test_id", "test_ood"), x="model.d_model", logx=True,
+                            title="final accuracy vs width (test error = 1 - accuracy)"),
+        scales={
+            "tiny": Scale("composition-tiny", ("train.max_steps=3000", "train.stop_after_grok=false", "model.d_mlp=none"),
+                          _grid("model.d_model", [16, 32, 64, 128, 256], "d"), minutes=45),
+            "small": Scale("composition-small", ("train.max_steps=6000", "train.stop_after_grok=false", "model.d_mlp=none"),
+                           _grid("model.d_model", [32, 64, 128, 256, 512], "d"), minutes=240),
         },
     ),
 }

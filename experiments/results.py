@@ -25,6 +25,7 @@ from interp.io import atomic_write_bytes, atomic_write_text
 SPLITS = ("train", "id_atomic", "ood_atomic", "train_inferred", "test_id", "test_ood")
 STATS = ("status", "grokked", "memorized_step", "grokked_step", "steps", "seconds", *SPLITS, "best_test_ood", "error")
 CURVE_KEYS = ("step", "train", "test_id", "test_ood")
+ANALYSIS_FILE = "analysis.json"  # an experiment's per-trial analysis (experiments.analyses), next to summary.json
 
 
 def trial_record(run_dir: str | Path) -> dict[str, Any]:
@@ -36,7 +37,10 @@ def trial_record(run_dir: str | Path) -> dict[str, Any]:
         if line.strip():
             row = json.loads(line)
             curve.append({k: row.get(k) for k in CURVE_KEYS})
-    return {"summary": summary, "curve": curve}
+    record = {"summary": summary, "curve": curve}
+    if (run_dir / ANALYSIS_FILE).is_file():
+        record["analysis"] = json.loads((run_dir / ANALYSIS_FILE).read_text(encoding="utf-8"))
+    return record
 
 
 def _best(curve: list[dict[str, Any]], key: str) -> float | None:
@@ -63,6 +67,8 @@ def trial_row(name: str, values: dict[str, Any], record: dict[str, Any] | None, 
         best_test_ood=_best(record["curve"], "test_ood"),
         **{k: last.get(k) for k in SPLITS},
     )
+    row.update({k: v for k, v in last.items() if "/" in k})  # a task's query types (test_ood/eq ...)
+    row.update(record.get("analysis") or {})
     return row
 
 

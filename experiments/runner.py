@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from interp.errors import ConfigError, GrokscopeError
+from interp.io import atomic_write_json
 from interp.runs import stored_config
 from interp.train import RunConfig
 
 from experiments.registry import Plan
-from experiments.results import machine_description, trial_record, trial_row, write_results
+from experiments.results import ANALYSIS_FILE, machine_description, trial_record, trial_row, write_results
 
 
 class ExperimentError(GrokscopeError, RuntimeError):
@@ -46,13 +47,30 @@ class SweepResult:
     reused: list[str] = field(default_factory=list)
 
 
-def run_trial(config: dict[str, Any], run_dir: str) -> dict[str, Any]:
-    """Body of one Ray task: train (or resume) the trial, return its record (summary + curves)."""
+def run_trial(config: dict[str, Any], run_dir: str, analysis: Callable[[Path], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Body of one Ray task: train (or resume) the trial, run the experiment's ``analysis`` on it
+    (once: ``RUN_DIR/analysis.json``), return its record (summary + curves + analysis).
+
+    The trial holds its folder's write lock throughout; a second sweep writing the same trial
+    makes this one a ``failed`` row naming the holder's pid.
+    """
+    from interp.lock import run_lock
     from interp.train import RunConfig, train_or_resume
 
-    path = Path(run_dir)
-    train_or_resume(RunConfig.from_dict(config), path)  # an earlier attempt stopped part way: continue it
-    return trial_record(path)
+    with run_lock(run_dir) as path:
+        train_or_resume(RunConfig.from_dict(config), path)  # an earlier attempt stopped part way: continue it
+        if analysis is not None and not (Path(path) / ANALYSIS_FILE).is_file():
+            atomic_write_json(Path(path) / ANALYSIS_FILE, analysis(Path(path)))
+        return trial_record(path)
+
+
+def _analysed(analysis: Callable[[Path], dict[str, Any]]) -> Callable[[dict[str, Any], str], dict[str, Any]]:
+    """:func:`run_trial` with an experiment's analysis (a plain function, as Ray's tasks must be)."""
+
+    def trial(config: dict[str, Any], run_dir: str) -> dict[str, Any]:
+        return run_trial(config, run_dir, analysis)
+
+    return trial
 
 
 def one_line_error(err: BaseException) -> str:
@@ -158,7 +176,8 @@ def run_experiment(
         same = _same_config(run_dir, t.config)
         if same is False:
             raise ConfigError(f"{run_dir} holds a run of a different config; pick a new --out or delete that folder")
-        if same and (run_dir / "summary.json").is_file():
+        analysed = plan.experiment.analysis is None or (run_dir / ANALYSIS_FILE).is_file()
+        if same and (run_dir / "summary.json").is_file() and analysed:
             record = trial_record(run_dir)
             rows[t.name] = trial_row(t.name, t.values, record)
             curves[t.name] = record["curve"]
@@ -166,6 +185,8 @@ def run_experiment(
     for i, name in enumerate(reused, 1):
         emit(_summary_line(rows[name], i, total, reused=True))
     todo = [t for t in plan.trials if t.name not in rows]
+    if plan.experiment.analysis is not None and trial_fn is run_trial:
+        trial_fn = _analysed(plan.experiment.analysis)
 
     where = "no Ray (every trial reused)"
     if todo:

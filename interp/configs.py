@@ -130,16 +130,22 @@ def _coerce(name: str, tp: Any, value: Any, *, from_string: bool) -> Any:
     return value
 
 
-def from_dict(cls: type[T], data: dict[str, Any], *, prefix: str = "") -> T:
-    """Build dataclass ``cls`` from a plain mapping, rejecting unknown keys and wrong types."""
+def field_name(prefix: str, key: Any) -> str:
+    """``prefix + key`` as a message shows it: as is when printable, else quoted (one line whatever the key)."""
+    name = f"{prefix}{key}"
+    return name if name.isprintable() else repr(name)
+
+
+def from_dict(cls: type[T], data: Any, *, prefix: str = "") -> T:
+    """Build dataclass ``cls`` from a plain mapping, rejecting unknown keys and wrong types (and a non-mapping)."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or cls.__name__} must be a mapping; got {type(data).__name__}")
+        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__} must be a mapping of fields; got {data!r:.60}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(fields), key=repr)  # YAML keys need not be strings
     if unknown:
         raise ConfigError(
-            f"unknown field {prefix}{unknown[0]} in {cls.__name__}; known fields: {', '.join(sorted(fields))}"
+            f"unknown field {field_name(prefix, unknown[0])} in {cls.__name__}; known fields: {', '.join(sorted(fields))}"
         )
     kwargs = {k: _coerce(f"{prefix}{k}", hints[k], v, from_string=False) for k, v in data.items()}
     return cls(**kwargs)
@@ -207,10 +213,15 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist")
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_loader())
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid YAML/JSON ({getattr(err, 'problem', err)})") from None
+        problem = " ".join(str(getattr(err, "problem", None) or err).split())  # one line
+        raise ConfigError(f"{path}{where}: not valid YAML/JSON ({problem})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must hold a mapping of fields at the top level")
     return data

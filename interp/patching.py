@@ -17,13 +17,13 @@ from the logits at the answer position: :func:`logit_diff`, :func:`answer_prob`,
 How the sweep is fast and still exact (every result equals TransformerLens 4's
 ``get_act_patch_*``, which does one full forward per patched place):
 
-* the patches are *stacked*: each (place, example) pair is one row of a big batch, so one
-  forward evaluates many places at once;
-* a patch in block ``L`` leaves blocks ``0..L-1`` untouched, so its forward *starts at
-  block L* from the cached residual stream of the unpatched run;
-* a patch that pastes a value equal to the one already there (a position before the first
-  token where the two prompts differ, by causality) cannot change anything: its row is not
-  run and gets the unpatched run's value.
+* the patches are *stacked*: each (place, example) pair is one row of a big batch;
+* by causality a patch in block ``L`` at position ``p`` changes nothing before block ``L`` or
+  before position ``p``: its forward runs blocks ``L..`` on positions ``p..`` only, reusing
+  the unpatched run's residual and its keys and values (:mod:`interp.fastpatch`,
+  :func:`interp.intervene.suffix.run_suffix`), and the last block only at the answer;
+* a patch that pastes a value equal to the one already there cannot change anything: its
+  row is not run and gets the unpatched run's value.
 
 :func:`patch_sites` is the generic sweep over arbitrary :class:`Site` lists (one or more
 hooks, a position or all, a head or all); :func:`activation_patch` is its specialisation to
@@ -58,6 +58,8 @@ from interp.intervene import (
     n_layers,
     run_with_interventions,
 )
+from interp.fastpatch import block_of, groups, kv_hooks, optional_lookup, row_starts, site_mask, source_prefix_rows
+from interp.intervene.suffix import run_suffix, suffix_reads, suffix_supported
 from interp.metrics import (
     METRICS,
     Metric,
@@ -153,14 +155,19 @@ for "all positions at once".
 SourceLike = Int[Tensor, "batch pos"] | Mapping[str, Tensor] | Any
 
 
-def source_cache(bridge: Bridge, source: SourceLike, hooks: Sequence[str], tokens: Tensor) -> dict[str, Tensor]:
-    """The source run's activations at ``hooks``: computed from tokens, or looked up in a cache."""
+def source_cache(
+    bridge: Bridge, source: SourceLike, hooks: Sequence[str], tokens: Tensor, *, optional: Sequence[str] = ()
+) -> dict[str, Tensor]:
+    """The source run's activations at ``hooks``: computed from tokens, or looked up in a cache.
+
+    ``optional`` hooks are added too when the cache has them all (always, for tokens).
+    """
     if isinstance(source, Tensor):
         check_tokens(bridge, source, "source")
         check_same_shape(source, tokens, "source", "tokens")
         with torch.no_grad():
-            return cache_activations(bridge, source, hooks)[1]
-    out = {}
+            return cache_activations(bridge, source, [*hooks, *optional])[1]
+    out = optional_lookup(source, optional, tuple(tokens.shape)) or {}
     for h in hooks:
         try:
             act = source[h]
@@ -176,25 +183,6 @@ def source_cache(bridge: Bridge, source: SourceLike, hooks: Sequence[str], token
     return out
 
 
-def _block_of(hook: str) -> int | None:
-    """The block a hook belongs to (``blocks.3.attn.hook_z`` -> 3), None outside the blocks."""
-    parts = hook.split(".")
-    return int(parts[1]) if len(parts) > 2 and parts[0] == "blocks" and parts[1].isdigit() else None
-
-
-def _site_mask(site: Site, act_shape: tuple[int, ...]) -> Tensor:
-    """Which ``pos [head_index]`` entries of one example the site patches (per-head if ``act_shape`` has 4 axes)."""
-    per_head = len(act_shape) == 4
-    mask = torch.zeros(act_shape[1:3] if per_head else act_shape[1:2], dtype=torch.bool)
-    index: tuple[Any, ...] = (slice(None) if site.pos is None else site.pos,)
-    if per_head:
-        index += (slice(None) if site.head is None else site.head,)
-    elif site.head is not None:
-        raise InterventionError(f"site {site} names a head but {site.hooks[0]} is not a per-head activation")
-    mask[index] = True
-    return mask
-
-
 @torch.no_grad()
 def patch_sites(
     bridge: Bridge,
@@ -207,6 +195,7 @@ def patch_sites(
     interventions: Sequence[Intervention] = (),
     max_rows: int = 2048,
     skip_noops: bool = True,
+    reuse_kv: bool = True,
 ) -> tuple[Float[Tensor, "site batch"], Float[Tensor, "batch"]]:
     """The generic patching sweep: the metric of every (site, example), and of the unpatched run.
 
@@ -215,6 +204,10 @@ def patch_sites(
     hooks, position and head. Rows are stacked up to ``max_rows`` per forward, and each
     forward starts at the site's layer. ``skip_noops`` leaves out rows whose pasted values
     equal the values already there (their result is the unpatched one, exactly).
+    ``reuse_kv`` runs each row on the positions from its first changed one on, with the
+    unpatched run's keys and values before it (:func:`interp.intervene.suffix.run_suffix`),
+    where the suffix forward supports the sites and interventions; otherwise (or with
+    ``reuse_kv=False``) every row runs all positions through the bridge's blocks.
     """
     tokens = check_tokens(bridge, tokens)
     if max_rows < 1:
@@ -228,57 +221,63 @@ def patch_sites(
     starts = sorted({check_layer(s.layer, n) for s in sites})
     for s in sites:
         for h in s.hooks:
-            block = _block_of(h)
+            block = block_of(h)
             if block is None or block < s.layer:
                 raise InterventionError(
                     f"site {h} is not in block {s.layer} or later; a site's layer is the first block it patches"
                 )
 
     # One unpatched forward: the residual entering each start block (read before any
-    # intervention on it, as the block receives it) and the values at the patched hooks.
+    # intervention on it, as the block receives it), the values at the patched hooks and,
+    # for the suffix forward, the keys and values of every block from the first start on.
     start_store: dict[str, Tensor] = {}
     first = [Read(f"blocks.{L}.hook_resid_pre", store=start_store) for L in starts]
-    base_logits, base_acts = cache_activations(bridge, tokens, hooks, [*first, *interventions])
+    suffix = reuse_kv and suffix_supported(bridge, hooks, interventions, starts[0])
+    kv: dict[str, Tensor] = {}
+    extra = suffix_reads(bridge, starts[0], kv) if suffix else []
+    base_logits, base_acts = cache_activations(bridge, tokens, hooks, [*first, *interventions, *extra])
     base_metric = run_metric(metric, base_logits, pos_idx).detach()  # = baseline_metric(...), same forward
-    src = source_cache(bridge, source, hooks, tokens)
+    kv_names = kv_hooks(starts[0], n) if suffix else []
+    src = source_cache(bridge, source, hooks, tokens, optional=kv_names)
 
     # Per hook: each site's mask (all False where the site does not patch that hook).
     masks: dict[str, Tensor] = {}
     for h in hooks:
         shape = tuple(base_acts[h].shape)
         blank = torch.zeros(shape[1:3] if len(shape) == 4 else shape[1:2], dtype=torch.bool)
-        masks[h] = torch.stack([_site_mask(s, shape) if h in s.hooks else blank for s in sites]).to(device)
+        masks[h] = torch.stack([site_mask(s, shape) if h in s.hooks else blank for s in sites]).to(device)
 
-    # The (site, example) rows that can change anything, grouped by start layer.
-    changed = torch.zeros(len(sites), batch, dtype=torch.bool, device=device)
-    for h in hooks:
-        if not skip_noops:
-            changed[:] = True
-            break
-        act = base_acts[h]
-        differs = (src[h].to(device=device, dtype=act.dtype) != act).flatten(masks[h].ndim).any(-1)
-        changed |= (differs[None] & masks[h][:, None]).flatten(2).any(-1)
+    # The (site, example) rows that can change anything and the first position each changes.
+    changed, start_pos = row_starts(hooks, masks, base_acts, src, skip_noops, tokens.shape[1])
+    from_source = torch.zeros_like(changed)
+    if suffix:  # a change after the answer position cannot reach the metric
+        changed &= start_pos <= pos_idx[None]
+        if all(k in src for k in kv_names):
+            from_source = source_prefix_rows(sites, base_acts, src, start_pos, pos_idx, interventions) & changed
 
     dtype = torch.float64 if base_metric.dtype == torch.float64 else torch.float32
     out = base_metric.to(dtype).cpu().expand(len(sites), batch).clone()
     layer_of = torch.tensor([s.layer for s in sites], device=device)
-    for L in starts:
-        site_of, example_of = (changed & (layer_of == L)[:, None]).nonzero(as_tuple=True)
-        for lo in range(0, len(site_of), max_rows):
-            s_rows, e_rows = site_of[lo : lo + max_rows], example_of[lo : lo + max_rows]
-            patches = [
-                Patch(h, value=src[h].to(device)[e_rows], where=masks[h][s_rows])
-                for h in hooks
-                if bool(masks[h][s_rows].any())
-            ]
-            logits = run_with_interventions(
-                bridge,
-                start_store[f"blocks.{L}.hook_resid_pre"][e_rows],
-                [*(iv.take(e_rows) for iv in interventions), *patches],
-                start_at_layer=L,
-                answer_pos=pos_idx[e_rows],
-            )
-            out[s_rows.cpu(), e_rows.cpu()] = metric(logits, e_rows).to(dtype).cpu()
+    if not suffix:  # one group per start block: every row runs all positions
+        start_pos = torch.zeros_like(start_pos)
+    for g in groups(layer_of, changed, start_pos, from_source, max_rows):
+        s_rows, e_rows = g.sites, g.examples
+        patches = [
+            Patch(h, value=src[h].to(device)[e_rows], where=masks[h][s_rows])
+            for h in hooks
+            if bool(masks[h][s_rows].any())
+        ]
+        pieces = [*(iv.take(e_rows) for iv in interventions), *patches]
+        resid = start_store[f"blocks.{g.layer}.hook_resid_pre"][e_rows]
+        if not suffix:
+            logits = run_with_interventions(bridge, resid, pieces, start_at_layer=g.layer, answer_pos=pos_idx[e_rows])
+        else:
+            cached = src if g.from_source else kv
+            keys, values = ({j: cached[f"blocks.{j}.attn.hook_{kind}"][e_rows, : g.pos].to(device)
+                             for j in range(g.layer, n)} for kind in ("k", "v"))
+            logits = run_suffix(bridge, resid, keys, values, pieces, start_layer=g.layer, start_pos=g.pos,
+                                answer_pos=pos_idx[e_rows])
+        out[s_rows.cpu(), e_rows.cpu()] = metric(logits, e_rows).to(dtype).cpu()
     return out, base_metric
 
 
@@ -332,6 +331,7 @@ def activation_patch(
     per_example: bool = False,
     max_rows: int = 2048,
     skip_noops: bool = True,
+    reuse_kv: bool = True,
 ) -> NodeMap:
     """Patch ``source`` into the run on ``tokens`` at every layer x position (x head) of a family.
 
@@ -354,6 +354,7 @@ def activation_patch(
     values, _ = patch_sites(
         bridge, tokens, source, sites, metric,
         answer_pos=answer_pos, interventions=interventions, max_rows=max_rows, skip_noops=skip_noops,
+        reuse_kv=reuse_kv,
     )
     shape = (len(layer_list), len(pos_list)) + ((n_heads,) if n_heads else ()) + (tokens.shape[0],)
     values = values.reshape(shape)

@@ -28,7 +28,7 @@ import torch
 from transformers import GPT2LMHeadModel
 
 from interp.data import KGDataset, generate, load_dataset
-from interp.errors import CheckpointError
+from interp.errors import CheckpointError, ConfigError
 from interp.models import build_model, default_device
 from interp.train.checkpoint import latest_checkpoint, list_checkpoints, load_model_state, load_tensors, read_state
 from interp.train.config import RunConfig
@@ -40,9 +40,18 @@ def stored_config(run_dir: str | Path) -> RunConfig | None:
     if not path.is_file():
         return None
     try:
-        return RunConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise CheckpointError(f"{path}: corrupted run config ({err})") from None
+    return _run_config(data, path)
+
+
+def _run_config(data: Any, where: Path) -> RunConfig:
+    """``RunConfig.from_dict(data)``; a ConfigError names the file ``where`` it came from."""
+    try:
+        return RunConfig.from_dict(data)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -51,9 +60,16 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist; is {run_dir} a training run directory?")
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rows.append(json.loads(line))
+    for lineno, line in enumerate(path.read_bytes().split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line.decode("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+            raise CheckpointError(f"{path}:{lineno}: corrupted metrics row ({err})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+            raise CheckpointError(f"{path}:{lineno}: a metrics row must be an object with an integer step")
+        rows.append(row)
     return rows
 
 
@@ -91,7 +107,7 @@ def load_checkpoint(path: str | Path, *, device: torch.device | str | None = Non
         raise CheckpointError(f"{path} does not exist; give a run directory or a checkpoint folder")
     ckpt = path if (path / "state.json").is_file() else latest_checkpoint(path)
     state = read_state(ckpt)
-    config = RunConfig.from_dict(state["config"])
+    config = _run_config(state["config"], ckpt / "state.json")
     run_dir = ckpt.parent.parent
     if dataset is None:
         dataset = run_dataset(run_dir, config)
@@ -99,11 +115,26 @@ def load_checkpoint(path: str | Path, *, device: torch.device | str | None = Non
         raise CheckpointError(
             f"{ckpt}: the model's vocabulary has {state['d_vocab']} tokens, the dataset's {len(dataset.vocab)}"
         )
+    tensors = load_tensors(ckpt, "model.safetensors", state)  # hash-checked before a model is built
+    _check_size(config, state, sum(t.numel() for t in tensors.values()), ckpt)
     device = torch.device(device) if device is not None else default_device()
     model = build_model(config.model, state["d_vocab"], state["n_ctx"], device=device)
-    load_model_state(model, {k: v.to(device) for k, v in load_tensors(ckpt, "model.safetensors", state).items()}, ckpt)
+    load_model_state(model, {k: v.to(device) for k, v in tensors.items()}, ckpt)
     model.eval()
     return LoadedRun(config=config, model=model, dataset=dataset, step=int(state["step"]), checkpoint=ckpt, state=state)
+
+
+def _check_size(config: RunConfig, state: dict[str, Any], stored: int, ckpt: Path) -> None:
+    """Refuse a config that describes a model larger than the weights stored (never build it: it may not fit)."""
+    m = config.model
+    d, d_mlp = m.d_model, m.d_mlp if m.d_mlp is not None else 4 * m.d_model
+    blocks = 1 if m.share_layers or m.loops > 1 else m.n_layers
+    fewest = state["d_vocab"] * d + blocks * (4 * d * d + 2 * d * d_mlp)  # the embedding and the blocks' matrices
+    if fewest > stored:
+        raise CheckpointError(
+            f"{ckpt}: weights do not match the model built from its config (it needs at least {fewest} parameters, "
+            f"model.safetensors holds {stored})"
+        )
 
 
 def iter_checkpoints(run_dir: str | Path, *, device: torch.device | str | None = None) -> Iterator[LoadedRun]:

@@ -25,7 +25,7 @@ Splits: ``train`` and the probes ``id_atomic``, ``ood_atomic``, ``train_inferred
 from __future__ import annotations
 
 from interp.data.comparison import compare, comparison_vocab, generate_comparison, generate_complex
-from interp.data.composition import composition_vocab, generate_composition
+from interp.data.composition import composition_vocab, depth_test, generate_composition
 from interp.data.config import (
     DATA_PRESETS,
     ComparisonConfig,
@@ -81,6 +81,7 @@ __all__ = [
     "composition_vocab",
     "config_from_dict",
     "data_config",
+    "depth_test",
     "generate",
     "generate_comparison",
     "generate_complex",

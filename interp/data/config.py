@@ -31,7 +31,12 @@ def _check_fraction(name: str, value: float) -> None:
 
 @dataclass
 class CompositionConfig:
-    """Two-hop (or k-hop) composition over a random knowledge graph of (h, r, t) facts."""
+    """Two-hop (or k-hop) composition over a random knowledge graph of (h, r, t) facts.
+
+    ``min_hops`` (None: ``n_hops`` only) trains on every depth ``min_hops .. n_hops``;
+    ``test_hops`` (None: ``n_hops``) is the depth of the ``test_id`` / ``test_ood`` chains,
+    deeper than training for depth extrapolation.
+    """
 
     n_entities: int = 2000
     n_relations: int = 200
@@ -42,6 +47,8 @@ class CompositionConfig:
     test_id_fraction: float = 0.005
     probe_size: int = 3000
     seed: int = 0
+    min_hops: int | None = None
+    test_hops: int | None = None
     task: Literal["composition"] = "composition"
 
     @property
@@ -75,6 +82,7 @@ class CompositionConfig:
                 f"n_entities*out_degree**n_hops = {n_chains:,} candidate chains is out of range; "
                 f"allowed: at most {MAX_CHAINS:,} (lower n_entities, out_degree or n_hops)"
             )
+        self._check_depths()
         if not 0 < self.n_ood_atomic < self.n_atomic:
             lo, hi = 1 / self.n_atomic, 1 - 1 / self.n_atomic
             raise ConfigError(
@@ -88,6 +96,29 @@ class CompositionConfig:
                 f"phi = {self.phi!r} is out of range for this graph; allowed: (0, {phi_max}] "
                 f"(each entity has out_degree**n_hops = {self.out_degree**self.n_hops} {self.n_hops}-hop chains)"
             )
+        for depth in range(self.min_hops or self.n_hops, self.n_hops):
+            expected = self.n_entities * (self.out_degree * (1 - self.ood_fraction)) ** depth
+            if self.n_inferred > expected:
+                raise ConfigError(
+                    f"min_hops = {self.min_hops} is out of range for phi = {self.phi!r}: {depth}-hop training needs "
+                    f"{self.n_inferred} ID chains, the graph has about {int(expected)}; raise min_hops or lower phi"
+                )
+
+    def _check_depths(self) -> None:
+        if self.min_hops is not None:
+            check_range("min_hops", self.min_hops, low=2, high=self.n_hops)
+        if self.test_hops is not None:
+            check_range("test_hops", self.test_hops, low=self.n_hops)
+            if self.n_entities * self.out_degree**self.test_hops >= 2**62:
+                raise ConfigError(
+                    f"test_hops = {self.test_hops} is more hops than this graph allows "
+                    f"(n_entities*out_degree**test_hops must stay below 2**62); lower test_hops"
+                )
+
+    @property
+    def probe_hops(self) -> int:
+        """Depth of the test prompts (``test_hops``, else ``n_hops``)."""
+        return self.test_hops or self.n_hops
 
 
 @dataclass
@@ -200,6 +231,12 @@ DATA_PRESETS: dict[str, DataConfig] = {
         n_entities=100, n_relations=16, out_degree=8, ood_fraction=0.05, phi=7.0,
         test_id_fraction=0.05, probe_size=500,
     ),
+    # Depth extrapolation: the composition-tiny graph, trained on 2- and 3-hop chains, tested
+    # on 4-hop chains (deeper than any training prompt); 10% OOD facts for enough OOD chains.
+    "khop-depth-tiny": CompositionConfig(
+        n_entities=100, n_relations=16, out_degree=8, n_hops=3, min_hops=2, test_hops=4, ood_fraction=0.1,
+        phi=5.0, test_id_fraction=0.05, probe_size=500,
+    ),
     "comparison-small": ComparisonConfig(n_entities=200, n_attributes=5, n_values=20, phi=7.2, probe_size=1000),
     # For tests and notebooks: a comparison graph that groks in-distribution within minutes.
     "comparison-tiny": ComparisonConfig(n_entities=100, n_attributes=4, n_values=10, phi=18.0, probe_size=1000),
@@ -220,6 +257,6 @@ def config_from_dict(d: dict[str, Any]) -> DataConfig:
     if not isinstance(d, dict):
         raise ConfigError(f"a data config must be a mapping; got {type(d).__name__}")
     task = d.get("task")
-    if task not in CONFIG_CLASSES:
+    if not isinstance(task, str) or task not in CONFIG_CLASSES:  # (a list is unhashable)
         raise ConfigError(f"data config task = {task!r} is not allowed; choose one of {list(CONFIG_CLASSES)}")
     return from_dict(CONFIG_CLASSES[task], d)

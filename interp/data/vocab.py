@@ -1,7 +1,10 @@
 """Vocabulary: one readable token per entity, relation, attribute, value and label.
 
 Tokens are whole strings such as ``<e_3>``, ``<r_1>``, ``<attr_2_0>``; a record's text is
-their concatenation (``"<e_3><r_1><r_7>"``), which :func:`split_tokens` splits back. The
+their concatenation (``"<e_3><r_1><r_7>"``), which :func:`split_tokens` splits back. A
+token's name says its role (:func:`token_role`, the paper's naming): ``<e_N>`` entities,
+``<r_N>`` relations, ``<attr_N>`` attributes, ``<attr_N_K>`` comparison labels, ``<N>``
+attribute values, and the specials; the dataset reader refuses any other name. The
 order follows the paper's ``vocab.json`` (entities, relations or attributes and values,
 then the specials); ``<pad>`` is always present, last.
 """
@@ -19,6 +22,32 @@ SPECIALS = ["<mask>", "<sep>", "<a>", "</a>", "<q>", "</q>"]
 """The paper's special tokens, in its order."""
 
 _TOKEN = re.compile(r"<[^<>]+>")
+
+ROLES = {
+    "entity": re.compile(r"<e_[0-9]+>"),
+    "relation": re.compile(r"<r_[0-9]+>"),
+    "attribute": re.compile(r"<attr_[0-9]+>"),
+    "label": re.compile(r"<attr_[0-9]+_[012]>"),
+    "value": re.compile(r"<(?:0|[1-9][0-9]{0,8})>"),
+}
+"""The token names a dataset may use, by role (the paper's naming), besides the specials and ``<pad>``."""
+
+TOKEN_NAMES = "<e_N> entities, <r_N> relations, <attr_N> attributes, <attr_N_K> labels (K 0-2), <N> values (0 to 999999999), " + " ".join(
+    SPECIALS + [PAD]
+)
+"""The naming rule, as errors state it."""
+
+
+def token_role(token: str) -> str | None:
+    """``entity``, ``relation``, ``attribute``, ``label``, ``value``, ``special`` or ``pad``; None for any other name."""
+    if token == PAD:
+        return "pad"
+    if token in SPECIALS:
+        return "special"
+    for role, pattern in ROLES.items():
+        if pattern.fullmatch(token):
+            return role
+    return None
 
 
 class UnknownTokenError(GrokscopeError, KeyError):

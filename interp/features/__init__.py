@@ -20,7 +20,8 @@ Modules: :mod:`~interp.features.config` (the config and the errors),
 :mod:`~interp.features.dictionary` (TopK, BatchTopK, JumpReLU), :mod:`~interp.features.train`
 (the training loop), :mod:`~interp.features.metrics` (L0, FVU, dead features, accuracy and
 loss recovered by splicing through the intervention engine), :mod:`~interp.features.io`
-(safetensors + JSON, model fingerprints).
+(safetensors + JSON, model fingerprints), :mod:`~interp.features.dashboard` (feature dashboards:
+top activations, logits, histograms, the task variable a feature matches).
 
 Dimension names, beside the package's (see :mod:`interp`):
 
@@ -44,6 +45,33 @@ from interp.features.dictionary import SparseDictionary
 from interp.features.io import check_compatible, load_dictionary, model_fingerprint, save_dictionary, site_width
 from interp.features.metrics import DictionaryMetrics, evaluate_dictionary, reconstruction_metrics, splice_metrics
 from interp.features.train import TrainingResult, train_dictionary, train_on_model, train_on_run
+from interp.features.dashboard import Dashboard, FeatureDashboard, dashboard_data, feature_activations, feature_logits, variable_matches
+from interp.features.transcoder import (
+    Transcoder,
+    TranscoderConfig,
+    check_transcoder,
+    load_transcoder,
+    load_transcoders,
+    save_transcoder,
+    save_transcoders,
+)
+from interp.features.transcoder_train import (
+    TranscoderMetrics,
+    TranscoderSplice,
+    evaluate_replacement,
+    evaluate_transcoder,
+    splice_interventions,
+    train_transcoder,
+    train_transcoders_on_model,
+    train_transcoders_on_run,
+)
+from interp.features.attribution_graph import AttributionGraph, AttributionGraphError, attribution_graph, prompt_tokens
+from interp.features.graph_prune import PruneResult, graph_scores, node_influence, prune_graph
+from interp.features.graph_json import GraphFormatError, graph_to_json, load_graph_json, write_graph_files, write_graph_json
+from interp.features.probing import ProbeResult, SingleFeatures, best_single_features, k_sparse_probe, probe_site, split_rows
+from interp.features.das import DAS, DASResult, das_pairs, interchange_accuracy, train_das
+from interp.features.das_runs import DASPoint, boundless_das, das_curve, das_over_checkpoints, full_interchange
+from interp.features.steering import SteeringResult, add_direction, set_features, set_subspace, steer, steer_variable
 
 __all__ = [
     "ARCHITECTURES",
@@ -71,4 +99,63 @@ __all__ = [
     "train_dictionary",
     "train_on_model",
     "train_on_run",
+    # feature dashboards
+    "Dashboard",
+    "FeatureDashboard",
+    "dashboard_data",
+    "feature_activations",
+    "feature_logits",
+    "variable_matches",
+    # transcoders and attribution graphs
+    "AttributionGraph",
+    "AttributionGraphError",
+    "GraphFormatError",
+    "PruneResult",
+    "Transcoder",
+    "TranscoderConfig",
+    "TranscoderMetrics",
+    "TranscoderSplice",
+    "attribution_graph",
+    "check_transcoder",
+    "evaluate_replacement",
+    "evaluate_transcoder",
+    "graph_scores",
+    "graph_to_json",
+    "load_graph_json",
+    "load_transcoder",
+    "load_transcoders",
+    "node_influence",
+    "prompt_tokens",
+    "prune_graph",
+    "save_transcoder",
+    "save_transcoders",
+    "splice_interventions",
+    "train_transcoder",
+    "train_transcoders_on_model",
+    "train_transcoders_on_run",
+    "write_graph_files",
+    "write_graph_json",
+    # probing, DAS and steering
+    "DAS",
+    "DASPoint",
+    "DASResult",
+    "ProbeResult",
+    "SingleFeatures",
+    "SteeringResult",
+    "add_direction",
+    "best_single_features",
+    "boundless_das",
+    "das_curve",
+    "das_over_checkpoints",
+    "das_pairs",
+    "full_interchange",
+    "interchange_accuracy",
+    "k_sparse_probe",
+    "probe_site",
+    "set_features",
+    "set_subspace",
+    "split_rows",
+    "steer",
+    "steer_variable",
+    "train_das",
 ]

@@ -136,12 +136,17 @@ def load_dictionary(
         tensors = load_file(str(file))
     except (SafetensorError, OSError, ValueError) as err:
         raise DictionaryFormatError(f"{file} cannot be read as safetensors ({err})") from None
-    sae = SparseDictionary(cfg, meta=meta)
-    expected = {k: tuple(v.shape) for k, v in sae.tensors().items()}
+    d_in, d_sae = cfg.d_in, cfg.d_sae  # checked before a dictionary of the config's size is built
+    expected = {"W_enc": (d_in, d_sae), "W_dec": (d_sae, d_in), "b_enc": (d_sae,), "b_dec": (d_in,)}
+    if cfg.architecture != "topk":
+        expected["threshold"] = (d_sae,)
     got = {k: tuple(v.shape) for k, v in tensors.items()}
     if got != expected:
         raise DictionaryFormatError(f"{file}: tensors {got} do not match the config's {expected}")
     dtype = tensors["W_enc"].dtype
+    if not dtype.is_floating_point or any(v.dtype != dtype for v in tensors.values()):
+        raise DictionaryFormatError(f"{file}: tensors must share one floating-point dtype; got {sorted({str(v.dtype) for v in tensors.values()})}")
+    sae = SparseDictionary(cfg, meta=meta)
     sae = sae.to(dtype)
     with torch.no_grad():
         for name, value in tensors.items():

@@ -12,7 +12,9 @@ same and keeps two views of one set of weights:
 Cross-layer parameter sharing (the paper's appendix E.2) ties block ``i + n/2`` to block
 ``i``: the first half of the blocks is applied twice. The blocks stay distinct modules
 that share ``Parameter`` objects, so every applied layer is hookable under its own name
-while the storage is shared.
+while the storage is shared. ``ModelConfig.loops`` generalises it to a looped
+(recurrent-depth) transformer whose stack is applied ``T`` times, ``T`` changeable at
+inference (:mod:`interp.models.looped`).
 """
 
 from interp.models.config import ModelConfig
@@ -22,6 +24,10 @@ from interp.models.gpt2 import (
     shared_parameter_groups,
     to_bridge,
 )
+from interp.models.looped import iteration_ends, loop_accuracy, loop_stack_size, n_loops, per_iteration, with_loops
 from interp.models.protocol import Bridge, HookedModel
 
-__all__ = ["Bridge", "HookedModel", "ModelConfig", "build_model", "default_device", "shared_parameter_groups", "to_bridge"]
+__all__ = [
+    "Bridge", "HookedModel", "ModelConfig", "build_model", "default_device", "iteration_ends", "loop_accuracy", "loop_stack_size",
+    "n_loops", "per_iteration", "shared_parameter_groups", "to_bridge", "with_loops",
+]

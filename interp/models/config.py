@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,7 +16,11 @@ class ModelConfig:
 
     ``n_layers`` counts *applied* blocks. With ``share_layers`` the first ``n_layers // 2``
     blocks are applied twice (block ``i + n_layers // 2`` shares all parameters with block
-    ``i``), as in the paper's cross-layer sharing experiment.
+    ``i``), as in the paper's cross-layer sharing experiment. ``loops = T`` generalises it:
+    a stack of ``n_layers // T`` blocks applied ``T`` times (block ``i`` shares the parameters
+    of block ``i % stack``), a looped (recurrent-depth) transformer; ``share_layers`` is
+    ``loops = 2``. ``n_ctx`` (None: the longest training example) gives the model positions
+    for longer prompts than it trains on (depth extrapolation).
     """
 
     n_layers: int = 8
@@ -24,6 +29,8 @@ class ModelConfig:
     d_mlp: int | None = None  # None: 4 * d_model, as GPT-2
     activation: Literal["gelu_new", "gelu", "relu"] = "gelu_new"
     share_layers: bool = False
+    loops: int = 1
+    n_ctx: int | None = None
     dropout: float = 0.0
     init_range: float = 0.02
     layer_norm_eps: float = 1e-5
@@ -42,11 +49,40 @@ class ModelConfig:
             raise ConfigError(
                 f"model.d_model = {self.d_model} must be a multiple of model.n_heads = {self.n_heads}"
             )
+        check_range("model.loops", self.loops, low=1)
+        if self.n_ctx is not None:
+            check_range("model.n_ctx", self.n_ctx, low=1)
+        if self.share_layers and self.loops > 1:
+            raise ConfigError(
+                f"model.share_layers = true and model.loops = {self.loops} both tie blocks; "
+                "use model.loops alone (share_layers is loops = 2)"
+            )
+        if self.n_layers % self.loops:
+            raise ConfigError(
+                f"model.n_layers = {self.n_layers} must be a multiple of model.loops = {self.loops} "
+                "(n_layers counts applied blocks: a stack of n_layers / loops blocks, applied loops times)"
+            )
         if self.share_layers and self.n_layers % 2:
             raise ConfigError(
                 f"model.n_layers = {self.n_layers} must be even with model.share_layers = true "
                 "(the first half of the blocks is applied twice)"
             )
+
+    @property
+    def n_loops(self) -> int:
+        """How many times the block stack is applied (2 with ``share_layers``)."""
+        return 2 if self.share_layers else self.loops
+
+    @property
+    def n_stack(self) -> int:
+        """Distinct blocks (parameter sets): ``n_layers // n_loops``."""
+        return self.n_layers // self.n_loops
+
+    def with_loops(self, loops: int) -> ModelConfig:
+        """This architecture with its block stack applied ``loops`` times (same parameters)."""
+        if isinstance(loops, bool) or not isinstance(loops, int) or loops < 1:
+            raise ConfigError(f"loops = {loops!r} is out of range; allowed: an integer >= 1")
+        return dataclasses.replace(self, n_layers=self.n_stack * loops, loops=loops, share_layers=False)
 
     @property
     def d_head(self) -> int:

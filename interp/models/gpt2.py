@@ -15,6 +15,7 @@ from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from interp.configs import check_range
+from interp.errors import ConfigError
 from interp.models.config import ModelConfig
 from interp.models.protocol import Bridge
 
@@ -58,7 +59,7 @@ def hf_config(cfg: ModelConfig, d_vocab: int, n_ctx: int) -> GPT2Config:
     )
 
 
-def _tie_blocks(model: GPT2LMHeadModel, n_unique: int) -> None:
+def tie_blocks(model: GPT2LMHeadModel, n_unique: int) -> None:
     """Make block ``i + n_unique`` use the very ``Parameter`` objects of block ``i``."""
     blocks = model.transformer.h
     for i in range(n_unique, len(blocks)):
@@ -80,14 +81,24 @@ def build_model(
     """A freshly initialised GPT-2 (Hugging Face module) for a vocabulary of ``d_vocab`` tokens.
 
     ``seed`` makes the initialisation reproducible without touching the global RNG.
+    ``n_ctx`` is the longest sequence to train on; ``cfg.n_ctx``, when set, must be at least
+    that and gives the model's positions. Looped models (``cfg.loops``, ``cfg.share_layers``)
+    apply a stack of ``cfg.n_stack`` blocks ``cfg.n_loops`` times (:mod:`interp.models.looped`).
     """
+    if cfg.n_ctx is not None:
+        if cfg.n_ctx < n_ctx:
+            raise ConfigError(
+                f"model.n_ctx = {cfg.n_ctx} is shorter than the longest training sequence ({n_ctx} tokens); "
+                f"set model.n_ctx >= {n_ctx} or leave it unset"
+            )
+        n_ctx = cfg.n_ctx
     config = hf_config(cfg, d_vocab, n_ctx)
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
         model = GPT2LMHeadModel(config)
-    if cfg.share_layers:
-        _tie_blocks(model, cfg.n_layers // 2)
+    if cfg.n_loops > 1:
+        tie_blocks(model, cfg.n_stack)
     return model.to(device if device is not None else default_device())
 
 

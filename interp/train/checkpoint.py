@@ -2,7 +2,8 @@
 
 A checkpoint is a folder ``RUN_DIR/checkpoints/step_000400/`` holding
 
-* ``model.safetensors``   the model's weights (shared parameters stored once per name);
+* ``model.safetensors``   the model's weights, each shared tensor (tied embeddings, the blocks
+                          of a looped model) once, under its first name;
 * ``trainer.safetensors`` optimizer moments, the RNG state, slow-gradient filter state;
 * ``state.json``          the full run config, step, elapsed seconds, optimizer hyper-parameters,
                           metrics history, and a SHA-256 of each tensor file.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -31,6 +33,12 @@ from interp.errors import CheckpointError
 from interp.io import atomic_write_text
 
 FORMAT_VERSION = 1
+_CHECKPOINT_NAME = re.compile(r"step_[0-9]{7,}")
+_STATE_TYPES: dict[str, tuple[type, ...]] = {
+    "step": (int,), "config": (dict,), "sha256": (dict,), "d_vocab": (int,), "n_ctx": (int,),
+    "elapsed": (int, float), "metrics": (list,), "memorized_step": (int, type(None)), "grokked_step": (int, type(None)),
+}
+"""What ``state.json`` holds, by key, as the trainer writes it."""
 
 
 def _sha256(path: Path) -> str:
@@ -43,6 +51,22 @@ def _sha256(path: Path) -> str:
 
 def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+
+
+def _storage_key(t: torch.Tensor) -> tuple[Any, ...]:
+    return (t.device, t.data_ptr(), t.dtype, tuple(t.shape), t.stride())
+
+
+def unique_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``tensors`` without later names of the same tensor (one entry per shared parameter)."""
+    seen: set[tuple[Any, ...]] = set()
+    out = {}
+    for name, t in tensors.items():
+        key = _storage_key(t)
+        if key not in seen:
+            seen.add(key)
+            out[name] = t
+    return out
 
 
 def checkpoint_name(step: int) -> str:
@@ -63,7 +87,7 @@ def save_checkpoint(
     final = root / checkpoint_name(step)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
     try:
-        save_file(_contiguous(model_state), str(tmp / "model.safetensors"))
+        save_file(_contiguous(unique_tensors(model_state)), str(tmp / "model.safetensors"))
         save_file(_contiguous(trainer_tensors), str(tmp / "trainer.safetensors"))
         state = dict(state)
         state["format_version"] = FORMAT_VERSION
@@ -103,9 +127,10 @@ def latest_checkpoint(run_dir: str | Path) -> Path:
     if not run_dir.is_dir():
         raise CheckpointError(f"run directory {run_dir} does not exist")
     pointer = run_dir / "latest"
-    if pointer.is_file():
-        path = run_dir / "checkpoints" / pointer.read_text(encoding="utf-8").strip()
-        if (path / "state.json").is_file():
+    if pointer.is_file():  # a pointer that names no complete checkpoint of this run is passed over
+        name = pointer.read_bytes()[:64].decode("utf-8", "replace").strip()
+        path = run_dir / "checkpoints" / name
+        if _CHECKPOINT_NAME.fullmatch(name) and (path / "state.json").is_file():
             return path
     found = list_checkpoints(run_dir)
     if not found:
@@ -121,13 +146,21 @@ def read_state(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a checkpoint (no state.json)")
     try:
         state = json.loads(state_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise CheckpointError(f"{state_file}: corrupted state file ({err})") from None
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{state_file}: not a grokscope checkpoint of format {FORMAT_VERSION}")
-    for key in ("step", "config", "sha256"):
+    for key, types in _STATE_TYPES.items():
         if key not in state:
             raise CheckpointError(f"{state_file}: truncated state file (no {key!r})")
+        value = state[key]
+        if isinstance(value, bool) or not isinstance(value, types) or (key in ("step", "d_vocab", "n_ctx") and value < 0):
+            raise CheckpointError(f"{state_file}: corrupted state file ({key} = {value!r:.40})")
+    hashes = state["sha256"]
+    if not all(isinstance(hashes.get(n), str) for n in ("model.safetensors", "trainer.safetensors")):
+        raise CheckpointError(f"{state_file}: corrupted state file (sha256 needs model.safetensors and trainer.safetensors)")
+    if not all(isinstance(row, dict) for row in state["metrics"]):
+        raise CheckpointError(f"{state_file}: corrupted state file (metrics must be rows of numbers)")
     return state
 
 
@@ -136,8 +169,8 @@ def load_tensors(path: str | Path, name: str, state: dict[str, Any]) -> dict[str
     file = Path(path) / name
     if not file.is_file():
         raise CheckpointError(f"{file} is missing; the checkpoint is incomplete")
-    expected = state["sha256"].get(name)
-    if expected is not None and _sha256(file) != expected:
+    expected = state["sha256"][name]
+    if _sha256(file) != expected:
         raise CheckpointError(f"{file} is corrupted or truncated (SHA-256 does not match state.json)")
     try:
         return load_file(str(file))
@@ -146,8 +179,16 @@ def load_tensors(path: str | Path, name: str, state: dict[str, Any]) -> dict[str
 
 
 def load_model_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: str | Path) -> None:
-    """Copy ``tensors`` into ``model``; a missing, extra or misshapen tensor is a CheckpointError."""
+    """Copy ``tensors`` into ``model``; a missing, extra or misshapen tensor is a CheckpointError.
+
+    A tensor the model shares under several names (saved once) is filled in under the others.
+    """
     own = model.state_dict()
+    first: dict[tuple[Any, ...], str] = {}
+    for key, value in own.items():
+        name = first.setdefault(_storage_key(value), key)
+        if key not in tensors and name in tensors:
+            tensors = {**tensors, key: tensors[name]}
     missing = sorted(set(own) - set(tensors))
     extra = sorted(set(tensors) - set(own))
     if missing or extra:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from interp.configs import apply_overrides, check_range, from_dict, load_config_file, to_dict
+from interp.configs import apply_overrides, check_range, field_name, from_dict, load_config_file, to_dict
 from interp.data import ComparisonConfig, ComplexConfig, CompositionConfig, config_from_dict, data_config
 from interp.errors import ConfigError
 from interp.models.config import ModelConfig
@@ -128,6 +128,13 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.data is None and self.data_dir is None:
             raise ConfigError("the run config has no data section; name one (data: composition-small) or train with --data DIR")
+        if isinstance(self.data, CompositionConfig) and self.data.probe_hops > self.data.n_hops:
+            need = self.data.probe_hops + 3  # head, relations, answer, </a>
+            if self.model.n_ctx is None or self.model.n_ctx < need:
+                raise ConfigError(
+                    f"data.test_hops = {self.data.test_hops} needs test prompts of {need} tokens; "
+                    f"set model.n_ctx >= {need} (now {self.model.n_ctx}: only the training prompts' positions)"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         out = to_dict(self)
@@ -139,9 +146,9 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         if not isinstance(data, dict):
             raise ConfigError("a run config must be a mapping with keys name, data, model, train")
-        unknown = sorted(set(data) - {"name", "data", "model", "train", "data_dir"})
+        unknown = sorted(set(data) - {"name", "data", "model", "train", "data_dir"}, key=repr)
         if unknown:
-            raise ConfigError(f"unknown field {unknown[0]} in run config; known fields: data, data_dir, model, name, train")
+            raise ConfigError(f"unknown field {field_name('', unknown[0])} in run config; known fields: data, data_dir, model, name, train")
         data_cfg = data.get("data", {})
         data_dir = data.get("data_dir")
         if data_dir is not None and not isinstance(data_dir, str):
@@ -150,6 +157,8 @@ class RunConfig:
             data_obj = None
         elif isinstance(data_cfg, str):
             data_obj = data_config(data_cfg)
+        elif not isinstance(data_cfg, dict):
+            raise ConfigError(f"data must be a preset name or a mapping of data fields; got {data_cfg!r}")
         else:
             data_obj = config_from_dict(dict(data_cfg))
         return cls(
@@ -186,10 +195,10 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _preset(name: str, data: str, model: dict[str, Any], train: dict[str, Any]) -> RunConfig:
+def _preset(name: str, data: str | DataConfig, model: dict[str, Any], train: dict[str, Any]) -> RunConfig:
     return RunConfig(
         name=name,
-        data=data_config(data),
+        data=data_config(data) if isinstance(data, str) else data,
         model=from_dict(ModelConfig, model, prefix="model."),
         train=from_dict(TrainConfig, train, prefix="train."),
     )
@@ -254,6 +263,37 @@ def presets() -> dict[str, RunConfig]:
             "comparison-tiny-adamw", "comparison-tiny", _FAST_MODEL,
             {**_FAST_TRAIN, "max_steps": 6_000, "eval_every": 200},
         ),
+        # Complex reasoning (appendix F): OOD atomic facts untrained, 3% of ID-ID and ID-OOD
+        # comparisons trained, 150 hard OOD-OOD queries as the OOD test; grokked = test-ID and
+        # the hard queries both >= 0.99. complex-tiny: 200 entities, 10 attributes, 10 values.
+        "complex-tiny": _preset(
+            "complex-tiny",
+            ComplexConfig(n_entities=200, n_attributes=10, n_values=10, n_hard_per_label=50, probe_size=1000),
+            {**_FAST_MODEL, "n_layers": 3, "d_mlp": 256, "init_range": 0.04},
+            {**_FAST_TRAIN, "optimizer": "muon", "max_steps": 5_000, "eval_every": 250,
+             "grok_splits": ("test_id", "test_ood")},
+        ),
+        "complex-small": _preset(
+            "complex-small", "complex-small", {**_FAST_MODEL, "init_range": 0.04},
+            {**_FAST_TRAIN, "optimizer": "muon", "max_steps": 40_000, "eval_every": 500,
+             "grok_splits": ("test_id", "test_ood")},
+        ),
+        # Looped (recurrent-depth) composition-tiny: one block applied 4 times, the compute of
+        # composition-tiny's 4 layers with a quarter of its block parameters (interp.models.looped).
+        "composition-tiny-looped": _preset(
+            "composition-tiny-looped", "composition-tiny", {**_FAST_MODEL, "loops": 4},
+            {**_FAST_TRAIN, "weight_decay": 1.0, "max_steps": 3_000},
+        ),
+        # Depth extrapolation: trained on 2- and 3-hop chains, test-ID / test-OOD on 4-hop chains;
+        # positions for prompts of up to 7 hops (n_ctx 10), so more hops can be tried at inference.
+        "khop-depth-tiny": _preset(
+            "khop-depth-tiny", "khop-depth-tiny", {**_FAST_MODEL, "n_ctx": 10},
+            {**_FAST_TRAIN, "max_steps": 4_000, "eval_every": 200},
+        ),
+        "khop-depth-tiny-looped": _preset(
+            "khop-depth-tiny-looped", "khop-depth-tiny", {**_FAST_MODEL, "loops": 4, "n_ctx": 10},
+            {**_FAST_TRAIN, "max_steps": 4_000, "eval_every": 200},
+        ),
         # The paper's hyper-parameters (model and optimiser) on the small graph: the reference
         # the fast recipe is measured against.
         "composition-small-paper": _preset("composition-small-paper", "composition-small", {}, {}),
@@ -270,7 +310,10 @@ def load_run_config(name_or_path: str | Path, overrides: list[str] | tuple[str, 
     if key in table:
         cfg = table[key]
     elif Path(key).suffix.lower() in (".yaml", ".yml", ".json") or Path(key).is_file():
-        cfg = RunConfig.from_dict(load_config_file(key))
+        try:
+            cfg = RunConfig.from_dict(load_config_file(key))
+        except ConfigError as err:  # name the file to fix (load_config_file's own errors already do)
+            raise err if str(err).startswith(key) else ConfigError(f"{key}: {err}") from None
     else:
         raise ConfigError(f"unknown config {key!r}; give a YAML file or one of: {', '.join(sorted(table))}")
     return cfg.with_overrides(list(overrides))

@@ -3,7 +3,9 @@
 The paper trains next-token prediction on the target tokens (the answer entity, then
 ``</a>``); ``</a>`` is always predictable, so the fast recipes score the answer only and
 compute the unembedding at the answer position alone (the same loss, much cheaper).
-Accuracy is exact match of the greedy prediction at the answer position.
+Accuracy is exact match of the greedy prediction at the answer position; a task's query
+types (``test_ood/eq`` ...: :meth:`~interp.data.tasks.TaskSchema.query_types`) are scored
+like splits.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformers import GPT2LMHeadModel
 
-from interp.data import TokenBatch
+from interp.data.dataset import PROBE_SPLITS, KGDataset, TokenBatch
 
 EVAL_CHUNK = 4096
 
@@ -57,3 +59,14 @@ def accuracy(model: GPT2LMHeadModel, batch: TokenBatch, *, autocast: contextlib.
         correct += int((pred == part.answer).sum())
     model.train(was_training)
     return correct / len(batch)
+
+
+def query_type_batches(dataset: KGDataset, batches: dict[str, TokenBatch]) -> dict[str, TokenBatch]:
+    """``split/type`` -> the rows of ``batches[split]`` of each query type the task's schema names."""
+    out = {}
+    for split in PROBE_SPLITS:
+        types = dataset.schema.query_types(dataset.kg, split, dataset.examples(split))
+        for name, rows in types.items():
+            index = torch.tensor(rows, dtype=torch.long, device=batches[split].tokens.device)
+            out[f"{split}/{name}"] = batches[split][index]
+    return out

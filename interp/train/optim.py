@@ -79,15 +79,21 @@ def resolve_device(name: str) -> torch.device:
 
 
 def autocast_for(precision: str, device: torch.device) -> tuple[contextlib.AbstractContextManager | None, bool]:
-    """(autocast context or None, whether a GradScaler is needed) for ``train.precision`` on ``device``."""
+    """(autocast context or None, whether a GradScaler is needed) for ``train.precision`` on ``device``.
+
+    ``bf16`` autocasts on CUDA and on the CPU (matrix products in bfloat16, weights,
+    optimizer state and reductions in float32); ``fp16`` needs CUDA and a loss scale;
+    ``auto`` is bf16 on a CUDA device that supports it, else fp32.
+    """
     if precision == "auto":
         precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     if precision == "fp32":
         return None, False
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16), False
     if device.type != "cuda":
-        raise ConfigError(f"train.precision = {precision} needs a CUDA device; use fp32 or auto on the CPU")
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype), precision == "fp16"
+        raise ConfigError(f"train.precision = {precision} needs a CUDA device; use fp32, bf16 or auto on the CPU")
+    return torch.autocast(device_type="cuda", dtype=torch.float16), True
 
 
 def trainer_tensors(

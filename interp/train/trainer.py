@@ -37,6 +37,7 @@ from transformers import GPT2LMHeadModel
 from interp.data import SPLITS, KGDataset, TokenBatch, generate, load_dataset
 from interp.errors import CheckpointError, ConfigError
 from interp.io import atomic_write_json, atomic_write_text
+from interp.lock import holding_run_lock
 from interp.models import build_model
 from interp.runs import run_dataset, stored_config
 from interp.train.checkpoint import (
@@ -51,7 +52,7 @@ from interp.train.checkpoint import (
 from interp.train.config import RunConfig
 from interp.train.grokfast import GradientFilter
 from interp.train.monitor import open_progress, open_tensorboard, show
-from interp.train.objective import accuracy, batch_loss
+from interp.train.objective import accuracy, batch_loss, query_type_batches
 from interp.train.optim import (
     autocast_for,
     build_optimizers,
@@ -170,7 +171,7 @@ class Trainer:
                 out[key] = self.train_batch[idx]
             else:
                 out[key] = self.dataset.batch(key, self.device)
-        return out
+        return {**out, **query_type_batches(self.dataset, out)}
 
     def lr_at(self, step: int) -> float:
         """Learning rate of 0-based ``step``: linear warm-up, then constant or cosine decay."""
@@ -265,6 +266,7 @@ class Trainer:
         }
 
     # -- the loop --------------------------------------------------------------------------
+    @holding_run_lock(lambda self, **_: self.run_dir)
     def run(self, *, max_steps: int | None = None) -> TrainResult:
         """Train until ``max_steps`` (default: the config's), or until grokking if configured."""
         tc = self.config.train
@@ -342,6 +344,7 @@ class Trainer:
 # ----------------------------------------------------------------------------------------
 # entry points
 # ----------------------------------------------------------------------------------------
+@holding_run_lock(lambda config, run_dir, **_: run_dir)  # checks and writes under one lock: one writer per folder
 def train(
     config: RunConfig,
     run_dir: str | Path,
@@ -359,6 +362,7 @@ def train(
     return Trainer(config, run_dir, dataset=dataset, model=model).run(max_steps=max_steps)
 
 
+@holding_run_lock(lambda run_dir, **_: run_dir, create=False)
 def resume(run_dir: str | Path, *, max_steps: int | None = None, overrides: dict[str, Any] | None = None) -> TrainResult:
     """Continue the run in ``run_dir`` from its last complete checkpoint.
 
@@ -377,6 +381,7 @@ def resume(run_dir: str | Path, *, max_steps: int | None = None, overrides: dict
     return trainer.run(max_steps=max_steps)
 
 
+@holding_run_lock(lambda config, run_dir: run_dir)
 def train_or_resume(config: RunConfig, run_dir: str | Path) -> TrainResult:
     """Train ``config`` into ``run_dir``; if it already holds a run of the same config, resume that.
 
@@ -389,6 +394,6 @@ def train_or_resume(config: RunConfig, run_dir: str | Path) -> TrainResult:
     stored = stored_config(run_dir)
     if stored != config:
         raise ConfigError(
-            f"{run_dir} holds a run of another config ({stored.name}); pick another run directory or resume it as it is"
+            f"{run_dir} holds a run of another config ({getattr(stored, 'name', 'no config.json')}); pick another run directory or resume it as it is"
         )
     return resume(run_dir)

@@ -24,13 +24,32 @@ def test_report_is_one_offline_file(tiny_report):
     assert not re.search(r"""<(script|link|img|iframe)[^>]+(src|href)\s*=""", html, re.I)
     assert "default-src 'none'" in html  # the page itself forbids fetches
     # every section is there, each with its figures
-    for heading in ("Grokking", "Logit lens", "Causal tracing", "Where the intermediate lives", "Circuit",
+    for heading in ("Grokking", "Explorer", "Logit lens", "Causal tracing", "Where the intermediate lives", "Circuit",
                     "Attention patterns of the circuit", "Circuit formation"):
         assert f"<h2>{heading}" in html
     assert html.count('class="gs-heatmap"') == 3 + 3  # lens targets + swapped tokens
     assert html.count('class="gs-graph"') == 1
     assert html.count("CircuitsVis.render(") >= 1
     assert "gs-error" not in html.split("</style>", 1)[1]
+
+
+def test_report_holds_the_explorer_with_the_model_and_every_checkpoint(tiny_report, tiny_run_dir):
+    from interp.runs import list_checkpoints, load_checkpoint
+
+    html = tiny_report.read_text(encoding="utf-8")
+    assert html.index("<h2>Explorer") < html.index("<h2>Logit lens")  # right after the curves
+    data = json.loads(html.split('id="gsx-data">', 1)[1].split("</script>", 1)[0])
+    run = load_checkpoint(tiny_run_dir, device="cpu")
+    assert data["step"] == run.step and data["positions"] == ["h", "r1", "r2"]
+    assert data["weights"]["config"]["n_layers"] == 2 and data["weights"]["config"]["d_model"] == 32
+    steps = [int(p.name.split("_")[1]) for p in list_checkpoints(tiny_run_dir)]
+    timeline = data["timeline"]
+    assert [c["step"] for c in timeline["checkpoints"]] == steps  # four checkpoints: all on the slider
+    circuit = CircuitGraph.load(tiny_report.with_suffix(".circuit.json"))
+    assert len(circuit) in timeline["sizes"] and data["circuit_size"] == len(circuit)
+    for ck in timeline["checkpoints"]:
+        assert len(ck["circuits"]) == len(ck["faithfulness"]) == len(timeline["sizes"])
+        assert set(ck["lens"]) == {"bridge", "r2", "answer"} and set(ck["tracing"]) == {"h", "r1", "r2"}
 
 
 def test_tokens_are_escaped_everywhere(tiny_report):
@@ -87,6 +106,7 @@ def test_circuit_svg_draws_every_edge_and_mover(tiny_report):
 def test_write_report_cli_contract(tiny_run_dir, tmp_path):
     from circuits.report import write_report
 
-    out = write_report(tiny_run_dir, tmp_path / "sub" / "r.html", n=12, formation=False)
+    out = write_report(tiny_run_dir, tmp_path / "sub" / "r.html", n=12, formation=False, explorer=False)
     assert isinstance(out, Path) and out == tmp_path / "sub" / "r.html" and out.is_file()
-    assert "<h2>Circuit formation" not in out.read_text(encoding="utf-8")
+    html = out.read_text(encoding="utf-8")
+    assert "<h2>Circuit formation" not in html and "<h2>Explorer" not in html and "gsx-data" not in html

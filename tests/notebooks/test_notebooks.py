@@ -27,6 +27,8 @@ NOTEBOOKS = {
     "lens": "02_bridge_entity_logit_lens.ipynb",
     "tracing": "03_causal_tracing_composition_circuit.ipynb",
     "comparison": "04_comparison_parallel_circuit.ipynb",
+    "looped": "06_looped_ood.ipynb",
+    "features": "05_features.ipynb",
 }
 # which of the package's HTML renderers each notebook shows inline (a class or call in the output)
 RENDERED = {
@@ -34,6 +36,8 @@ RENDERED = {
     "lens": ('class="gs-heatmap"',),
     "tracing": ('class="gs-heatmap"', 'class="gs-chart"', 'class="gs-graph"', "CircuitsVis.render("),
     "comparison": ('class="gs-chart"', 'class="gs-graph"', "CircuitsVis.render("),
+    "looped": ('class="gs-chart"', 'class="gs-heatmap"'),
+    "features": ('class="gs-fd-card"', 'class="gs-fd-hist"', "<svg"),
 }
 CELL_TIMEOUT_S = 600
 
@@ -206,3 +210,38 @@ def test_comparison_parallel_circuit_findings(executed):
     assert f["circuit completeness (mean)"] >= 0.9 and f["circuit completeness (resample)"] >= 0.9, f
     assert f["circuit writes at e1 in the retrieval layer"] == 1, f
     assert f["circuit writes at e2 in the retrieval layer"] == 1, f
+
+
+def test_looped_ood_findings(executed):
+    f = findings(executed("looped"))
+    # every iteration of the looped view is its own applied block; the last lens is the model's output
+    assert f["applied blocks at T=3"] == 3 * f["stack size"], f
+    assert f["lens vs logits gap"] <= 1e-4, f
+    # the open question: ID composition, no OOD composition
+    assert f["test_id accuracy T=1"] >= 0.99 and f["test_ood accuracy T=1"] < 0.5, f
+    # loops added at inference to a model trained once do not create OOD composition
+    assert f["test_ood accuracy T=2"] < 0.5 and f["test_ood accuracy T=3"] < 0.5, f
+    # the first iteration reads the bridge at r1 and writes the answer at r2, as the plain model does
+    assert f["bridge top-1 at r1, best state of iteration 1"] >= 0.5, f
+    assert f["answer top-1 at r2, end of iteration 1"] >= 0.9, f
+
+
+def test_features_findings(executed):
+    f = findings(executed("features"))
+    # the dictionary sits where the bridge is used (whole-state interchange), and replaces that state well
+    assert 1 <= f["dictionary state (blocks applied)"] <= f["layers"] - 1
+    assert f["whole-state interchange at the dictionary state"] >= 0.8, f
+    assert f["dictionary accuracy recovered"] >= 0.9 and f["dictionary FVU"] <= 0.2, f
+    # bridge features: many entities get a precise feature, and about half of those write their own entity
+    # (measured 33 features for 28 of 99 entities, 0.46 writing their own; chance of the latter ~1/120)
+    assert f["bridge features (precision >= 0.8)"] >= 10 and f["distinct bridge entities with a feature"] >= 10, f
+    assert f["share of bridge features promoting their own bridge"] >= 0.2, f
+    # each entity has a feature that separates it (measured AUROC 0.98); k-sparse probes need ~one feature per
+    # entity on the dictionary, a few raw dimensions (measured 0.14 / 0.50 at k=16 / 64; raw 0.86 at 16)
+    assert f["best single feature per bridge entity, mean AUROC"] >= 0.9, f
+    assert f["bridge probe held-out accuracy, raw, k=16"] >= 0.5, f
+    assert f["bridge probe held-out accuracy, dictionary, k=64"] >= 5 * f["bridge probe chance"], f
+    # the attribution graph adds up; steering by interchange works, and no edit never gives the new answer
+    assert f["attribution graph largest residual"] <= 1e-3, f
+    assert f["steering success, interchange"] >= 0.8 and f["steering success, no edit"] <= 0.05, f
+    assert f["steering success, feature"] >= f["steering success, no edit"], f

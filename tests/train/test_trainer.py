@@ -341,7 +341,7 @@ def test_grokfast_ema_and_window_filters():
         ("composition-tiny", ["train.nope=1"], "train.nope"),
         ("composition-tiny", ["lr=1"], "must start with data., model. or train."),
         ("composition-tiny", ["train.answer_only_unembed=true", "train.loss_on_eos=true"], "train.answer_only_unembed"),
-        ("composition-tiny", ["train.precision=bf16", "train.device=cpu"], None),
+        ("composition-tiny", ["train.precision=fp16", "train.device=cpu"], "train.precision"),
         ("composition-tiny", ["train.optimizer=sgd"], "train.optimizer"),
         ("composition-tiny", ["train.muon_ns_steps=0"], "train.muon_ns_steps"),
         ("composition-tiny", ["train.muon_momentum=1"], "train.muon_momentum"),

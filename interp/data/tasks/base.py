@@ -141,6 +141,10 @@ class TaskSchema(ABC):
     def provenance(self, kg: KnowledgeGraph, example: Example) -> dict[str, Any] | None:
         """The provenance of an inferred fact by the graph; None where the graph lacks a fact it needs."""
 
+    def query_types(self, kg: KnowledgeGraph, split: str, examples: Sequence[Example]) -> dict[str, list[int]]:
+        """Named query types within a split, scored on their own (metrics key ``split/type``); none by default."""
+        return {}
+
     # -- lens targets -----------------------------------------------------------------
     def target_token(self, example: Example, which: str) -> str:
         """The token of ``example`` that the lens target ``which`` names."""

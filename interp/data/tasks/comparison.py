@@ -42,7 +42,11 @@ class ComparisonSchema(TaskSchema):
         return sum(t.startswith("<e_") for t in example.input_tokens) == 1
 
     def rebuild_graph(self, vocab: Vocab, atomic: Sequence[tuple[Example, str]]) -> dict[str, Any]:
-        """Values from the atomic records; an entity is OOD for an attribute if it is an ``ood_atomic`` probe."""
+        """Values from the atomic records; an entity is OOD for an attribute if it is an ``ood_atomic`` probe.
+
+        A record without one entity, one attribute and a ``<value>`` answer, or two records giving
+        one (entity, attribute) two values, is a :class:`TaskSchemaError`.
+        """
         entities = [t for t in vocab.tokens if re.fullmatch(r"<e_\d+>", t)]
         attributes = [t for t in vocab.tokens if re.fullmatch(r"<attr_\d+>", t)]
         e_index = {e: i for i, e in enumerate(entities)}
@@ -50,9 +54,16 @@ class ComparisonSchema(TaskSchema):
         values: list[list[int | None]] = [[None] * len(attributes) for _ in entities]
         ood: dict[str, list[str]] = {a: [] for a in attributes}
         for ex, kind in atomic:
-            (e,) = [tok for tok in ex.input_tokens if tok in e_index]
-            (a,) = [tok for tok in ex.input_tokens if tok in a_index]
-            values[e_index[e]][a_index[a]] = int(ex.answer.strip("<>"))
+            es = [tok for tok in ex.input_tokens if tok in e_index]
+            attrs = [tok for tok in ex.input_tokens if tok in a_index]
+            value = ex.answer[1:-1]
+            if len(es) != 1 or len(attrs) != 1 or not value.isdecimal() or not value.isascii():
+                raise TaskSchemaError(f"{ex.target_text} is no atomic fact (one entity, one attribute, a <value>)")
+            (e,), (a,) = es, attrs
+            old = values[e_index[e]][a_index[a]]
+            if old is not None and old != int(value):
+                raise TaskSchemaError(f"two atomic facts disagree: {e}{a} -> <{old}> and -> {ex.answer}")
+            values[e_index[e]][a_index[a]] = int(value)
             if kind == "ood_atomic" and e not in ood[a]:
                 ood[a].append(e)
         ood = {a: sorted(es, key=e_index.__getitem__) for a, es in ood.items()}

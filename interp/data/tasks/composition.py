@@ -21,8 +21,8 @@ from interp.data.vocab import Vocab
 
 def n_hops_of(config: Any, splits: Mapping[str, Sequence[Example]]) -> int:
     """Hops of a composition dataset: its config's ``n_hops``, else the relations of its prompts (2 if none)."""
-    if config is not None:
-        return int(config.n_hops)
+    if config is not None:  # the depth of the test prompts (deeper than training for depth extrapolation)
+        return int(getattr(config, "probe_hops", config.n_hops))
     for name in ("train_inferred", "test_id", "test_ood", "train"):
         for ex in splits.get(name, ()):
             n_rel = sum(t.startswith("<r_") for t in ex.input_tokens)
@@ -60,11 +60,19 @@ class CompositionSchema(TaskSchema):
         return sum(t.startswith("<r_") for t in example.input_tokens) == 1
 
     def rebuild_graph(self, vocab: Vocab, atomic: Sequence[tuple[Example, str]]) -> dict[str, Any]:
-        """Facts from the atomic records; a fact is OOD if it appears as an ``ood_atomic`` probe."""
+        """Facts from the atomic records; a fact is OOD if it appears as an ``ood_atomic`` probe.
+
+        A record that is not ``<h><r>`` -> ``t``, or two records giving ``(h, r)`` two tails,
+        is a :class:`TaskSchemaError`.
+        """
         facts: dict[tuple[str, str], list] = {}
         for ex, kind in atomic:
+            if len(ex.input_tokens) != 2:
+                raise TaskSchemaError(f"{ex.input_text} is no atomic fact <h><r> of a {self.label} dataset")
             h, r = ex.input_tokens
             fact = facts.setdefault((h, r), [h, r, ex.answer, False])
+            if fact[2] != ex.answer:
+                raise TaskSchemaError(f"two atomic facts disagree: {h}{r} -> {fact[2]} and -> {ex.answer}")
             fact[3] = fact[3] or kind == "ood_atomic"
         return {"atomic": list(facts.values())}
 

@@ -1,0 +1,141 @@
+"""What the explorer's checkpoint slider shows: per checkpoint, computed once in Python.
+
+A bounded number of evenly spaced checkpoints (first and last always) are each loaded and
+analysed on the same prompts: the logit-lens MRR of the task's report targets and the
+causal-tracing top-1 change rate per swapped token (state x position), and the EAP-IG
+score of every edge on the task's clean against corrupt prompts. For each of a few circuit
+sizes ``k`` the circuit at that checkpoint is the strongest ``k`` edges that lie on a path
+from the embeddings to the logits (as :func:`circuits.discover.find_circuit` builds it),
+with its faithfulness under mean ablation (:class:`circuits.ablation.Faithfulness`). The
+page then shows, at each checkpoint, which edges are in the circuit: the generalising
+circuit forming.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from interp.data import KGDataset, task_schema
+from interp.errors import CheckpointError, GrokscopeError
+from interp.lens import dataset_lens
+from interp.models import to_bridge
+from interp.runs import list_checkpoints, load_checkpoint
+from interp.tracing import trace_counterfactual
+
+from circuits.ablation import Faithfulness
+from circuits.edges import EdgeScores, edge_attribution
+from circuits.pruning import connected
+from circuits.space import CircuitError
+from circuits.tasks import Task, dataset_task
+
+
+def pick_checkpoints(paths: Sequence[Path], limit: int) -> list[Path]:
+    """At most ``limit`` (>= 2) evenly spaced paths, always the first and the last."""
+    if limit < 2:
+        raise CircuitError(f"max_checkpoints={limit}; the slider needs at least 2")
+    if len(paths) <= limit:
+        return list(paths)
+    keep = sorted({round(i * (len(paths) - 1) / (limit - 1)) for i in range(limit)})
+    return [paths[i] for i in keep]
+
+
+def circuit_sizes(n_edges: int, circuit_size: int | None, n_sizes: int = 8) -> list[int]:
+    """Circuit sizes for the edge-count slider: geometric from 1 to a few times the found circuit's size."""
+    top = n_edges if circuit_size is None else min(n_edges, max(4 * circuit_size, 40))
+    sizes = {int(k) for k in np.unique(np.round(np.geomspace(1, max(top, 1), n_sizes)).astype(int))}
+    if circuit_size is not None and 0 < circuit_size <= n_edges:
+        sizes.add(int(circuit_size))
+    return sorted(sizes)
+
+
+def top_circuit(scores: EdgeScores, k: int) -> torch.Tensor:
+    """The mask of the strongest ``k`` edges that lie on a path from an embedding to the logits."""
+    space = scores.space
+    order = scores.scores.abs().masked_fill(~space.allowed, -1.0).flatten().argsort(descending=True)
+    keep = torch.zeros(space.allowed.numel(), dtype=torch.bool)
+    keep[order[:k]] = True
+    return connected(space, keep.view_as(space.allowed))
+
+
+@dataclass
+class Snapshot:
+    """One checkpoint's view: heatmaps, edge scores, and per circuit size its mask and faithfulness."""
+
+    step: int
+    lens: dict[str, list[list[float]]]
+    tracing: dict[str, list[list[float]]]
+    scores: EdgeScores | None
+    masks: list[torch.Tensor] = field(default_factory=list)
+    faithfulness: list[float | None] = field(default_factory=list)
+    accuracy: dict[str, float] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def _rounded(t: torch.Tensor) -> list[list[float]]:
+    return [[round(float(v), 4) for v in row] for row in t.detach().cpu().double()]
+
+
+def snapshot(model: Any, dataset: KGDataset, task: Task, sizes: Sequence[int], *, step: int, n: int,
+             ig_steps: int = 5, seed: int = 0) -> Snapshot:
+    """Everything the slider shows of one model (a Hugging Face GPT-2 or a bridge)."""
+    bridge = to_bridge(model) if not hasattr(model, "blocks") else model
+    snap = Snapshot(step, {}, {}, None)
+    try:
+        snap.lens = {k: _rounded(r.mrr) for k, r in
+                     dataset_lens(bridge, dataset, task_schema(dataset).report_targets, n=n).items()}
+    except GrokscopeError as err:
+        snap.errors.append(f"lens: {err}")
+    try:
+        snap.tracing = {k: _rounded(t) for k, t in trace_counterfactual(bridge, dataset, n=n, seed=seed).items()}
+    except GrokscopeError as err:
+        snap.errors.append(f"tracing: {err}")
+    snap.scores = edge_attribution(bridge, task.clean, task.corrupt, task.metric(), method="eap-ig",
+                                   ig_steps=ig_steps, answer_pos=task.answer_pos, positions=task.positions)
+    snap.masks = [top_circuit(snap.scores, k) for k in sizes]
+    try:
+        faith = Faithfulness(bridge, task, "mean", seed=seed)
+        faith.span()
+        snap.faithfulness = [round(faith(m), 4) for m in snap.masks]
+    except CircuitError as err:  # an untrained model: the model and the empty circuit agree
+        snap.faithfulness = [None] * len(sizes)
+        snap.errors.append(f"faithfulness: {err}")
+    return snap
+
+
+def checkpoint_snapshots(
+    run_dir: str | Path,
+    sizes: Sequence[int],
+    *,
+    n: int = 100,
+    max_checkpoints: int = 8,
+    metrics: Mapping[int, Mapping[str, Any]] | None = None,
+    device: torch.device | str | None = "cpu",
+    seed: int = 0,
+    on_checkpoint: Callable[[int], None] | None = None,
+) -> list[Snapshot]:
+    """:func:`snapshot` of up to ``max_checkpoints`` evenly spaced checkpoints of a run, all on the same prompts."""
+    paths = list_checkpoints(Path(run_dir))
+    if not paths:
+        raise CheckpointError(f"{run_dir} holds no checkpoints (expected {run_dir}/checkpoints/step_*/state.json)")
+    out: list[Snapshot] = []
+    dataset: KGDataset | None = None
+    task: Task | None = None
+    for path in pick_checkpoints(paths, max_checkpoints):
+        run = load_checkpoint(path, device=device, dataset=dataset)
+        dataset = run.dataset
+        if task is None:
+            task = dataset_task(dataset, n=max(1, n // 3), seed=seed, device=device)
+        snap = snapshot(run.model, dataset, task, sizes, step=run.step, n=n, seed=seed)
+        logged = (metrics or {}).get(run.step, {})
+        snap.accuracy = {k: float(v) for k, v in logged.items()
+                         if k not in ("step", "seconds", "loss") and isinstance(v, (int, float))}
+        out.append(snap)
+        if on_checkpoint is not None:
+            on_checkpoint(run.step)
+    return out

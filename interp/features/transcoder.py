@@ -1,0 +1,343 @@
+"""Transcoders: a sparse, wider stand-in for one MLP, read from its input and written to its output.
+
+A (per-layer) transcoder reads the MLP's input ``x`` (the ``ln2``-normalised residual,
+``blocks.{L}.ln2.hook_normalized``) and predicts the MLP's output ``y``
+(``blocks.{L}.hook_mlp_out``) as a sparse sum of decoder rows::
+
+    pre = x @ W_enc + b_enc                 # (..., d_sae); no input centring (SAELens's Transcoder)
+    f   = sparsify(pre)                     # TopK, BatchTopK or JumpReLU, as the dictionaries
+    ŷ   = f @ W_dec + b_dec                 # (..., d_out)
+
+Because the features' effects on the residual stream are their decoder rows, a model whose
+MLPs are replaced by transcoders (plus an error term) is linear in the feature activations
+once attention patterns and LayerNorm scales are frozen: the basis of attribution graphs
+(:mod:`interp.features.attribution_graph`). Names follow SAELens's ``Transcoder``
+(``hook_name`` / ``hook_name_out``, ``d_in`` / ``d_out``); a set of transcoders, one per
+layer, is saved as circuit-tracer's ``transcoder_set`` (``feature_input_hook`` /
+``feature_output_hook``), one SAELens folder per layer::
+
+    from interp.features import TranscoderConfig, train_transcoders_on_run, evaluate_transcoder
+    from interp.features import save_transcoders, load_transcoders
+
+    results, run = train_transcoders_on_run(RUN_DIR, TranscoderConfig.for_layer(0, k=16, steps=500))
+    tcs = {layer: r.dictionary for layer, r in results.items()}     # every layer by default
+    metrics = evaluate_transcoder(tcs[1], run.model, run.dataset)   # fvu (of the MLP out), l0, ...
+    save_transcoders(tcs, OUT)            # OUT/transcoders.json + OUT/layer_{L}/{cfg.json, sae_weights.safetensors}
+    tcs = load_transcoders(OUT, run.model)  # one-line error for another model, layer or hook
+
+Training and scoring live in :mod:`interp.features.transcoder_train`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from interp.errors import ConfigError
+from interp.features.config import DictionaryConfig, DictionaryFormatError, DictionaryMismatchError, FeatureError
+from interp.features.dictionary import SparseDictionary
+from interp.features.io import model_fingerprint, site_width
+from interp.intervene import as_bridge
+from interp.io import atomic_write_json
+from interp.models.protocol import HookedModel
+
+INPUT_HOOK = "ln2.hook_normalized"
+"""Default feature input hook inside a block (the MLP's input; ``ln2.hook_out`` and ``mlp.hook_in`` are accepted too)."""
+OUTPUT_HOOK = "hook_mlp_out"
+INPUT_HOOKS = (INPUT_HOOK, "ln2.hook_out", "mlp.hook_in")
+FORMAT = "grokscope-transcoder"
+SET_FORMAT = "grokscope-transcoder-set"
+FORMAT_VERSION = 1
+CFG_FILE = "cfg.json"
+WEIGHTS_FILE = "sae_weights.safetensors"
+SET_FILE = "transcoders.json"
+_BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
+
+
+def _split_hook(hook: str) -> tuple[int, str] | None:
+    match = _BLOCK.match(hook)
+    return None if match is None else (int(match.group(1)), match.group(2))
+
+
+# ------------------------------------------------------------------------------ config
+@dataclass(frozen=True)
+class TranscoderConfig(DictionaryConfig):
+    """A :class:`DictionaryConfig` whose output is another hook: ``hook_name`` in, ``hook_name_out`` out.
+
+    ``d_out`` is read from the activations when None. Build one per layer with
+    :meth:`for_layer`; :func:`~interp.features.transcoder_train.train_transcoders_on_run`
+    copies a config to every layer with :meth:`at_layer`. With ``normalize_activations`` on,
+    inputs and outputs are each scaled to mean norm ``sqrt(width)`` for training and the
+    scales are folded into the weights afterwards (decoder rows then all have norm
+    ``scale_in / scale_out``).
+    """
+
+    hook_name_out: str = ""
+    d_out: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.hook_name_out, str) or not self.hook_name_out:
+            raise ConfigError("hook_name_out must be a hook name such as blocks.1.hook_mlp_out (the MLP's output)")
+        if self.d_out is not None and (isinstance(self.d_out, bool) or self.d_out < 1):
+            raise ConfigError(f"d_out = {self.d_out!r} must be an integer >= 1")
+
+    @classmethod
+    def for_layer(cls, layer: int, **fields: Any) -> TranscoderConfig:
+        """A transcoder of block ``layer``'s MLP: ``blocks.{layer}.ln2.hook_normalized`` -> ``blocks.{layer}.hook_mlp_out``."""
+        if isinstance(layer, bool) or not isinstance(layer, int) or layer < 0:
+            raise ConfigError(f"layer = {layer!r} must be a block index >= 0")
+        return cls(hook_name=f"blocks.{layer}.{INPUT_HOOK}", hook_name_out=f"blocks.{layer}.{OUTPUT_HOOK}", **fields)
+
+    def at_layer(self, layer: int) -> TranscoderConfig:
+        """This config moved to block ``layer`` (same hooks inside the block, widths unset)."""
+        inner_in = (_split_hook(self.hook_name) or (0, INPUT_HOOK))[1]
+        inner_out = (_split_hook(self.hook_name_out) or (0, OUTPUT_HOOK))[1]
+        return dataclasses.replace(self, hook_name=f"blocks.{layer}.{inner_in}", hook_name_out=f"blocks.{layer}.{inner_out}",
+                                   d_in=None, d_out=None, d_sae=None if self.d_in is not None else self.d_sae)
+
+    @property
+    def layer(self) -> int | None:
+        """The block of ``hook_name_out`` (None for a hook outside the blocks)."""
+        split = _split_hook(self.hook_name_out)
+        return None if split is None else split[0]
+
+    def resolved_io(self, d_in: int, d_out: int) -> TranscoderConfig:
+        """This config with ``d_in``, ``d_sae`` and ``d_out`` set for these widths."""
+        if self.d_out is not None and self.d_out != d_out:
+            raise DictionaryMismatchError(
+                f"the config says d_out = {self.d_out} but the activations at {self.hook_name_out} have width {d_out}"
+            )
+        return dataclasses.replace(self.resolved(d_in), d_out=d_out)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TranscoderConfig:
+        return super().from_dict(data)  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------- module
+class Transcoder(SparseDictionary):
+    """A transcoder with SAELens's parameter names: ``W_enc`` ``d_in d_sae``, ``W_dec`` ``d_sae d_out``,
+    ``b_enc`` ``d_sae``, ``b_dec`` ``d_out``, ``threshold`` ``d_sae`` (BatchTopK / JumpReLU at inference)."""
+
+    cfg: TranscoderConfig
+
+    def __init__(self, cfg: TranscoderConfig, *, meta: dict[str, Any] | None = None) -> None:
+        if not isinstance(cfg, TranscoderConfig) or cfg.d_out is None:
+            raise FeatureError("a transcoder needs a TranscoderConfig with d_out; build it with cfg.resolved_io(d_in, d_out)")
+        super().__init__(cfg, meta=meta)
+        assert cfg.d_sae is not None
+        self.W_dec = nn.Parameter(torch.zeros(cfg.d_sae, cfg.d_out))
+        self.b_dec = nn.Parameter(torch.zeros(cfg.d_out))
+
+    @torch.no_grad()
+    def initialize(self, *, b_dec: Float[Tensor, "d_out"] | None = None, seed: int = 0) -> Transcoder:
+        """Random unit decoder rows; the encoder their transpose when ``d_in == d_out`` (else random unit columns)."""
+        gen = torch.Generator().manual_seed(seed)
+        w = torch.randn(self.d_sae, self.d_out, generator=gen, dtype=self.W_dec.dtype)
+        self.W_dec.copy_(w / w.norm(dim=-1, keepdim=True))
+        if self.d_in == self.d_out:
+            self.W_enc.copy_(self.W_dec.T)
+        else:
+            e = torch.randn(self.d_in, self.d_sae, generator=gen, dtype=self.W_enc.dtype)
+            self.W_enc.copy_(e / e.norm(dim=0, keepdim=True))
+        self.b_enc.zero_()
+        self.b_dec.copy_(torch.zeros(self.d_out) if b_dec is None else b_dec)
+        return self
+
+    @property
+    def d_out(self) -> int:
+        return self.W_dec.shape[1]
+
+    @property
+    def hook_name_out(self) -> str:
+        return self.cfg.hook_name_out
+
+    @property
+    def layer(self) -> int | None:
+        return self.cfg.layer
+
+    def pre_acts(self, x: Float[Tensor, "*row d_in"]) -> Float[Tensor, "*row d_sae"]:
+        """The encoder's affine map (no input centring)."""
+        return x @ self.W_enc + self.b_enc
+
+    def decode(self, feature_acts: Float[Tensor, "*row d_sae"]) -> Float[Tensor, "*row d_out"]:
+        return feature_acts @ self.W_dec + self.b_dec
+
+    def forward(self, x: Float[Tensor, "*row d_in"]) -> Float[Tensor, "*row d_out"]:
+        """The predicted MLP output ``decode(encode(x))``."""
+        return self.decode(self.encode(x))
+
+    @torch.no_grad()
+    def fold_io_scaling(self, scale_in: float, scale_out: float) -> None:
+        """Make a transcoder trained on ``scale_in * x -> scale_out * y`` read ``x`` and predict ``y``."""
+        self.b_enc.div_(scale_in)
+        self.threshold.div_(scale_in)
+        self.W_dec.mul_(scale_in / scale_out)
+        self.b_dec.div_(scale_out)
+
+    def extra_repr(self) -> str:
+        return (f"{self.architecture}, {self.hook_name!r} -> {self.hook_name_out!r}, d_in={self.d_in}, "
+                f"d_sae={self.d_sae}, d_out={self.d_out}, k={self.cfg.k}")
+
+
+# -------------------------------------------------------------------------- checking
+def check_transcoder(tc: Transcoder, model: HookedModel, *, check_weights: bool = True) -> None:
+    """Refuse, in one line, a transcoder whose hooks, widths or model do not fit ``model``."""
+    bridge = as_bridge(model)
+    split_in, split_out = _split_hook(tc.hook_name), _split_hook(tc.hook_name_out)
+    if split_out is None or split_out[1] != OUTPUT_HOOK or split_in is None or split_in[0] != split_out[0] \
+            or split_in[1] not in INPUT_HOOKS:
+        raise DictionaryMismatchError(
+            f"a transcoder must read blocks.L.{{{', '.join(INPUT_HOOKS)}}} and write blocks.L.{OUTPUT_HOOK} of one block; "
+            f"this one maps {tc.hook_name} -> {tc.hook_name_out}"
+        )
+    for hook, width in ((tc.hook_name, tc.d_in), (tc.hook_name_out, tc.d_out)):
+        here = site_width(bridge, hook)
+        if here != width:
+            raise DictionaryMismatchError(
+                f"the transcoder expects {width}-wide activations at {hook} but this model's are {here} wide; "
+                "it was trained on another model"
+            )
+    stored = tc.meta.get("model_fingerprint")
+    if check_weights and stored is not None:
+        here_fp = model_fingerprint(bridge)
+        if here_fp != stored:
+            raise DictionaryMismatchError(
+                f"the transcoder of layer {tc.layer} was trained on model {stored}, not on this one ({here_fp}); "
+                "load it for its own model, or pass check_weights=False"
+            )
+
+
+# ---------------------------------------------------------------------------- saving
+def _write_safetensors(path: Path, tensors: dict[str, Tensor], fmt: str) -> None:
+    """Write ``tensors`` to ``path`` atomically (temporary file, fsync, rename)."""
+    from safetensors.torch import save_file
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"format": fmt})
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_transcoder(tc: Transcoder, path: str | Path) -> Path:
+    """Write ``tc`` into the folder ``path``: ``cfg.json`` (SAELens fields, ``metadata``) and the weights."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise DictionaryFormatError(f"{folder} is a file; give a folder to save the transcoder in")
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_safetensors(folder / WEIGHTS_FILE, {k: v.to("cpu") for k, v in tc.tensors().items()}, FORMAT)
+    cfg = {"format": FORMAT, "format_version": FORMAT_VERSION, **tc.cfg.to_dict(),
+           "dtype": str(tc.W_enc.dtype).removeprefix("torch."), "metadata": dict(tc.meta)}
+    atomic_write_json(folder / CFG_FILE, cfg, indent=2)
+    return folder
+
+
+def save_transcoders(transcoders: dict[int, Transcoder], path: str | Path) -> Path:
+    """Write one transcoder per layer: ``path/layer_{L}/`` each, and ``path/transcoders.json`` naming them."""
+    folder = Path(path)
+    if not transcoders:
+        raise FeatureError("no transcoders to save; give a mapping layer -> Transcoder")
+    for layer, tc in sorted(transcoders.items()):
+        save_transcoder(tc, folder / f"layer_{layer}")
+    first = next(iter(transcoders.values()))
+    index = {
+        "format": SET_FORMAT, "format_version": FORMAT_VERSION, "model_kind": "transcoder_set",
+        "feature_input_hook": (_split_hook(first.hook_name) or (0, first.hook_name))[1],
+        "feature_output_hook": OUTPUT_HOOK, "layers": sorted(transcoders),
+        "model_fingerprint": first.meta.get("model_fingerprint"),
+    }
+    atomic_write_json(folder / SET_FILE, index, indent=2)
+    return folder
+
+
+# --------------------------------------------------------------------------- loading
+def load_transcoder(path: str | Path, model: HookedModel | None = None, *, check_weights: bool = True,
+                    device: torch.device | str | None = None) -> Transcoder:
+    """Read a transcoder folder; with ``model``, check that it fits (:func:`check_transcoder`)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(path)
+    file = folder / CFG_FILE
+    if not file.is_file():
+        raise DictionaryFormatError(f"{file} is missing; is {folder} a transcoder folder (cfg.json + {WEIGHTS_FILE})?")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DictionaryFormatError(f"{file}: not valid JSON ({err})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
+        raise DictionaryFormatError(f"{file}: not a grokscope transcoder config (format {FORMAT!r}, version {FORMAT_VERSION})")
+    meta = data.pop("metadata", {})
+    for key in ("format", "format_version", "dtype"):
+        data.pop(key, None)
+    try:
+        cfg = TranscoderConfig.from_dict(data)
+    except ConfigError as err:
+        raise DictionaryFormatError(f"{file}: {err}") from None
+    if cfg.d_in is None or cfg.d_sae is None or cfg.d_out is None or not isinstance(meta, dict):
+        raise DictionaryFormatError(f"{file}: d_in, d_sae and d_out must be set and metadata a mapping")
+    weights = folder / WEIGHTS_FILE
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise DictionaryFormatError(f"{weights} cannot be read as safetensors ({err})") from None
+    tc = Transcoder(cfg, meta=meta)
+    expected = {k: tuple(v.shape) for k, v in tc.tensors().items()}
+    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    if got != expected:
+        raise DictionaryFormatError(f"{weights}: tensors {got} do not match the config's {expected}")
+    tc = tc.to(tensors["W_enc"].dtype)
+    with torch.no_grad():
+        for name, value in tensors.items():
+            getattr(tc, name).copy_(value)
+    tc.eval().requires_grad_(False)
+    if device is not None:
+        tc = tc.to(device)
+    if model is not None:
+        check_transcoder(tc, model, check_weights=check_weights)
+    return tc
+
+
+def load_transcoders(path: str | Path, model: HookedModel | None = None, *, check_weights: bool = True,
+                     device: torch.device | str | None = None) -> dict[int, Transcoder]:
+    """Read a folder :func:`save_transcoders` wrote: layer -> transcoder, each checked against ``model``."""
+    folder = Path(path)
+    index_file = folder / SET_FILE
+    if not index_file.is_file():
+        raise DictionaryFormatError(f"{index_file} is missing; give the folder save_transcoders wrote")
+    try:
+        index = json.loads(index_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DictionaryFormatError(f"{index_file}: not valid JSON ({err})") from None
+    if not isinstance(index, dict) or index.get("format") != SET_FORMAT or not isinstance(index.get("layers"), list):
+        raise DictionaryFormatError(f"{index_file}: not a grokscope transcoder set (format {SET_FORMAT!r} with a layers list)")
+    out = {}
+    for layer in index["layers"]:
+        tc = load_transcoder(folder / f"layer_{layer}", model, check_weights=check_weights, device=device)
+        if tc.layer != layer:
+            raise DictionaryFormatError(f"{folder / f'layer_{layer}'} holds the transcoder of layer {tc.layer}, not {layer}")
+        out[int(layer)] = tc
+    return out
+
+
+__all__ = [
+    "INPUT_HOOK", "INPUT_HOOKS", "OUTPUT_HOOK", "Transcoder", "TranscoderConfig", "check_transcoder",
+    "load_transcoder", "load_transcoders", "save_transcoder", "save_transcoders",
+]

@@ -1,0 +1,308 @@
+"""Training and scoring transcoders: MLP input -> MLP output, with the dictionaries' sparsity rules.
+
+The loop is the dictionaries' (:mod:`interp.features.train`: Adam on shuffled mini-batches
+of cached rows, unit-norm decoder rows, AuxK for TopK / BatchTopK, straight-through L0 for
+JumpReLU, BatchTopK's running threshold) with one change: the loss is the squared error of
+the *MLP output* ``y`` predicted from the MLP input ``x``. Scores (SAELens names): ``fvu``
+of the MLP output, ``l0``, ``dead_features``; ``accuracy_*`` / ``loss_*`` with the MLP
+output replaced by the transcoder's prediction (:class:`TranscoderSplice`, which computes the
+prediction from the MLP input *of the same forward*) against zero-ablating the MLP output,
+for one layer (:func:`evaluate_transcoder`) or every layer at once
+(:func:`evaluate_replacement`, the replacement model of attribution graphs)::
+
+    from interp.features import TranscoderConfig, train_transcoders_on_model, evaluate_replacement
+
+    results = train_transcoders_on_model(model, dataset, TranscoderConfig.for_layer(0, k=16))
+    tcs = {layer: r.dictionary for layer, r in results.items()}
+    evaluate_replacement(tcs, model, dataset).accuracy_recovered
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+from interp.data import KGDataset
+from interp.features.activations import CHUNK, Activations, collect_activations, prompt_set
+from interp.features.config import EmptyPromptSetError
+from interp.features.dictionary import batch_topk_mask, topk_mask
+from interp.features.io import model_fingerprint
+from interp.features.metrics import _recovered
+from interp.features.train import TrainingResult, _aux_k_loss, _b_dec_init, _JumpReLU, _lr_factor, _Step, _update_threshold
+from interp.features.transcoder import Transcoder, TranscoderConfig, check_transcoder
+from interp.intervene import Intervention, Read, as_bridge, check_layer, check_vocab, run_with_interventions, zero_ablation
+from interp.models.protocol import HookedModel
+
+
+# ------------------------------------------------------------------------- splicing
+@dataclass(eq=False, repr=False)
+class TranscoderSplice(Intervention):
+    """At the MLP output, put the transcoder's prediction from the MLP input read earlier in this forward.
+
+    Pair it with ``Read(tc.hook_name, store=store)`` (see :func:`splice_interventions`).
+    ``error`` (``batch pos d_out``) is added to the prediction: with the true MLP output minus
+    the prediction it reproduces the MLP exactly. ``where`` selects positions (None: all).
+    """
+
+    transcoder: Transcoder | None = None
+    store: dict[str, Tensor] = field(default_factory=dict)
+    error: Tensor | None = None
+    where: Bool[Tensor, "batch pos"] | None = None
+
+    def edit(self, act: Tensor) -> Tensor:
+        assert self.transcoder is not None
+        x = self.store[self.transcoder.hook_name]
+        new = self.transcoder(x.reshape(*x.shape[:2], -1).to(self.transcoder.W_enc.dtype)).to(act.dtype)
+        if self.error is not None:
+            new = new + self.error.to(act.dtype)
+        new = new.reshape(act.shape)
+        return new if self.where is None else torch.where(self.where.to(act.device)[..., None], new, act)
+
+    def take(self, rows: Int[Tensor, "row"]) -> TranscoderSplice:
+        pick = lambda t: t if t is None or t.shape[0] == 1 else t[rows.to(t.device)]  # noqa: E731
+        return replace(self, error=pick(self.error), where=pick(self.where))
+
+
+def splice_interventions(transcoders: Mapping[int, Transcoder], where: Bool[Tensor, "batch pos"] | None = None
+                         ) -> list[Intervention]:
+    """A ``Read`` of each transcoder's input and a :class:`TranscoderSplice` at its output (the MLPs replaced)."""
+    out: list[Intervention] = []
+    for _, tc in sorted(transcoders.items()):
+        store: dict[str, Tensor] = {}
+        out += [Read(tc.hook_name, store=store), TranscoderSplice(tc.hook_name_out, transcoder=tc, store=store, where=where)]
+    return out
+
+
+# ------------------------------------------------------------------------- training
+def _step(tc: Transcoder, x: Tensor, y: Tensor, dead: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+    cfg = tc.cfg
+    pre = tc.pre_acts(x)
+    if cfg.architecture == "jumprelu":
+        acts = _JumpReLU.apply(pre, tc.threshold, cfg.jumprelu_bandwidth)
+        l0 = _Step.apply(pre, tc.threshold, cfg.jumprelu_bandwidth).sum(-1).mean()
+        return acts, {"mse": (tc.decode(acts) - y).pow(2).sum(-1).mean(), "l0": cfg.l0_coefficient * l0}
+    relu = torch.relu(pre)
+    acts = topk_mask(relu, cfg.k) if cfg.architecture == "topk" else batch_topk_mask(relu, cfg.k)
+    recon = tc.decode(acts)
+    losses = {"mse": (recon - y).pow(2).sum(-1).mean()}
+    if cfg.aux_k_coefficient > 0 and dead is not None and bool(dead.any()):
+        losses["aux"] = cfg.aux_k_coefficient * _aux_k_loss(tc, relu, dead, y - recon.detach())
+    return acts, losses
+
+
+def train_transcoder(
+    cfg: TranscoderConfig,
+    inputs: Activations | Float[Tensor, "row d_in"],
+    outputs: Activations | Float[Tensor, "row d_out"],
+    *,
+    meta: dict[str, Any] | None = None,
+    log_every: int = 100,
+) -> TrainingResult:
+    """Train a transcoder of ``cfg`` to predict ``outputs`` from ``inputs`` (the same rows).
+
+    Returns a :class:`~interp.features.train.TrainingResult` whose ``dictionary`` is the
+    :class:`Transcoder` (eval mode, scales folded in) and whose ``history`` logs ``mse``,
+    ``fvu`` (of the output), ``l0`` and ``dead_features``.
+    """
+    x = (inputs.acts if isinstance(inputs, Activations) else inputs).detach()
+    y = (outputs.acts if isinstance(outputs, Activations) else outputs).detach()
+    if x.ndim != 2 or x.shape[0] == 0 or y.shape[0] != x.shape[0]:
+        raise EmptyPromptSetError(f"need the same non-empty rows in and out; got {tuple(x.shape)} and {tuple(y.shape)}")
+    cfg = cfg.resolved_io(x.shape[1], y.shape[1])
+    start = time.perf_counter()
+    s_in = s_out = 1.0
+    if cfg.normalize_activations == "expected_average_only_in":
+        s_in = float(x.shape[1] ** 0.5 / x.norm(dim=-1).mean().clamp_min(1e-12))
+        s_out = float(y.shape[1] ** 0.5 / y.norm(dim=-1).mean().clamp_min(1e-12))
+        x, y = x * s_in, y * s_out
+    tc = Transcoder(cfg, meta=meta).to(device=x.device, dtype=x.dtype)
+    tc.initialize(b_dec=_b_dec_init(y, cfg.b_dec_init), seed=cfg.seed)
+    tc.train()
+    n_rows = x.shape[0]
+    batch_size = min(cfg.batch_size, n_rows)
+    n_steps = cfg.n_steps(n_rows)
+    decay = cfg.lr_decay_steps if cfg.lr_decay_steps is not None else n_steps // 5
+    opt = torch.optim.Adam(tc.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, n_steps, cfg.lr_warm_up_steps, decay))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    assert cfg.d_sae is not None
+    since_fired = torch.zeros(cfg.d_sae, dtype=torch.long, device=x.device)
+    total_var = (y - y.mean(0)).pow(2).sum(-1).mean().clamp_min(torch.finfo(y.dtype).tiny)
+    order, cursor = torch.randperm(n_rows, generator=gen).to(x.device), 0
+    history: list[dict[str, float]] = []
+    for step in range(n_steps):
+        if cursor + batch_size > n_rows:
+            order, cursor = torch.randperm(n_rows, generator=gen).to(x.device), 0
+        rows = order[cursor : cursor + batch_size]
+        cursor += batch_size
+        acts, losses = _step(tc, x[rows], y[rows], since_fired >= cfg.dead_feature_window)
+        opt.zero_grad(set_to_none=True)
+        torch.stack(list(losses.values())).sum().backward()
+        tc.remove_parallel_decoder_grad()
+        opt.step()
+        sched.step()
+        tc.normalize_decoder()
+        with torch.no_grad():
+            fired = (acts > 0).any(0)
+            since_fired = torch.where(fired, torch.zeros_like(since_fired), since_fired + 1)
+            if cfg.architecture == "batchtopk":
+                _update_threshold(tc, acts, cfg.topk_threshold_lr, first=step == 0)
+            if cfg.architecture == "jumprelu":
+                tc.threshold.clamp_(min=0.0)
+        if (step + 1) % log_every == 0 or step + 1 == n_steps:
+            mse = float(losses["mse"].detach())
+            history.append({"step": step + 1, "mse": mse, "fvu": mse / float(total_var),
+                            "l0": float((acts > 0).sum(-1).float().mean()),
+                            "dead_features": int((since_fired >= cfg.dead_feature_window).sum()),
+                            **{f"loss_{k}": float(v.detach()) for k, v in losses.items() if k != "mse"}})
+    tc.fold_io_scaling(s_in, s_out)
+    tc.eval().requires_grad_(False)
+    return TrainingResult(tc, history, time.perf_counter() - start, s_in, n_steps)
+
+
+def transcoder_activations(model: HookedModel, dataset: KGDataset, cfg: TranscoderConfig) -> tuple[Activations, Activations]:
+    """The MLP inputs and outputs of ``cfg``'s layer over its splits and positions (the same rows)."""
+    bridge = as_bridge(model)
+    x = collect_activations(bridge, dataset, cfg.hook_name, splits=cfg.splits, positions=cfg.positions)
+    y = collect_activations(bridge, dataset, cfg.hook_name_out, splits=cfg.splits, positions=cfg.positions)
+    return x, y
+
+
+def train_transcoders_on_model(
+    model: HookedModel, dataset: KGDataset, cfg: TranscoderConfig, *, layers: Sequence[int] | None = None,
+    meta: dict[str, Any] | None = None, log_every: int = 100,
+) -> dict[int, TrainingResult]:
+    """One transcoder per layer in ``layers`` (None: every block), each ``cfg`` moved to its layer."""
+    bridge = as_bridge(model)
+    check_vocab(bridge, len(dataset.vocab))
+    n = len(bridge.blocks)
+    chosen = list(range(n)) if layers is None else list(layers)
+    for layer in chosen:
+        check_layer(layer, n)
+    meta = {"model_fingerprint": model_fingerprint(bridge), **(meta or {})}
+    out = {}
+    for layer in chosen:
+        layer_cfg = cfg.at_layer(layer)
+        x, y = transcoder_activations(bridge, dataset, layer_cfg)
+        out[layer] = train_transcoder(layer_cfg, x, y, meta=meta, log_every=log_every)
+    return out
+
+
+def train_transcoders_on_run(
+    run_dir: str | Path, cfg: TranscoderConfig, *, layers: Sequence[int] | None = None,
+    device: torch.device | str | None = "cpu", log_every: int = 100,
+) -> tuple[dict[int, TrainingResult], Any]:
+    """Load a run's latest checkpoint and train a transcoder per layer; also returns the loaded run."""
+    from interp.runs import load_checkpoint
+
+    run = load_checkpoint(run_dir, device=device)
+    meta = {"run_dir": str(Path(run_dir).resolve()), "step": run.step}
+    return train_transcoders_on_model(run.model, run.dataset, cfg, layers=layers, meta=meta, log_every=log_every), run
+
+
+# -------------------------------------------------------------------------- scoring
+@dataclass(frozen=True)
+class TranscoderMetrics:
+    """A transcoder's scores (``fvu``/``mse`` of the MLP output), or the replacement model's (``l0`` summed over layers)."""
+
+    l0: float
+    fvu: float
+    mse: float
+    dead_features: int
+    n_rows: int
+    n_prompts: int
+    accuracy_clean: float
+    accuracy_spliced: float
+    accuracy_zero: float
+    accuracy_recovered: float
+    loss_clean: float
+    loss_spliced: float
+    loss_zero: float
+    loss_recovered: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+@torch.no_grad()
+def _score(bridge: Any, tokens: Tensor, batch: Any, spliced: list[Intervention], zero: list[Intervention]) -> dict[str, float]:
+    sums = {name: [0.0, 0.0] for name in ("clean", "spliced", "zero")}
+    for start in range(0, tokens.shape[0], CHUNK):
+        part = slice(start, start + CHUNK)
+        for name, ivs in (("clean", []), ("spliced", spliced), ("zero", zero)):
+            ivs = [iv.take(torch.arange(start, min(start + CHUNK, tokens.shape[0]))) for iv in ivs]
+            logits = run_with_interventions(bridge, tokens[part], ivs, answer_pos=batch.answer_pos[part])
+            target = batch.answer[part].to(logits.device)
+            sums[name][0] += float((logits.argmax(-1) == target).sum())
+            sums[name][1] += float(F.cross_entropy(logits.float(), target, reduction="sum"))
+    n = tokens.shape[0]
+    out = {f"accuracy_{k}": v[0] / n for k, v in sums.items()} | {f"loss_{k}": v[1] / n for k, v in sums.items()}
+    out["accuracy_recovered"] = _recovered(out["accuracy_clean"], out["accuracy_spliced"], out["accuracy_zero"])
+    out["loss_recovered"] = _recovered(out["loss_clean"], out["loss_spliced"], out["loss_zero"])
+    return out
+
+
+@torch.no_grad()
+def evaluate_replacement(
+    transcoders: Mapping[int, Transcoder], model: HookedModel, dataset: KGDataset, *, splits: Sequence[str] | None = None,
+) -> TranscoderMetrics:
+    """Score ``transcoders`` together: every listed MLP replaced at every prompt position in one forward.
+
+    ``fvu`` / ``mse`` pool the layers (MLP outputs of the clean run); ``l0`` is summed over
+    layers; the baseline zero-ablates the same MLP outputs.
+    """
+    if not transcoders:
+        raise EmptyPromptSetError("no transcoders given; pass a mapping layer -> Transcoder")
+    bridge = as_bridge(model)
+    check_vocab(bridge, len(dataset.vocab))
+    for tc in transcoders.values():
+        check_transcoder(tc, bridge, check_weights=False)
+    prompts = prompt_set(dataset, splits)
+    device = next(iter(bridge.parameters())).device
+    tokens, batch, mask = prompts.tokens.to(device), prompts.batch.to(device), prompts.mask.to(device)
+    err = total = 0.0
+    active = {layer: 0.0 for layer in transcoders}
+    fired = {layer: torch.zeros(tc.d_sae, dtype=torch.bool, device=device) for layer, tc in transcoders.items()}
+    hooks = [h for tc in transcoders.values() for h in (tc.hook_name, tc.hook_name_out)]
+    for start in range(0, tokens.shape[0], CHUNK):
+        store: dict[str, Tensor] = {}
+        run_with_interventions(bridge, tokens[start : start + CHUNK], [Read(h, store=store) for h in hooks])
+        sel = mask[start : start + CHUNK]
+        for layer, tc in transcoders.items():
+            x = store[tc.hook_name].flatten(2)[sel].to(tc.W_enc.dtype)
+            y = store[tc.hook_name_out].flatten(2)[sel].to(tc.W_enc.dtype)
+            acts = tc.encode(x)
+            err += float((tc.decode(acts) - y).pow(2).sum())
+            total += float((y - y.mean(0)).pow(2).sum())
+            active[layer] += float((acts > 0).sum())
+            fired[layer] |= (acts > 0).any(0)
+    n_pos = int(mask.sum())
+    l0 = sum(active.values()) / max(1, n_pos)
+    dead = sum(int((~f).sum()) for f in fired.values())
+    zero = [zero_ablation(tc.hook_name_out, where=mask) for tc in transcoders.values()]
+    scores = _score(bridge, tokens, batch, splice_interventions(transcoders, where=mask), zero)
+    n_rows = n_pos * len(transcoders)
+    return TranscoderMetrics(l0=l0, fvu=err / max(total, 1e-30), mse=err / max(n_rows, 1), dead_features=dead,
+                             n_rows=n_rows, n_prompts=tokens.shape[0], **scores)  # type: ignore[arg-type]
+
+
+def evaluate_transcoder(tc: Transcoder, model: HookedModel, dataset: KGDataset, *,
+                        splits: Sequence[str] | None = None) -> TranscoderMetrics:
+    """Score one transcoder: its MLP replaced at every prompt position (the others left as they are)."""
+    if tc.layer is None:
+        raise EmptyPromptSetError(f"{tc.hook_name_out} is not a block's MLP output")
+    return evaluate_replacement({tc.layer: tc}, model, dataset, splits=splits if splits is not None else tc.cfg.splits)
+
+
+__all__ = [
+    "TranscoderMetrics", "TranscoderSplice", "evaluate_replacement", "evaluate_transcoder", "splice_interventions",
+    "train_transcoder", "train_transcoders_on_model", "train_transcoders_on_run", "transcoder_activations",
+]
