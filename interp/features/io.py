@@ -21,9 +21,10 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+from torch import Tensor
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -39,6 +40,8 @@ WEIGHTS_FILE = "sae_weights.safetensors"
 FORMAT = "grokscope-sparse-dictionary"
 FORMAT_VERSION = 1
 ARCH_FIELDS = ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "d_vocab", "n_ctx")
+C = TypeVar("C", bound=DictionaryConfig)
+D = TypeVar("D", bound=SparseDictionary)
 
 
 # -------------------------------------------------------------------------- fingerprint
@@ -58,23 +61,27 @@ def model_fingerprint(model: HookedModel) -> str:
 
 
 # -------------------------------------------------------------------------------- saving
+def write_safetensors(path: Path, tensors: dict[str, Tensor], fmt: str) -> None:
+    """Write ``tensors`` to ``path`` atomically (temporary file, fsync, rename), ``fmt`` in the header's metadata."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"format": fmt})
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def save_dictionary(sae: SparseDictionary, path: str | Path) -> Path:
     """Write ``sae`` into the folder ``path`` (created if needed): ``cfg.json`` and the weights."""
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise DictionaryFormatError(f"{folder} is a file; give a folder to save the dictionary in")
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.to("cpu") for k, v in sae.tensors().items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{WEIGHTS_FILE}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"format": FORMAT})
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, folder / WEIGHTS_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_safetensors(folder / WEIGHTS_FILE, {k: v.to("cpu") for k, v in sae.tensors().items()}, FORMAT)
     cfg = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -87,27 +94,56 @@ def save_dictionary(sae: SparseDictionary, path: str | Path) -> Path:
 
 
 # ------------------------------------------------------------------------------- loading
-def _read_cfg(folder: Path) -> tuple[DictionaryConfig, dict[str, Any]]:
+def read_cfg_json(folder: Path, kind: str) -> tuple[Path, Any]:
+    """``folder/cfg.json`` and its parsed JSON; a one-line error when it is missing or not JSON (``kind``: what the folder holds)."""
     file = folder / CFG_FILE
     if not file.is_file():
-        raise DictionaryFormatError(f"{file} is missing; is {folder} a dictionary folder (cfg.json + {WEIGHTS_FILE})?")
+        raise DictionaryFormatError(f"{file} is missing; is {folder} a {kind} folder (cfg.json + {WEIGHTS_FILE})?")
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        return file, json.loads(file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DictionaryFormatError(f"{file}: not valid JSON ({err})") from None
+
+
+def config_from_saved(data: dict[str, Any], config_cls: type[C], file: Path) -> tuple[C, Any]:
+    """The config and ``metadata`` (not checked) of a saved ``cfg.json`` whose format was checked; a one-line error
+    naming ``file`` for fields ``config_cls`` refuses."""
+    meta = data.pop("metadata", {})
+    for key in ("format", "format_version", "dtype"):
+        data.pop(key, None)
+    try:
+        return config_cls.from_dict(data), meta
+    except ConfigError as err:
+        raise DictionaryFormatError(f"{file}: {err}") from None
+
+
+def read_safetensors(file: Path) -> dict[str, Tensor]:
+    """The tensors of ``file``, without pickle; a one-line error when it cannot be read."""
+    try:
+        return load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise DictionaryFormatError(f"{file} cannot be read as safetensors ({err})") from None
+
+
+def fill_weights(module: D, tensors: dict[str, Tensor], device: torch.device | str | None) -> D:
+    """``module`` in the dtype of ``tensors["W_enc"]``, with ``tensors`` copied in, in eval mode, frozen, on ``device``."""
+    module = module.to(tensors["W_enc"].dtype)
+    with torch.no_grad():
+        for name, value in tensors.items():
+            getattr(module, name).copy_(value)
+    module.eval().requires_grad_(False)
+    return module if device is None else module.to(device)
+
+
+def _read_cfg(folder: Path) -> tuple[DictionaryConfig, dict[str, Any]]:
+    file, data = read_cfg_json(folder, "dictionary")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise DictionaryFormatError(f"{file}: not a grokscope dictionary config (\"format\" must be {FORMAT!r})")
     if data.get("format_version") != FORMAT_VERSION:
         raise DictionaryFormatError(f"{file}: format_version {data.get('format_version')!r}; this grokscope reads {FORMAT_VERSION}")
-    meta = data.pop("metadata", {})
-    for key in ("format", "format_version", "dtype"):
-        data.pop(key, None)
+    cfg, meta = config_from_saved(data, DictionaryConfig, file)
     if not isinstance(meta, dict):
         raise DictionaryFormatError(f"{file}: \"metadata\" must be a mapping")
-    try:
-        cfg = DictionaryConfig.from_dict(data)
-    except ConfigError as err:
-        raise DictionaryFormatError(f"{file}: {err}") from None
     if cfg.d_in is None or cfg.d_sae is None:
         raise DictionaryFormatError(f"{file}: d_in and d_sae must be set in a saved dictionary")
     return cfg, meta
@@ -132,10 +168,7 @@ def load_dictionary(
     file = folder / WEIGHTS_FILE
     if not file.is_file():
         raise DictionaryFormatError(f"{file} is missing; the dictionary folder is incomplete")
-    try:
-        tensors = load_file(str(file))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise DictionaryFormatError(f"{file} cannot be read as safetensors ({err})") from None
+    tensors = read_safetensors(file)
     d_in, d_sae = cfg.d_in, cfg.d_sae  # checked before a dictionary of the config's size is built
     expected = {"W_enc": (d_in, d_sae), "W_dec": (d_sae, d_in), "b_enc": (d_sae,), "b_dec": (d_in,)}
     if cfg.architecture != "topk":
@@ -146,14 +179,7 @@ def load_dictionary(
     dtype = tensors["W_enc"].dtype
     if not dtype.is_floating_point or any(v.dtype != dtype for v in tensors.values()):
         raise DictionaryFormatError(f"{file}: tensors must share one floating-point dtype; got {sorted({str(v.dtype) for v in tensors.values()})}")
-    sae = SparseDictionary(cfg, meta=meta)
-    sae = sae.to(dtype)
-    with torch.no_grad():
-        for name, value in tensors.items():
-            getattr(sae, name).copy_(value)
-    sae.eval().requires_grad_(False)
-    if device is not None:
-        sae = sae.to(device)
+    sae = fill_weights(SparseDictionary(cfg, meta=meta), tensors, device)
     if model is not None:
         check_compatible(sae, model, check_weights=check_weights)
     return sae
@@ -190,4 +216,7 @@ def check_compatible(sae: SparseDictionary, model: HookedModel, *, check_weights
             )
 
 
-__all__ = ["CFG_FILE", "WEIGHTS_FILE", "check_compatible", "load_dictionary", "model_fingerprint", "save_dictionary", "site_width"]
+__all__ = [
+    "CFG_FILE", "WEIGHTS_FILE", "check_compatible", "config_from_saved", "fill_weights", "load_dictionary", "model_fingerprint",
+    "read_cfg_json", "read_safetensors", "save_dictionary", "site_width", "write_safetensors",
+]

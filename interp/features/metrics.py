@@ -21,7 +21,7 @@ reconstruction recovers exactly 1.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -107,7 +107,20 @@ def splice_metrics(
         for name, (correct, loss) in _splice_chunk(bridge, hook_name, reconstruct, tokens[part], answer_pos[part],
                                                    answer[part], mask).items():
             sums[name] = (sums[name][0] + correct, sums[name][1] + loss)
-    n = tokens.shape[0]
+    return average_scores(sums, tokens.shape[0])
+
+
+def answer_score(logits: Float[Tensor, "batch d_vocab"], answer: Int[Tensor, "batch"]) -> tuple[float, float]:
+    """Summed correct answers (argmax) and summed cross-entropy of ``logits`` against ``answer``."""
+    target = answer.to(logits.device)
+    correct = float((logits.argmax(-1) == target).sum())
+    loss = float(F.cross_entropy(logits.float(), target, reduction="sum"))
+    return correct, loss
+
+
+def average_scores(sums: Mapping[str, Sequence[float]], n: int) -> dict[str, float]:
+    """``accuracy_*`` / ``loss_*`` per condition (``clean``, ``spliced``, ``zero``) from summed
+    ``(correct, loss)`` over ``n`` prompts, and the two ``*_recovered`` ratios."""
     out = {f"accuracy_{k}": v[0] / n for k, v in sums.items()} | {f"loss_{k}": v[1] / n for k, v in sums.items()}
     out["accuracy_recovered"] = _recovered(out["accuracy_clean"], out["accuracy_spliced"], out["accuracy_zero"])
     out["loss_recovered"] = _recovered(out["loss_clean"], out["loss_spliced"], out["loss_zero"])
@@ -135,10 +148,7 @@ def _splice_chunk(
     out = {}
     for name, interventions in conditions.items():
         logits = run_with_interventions(bridge, tokens, interventions, answer_pos=answer_pos)  # (batch, d_vocab)
-        target = answer.to(logits.device)
-        correct = float((logits.argmax(-1) == target).sum())
-        loss = float(F.cross_entropy(logits.float(), target, reduction="sum"))
-        out[name] = (correct, loss)
+        out[name] = answer_score(logits, answer)
     return out
 
 
@@ -186,4 +196,7 @@ def _as_reconstruct(sae: SparseDictionary) -> Reconstruct:
     return reconstruct
 
 
-__all__ = ["DictionaryMetrics", "Reconstruct", "evaluate_dictionary", "reconstruction_metrics", "splice_metrics"]
+__all__ = [
+    "DictionaryMetrics", "Reconstruct", "answer_score", "average_scores", "evaluate_dictionary", "reconstruction_metrics",
+    "splice_metrics",
+]

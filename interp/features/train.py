@@ -187,9 +187,7 @@ def train_dictionary(
     n_rows = x.shape[0]
     batch_size = min(cfg.batch_size, n_rows)
     n_steps = cfg.n_steps(n_rows)
-    decay = cfg.lr_decay_steps if cfg.lr_decay_steps is not None else n_steps // 5
-    opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, n_steps, cfg.lr_warm_up_steps, decay))
+    opt, sched = make_optimizer(sae, cfg, n_steps)
     gen = torch.Generator().manual_seed(cfg.seed)
     since_fired = torch.zeros(cfg.d_sae, dtype=torch.long, device=x.device)
     total_var = (x - x.mean(0)).pow(2).sum(-1).mean()
@@ -203,33 +201,59 @@ def train_dictionary(
         cursor += batch_size
         dead = since_fired >= cfg.dead_feature_window
         out = training_forward(sae, batch, dead)
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        sae.remove_parallel_decoder_grad()
-        opt.step()
-        sched.step()
-        sae.normalize_decoder()
-        with torch.no_grad():
-            fired = (out.feature_acts > 0).any(0)
-            since_fired = torch.where(fired, torch.zeros_like(since_fired), since_fired + 1)
-            if cfg.architecture == "batchtopk":
-                _update_threshold(sae, out.feature_acts, cfg.topk_threshold_lr, first=step == 0)
-            if cfg.architecture == "jumprelu":
-                sae.threshold.clamp_(min=0.0)
+        since_fired = optimizer_step(sae, opt, sched, out.loss, out.feature_acts, since_fired, cfg, step)
         if (step + 1) % log_every == 0 or step + 1 == n_steps:
-            losses = {k: float(v.detach()) for k, v in out.losses.items()}
-            history.append({
-                "step": step + 1,
-                "mse": losses["mse"],
-                "fvu": losses["mse"] / float(total_var),
-                "l0": float((out.feature_acts > 0).sum(-1).float().mean()),
-                "dead_features": int((since_fired >= cfg.dead_feature_window).sum()),
-                **{f"loss_{k}": v for k, v in losses.items() if k != "mse"},
-            })
+            history.append(history_row(step, out.losses, total_var, out.feature_acts, since_fired, cfg.dead_feature_window))
     sae.fold_scaling_factor(scale)
     sae.eval()
     sae.requires_grad_(False)
     return TrainingResult(sae, history, time.perf_counter() - start, scale, n_steps)
+
+
+def make_optimizer(module: torch.nn.Module, cfg: DictionaryConfig, n_steps: int) -> tuple[torch.optim.Adam, Any]:
+    """Adam over ``module``'s parameters with ``cfg``'s warm-up and decay schedule (decay: the last fifth by default)."""
+    decay = cfg.lr_decay_steps if cfg.lr_decay_steps is not None else n_steps // 5
+    opt = torch.optim.Adam(module.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, n_steps, cfg.lr_warm_up_steps, decay))
+    return opt, sched
+
+
+def optimizer_step(
+    sae: SparseDictionary, opt: torch.optim.Optimizer, sched: Any, loss: Tensor, acts: Tensor, since_fired: Tensor,
+    cfg: DictionaryConfig, step: int,
+) -> Tensor:
+    """One update of a dictionary or transcoder from ``loss``: gradient step, unit-norm decoder rows, BatchTopK's
+    threshold, JumpReLU's clamp. Returns ``since_fired`` (steps since each feature fired in ``acts``) updated."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    sae.remove_parallel_decoder_grad()
+    opt.step()
+    sched.step()
+    sae.normalize_decoder()
+    with torch.no_grad():
+        fired = (acts > 0).any(0)
+        since_fired = torch.where(fired, torch.zeros_like(since_fired), since_fired + 1)
+        if cfg.architecture == "batchtopk":
+            _update_threshold(sae, acts, cfg.topk_threshold_lr, first=step == 0)
+        if cfg.architecture == "jumprelu":
+            sae.threshold.clamp_(min=0.0)
+    return since_fired
+
+
+def history_row(
+    step: int, losses: dict[str, Tensor], total_var: Tensor, acts: Tensor, since_fired: Tensor, window: int,
+) -> dict[str, float]:
+    """The training curve's entry after ``step``: ``mse``, ``fvu`` (``mse / total_var``), ``l0``, ``dead_features``
+    (not fired for ``window`` steps) and the other ``loss_*`` terms."""
+    values = {k: float(v.detach()) for k, v in losses.items()}
+    return {
+        "step": step + 1,
+        "mse": values["mse"],
+        "fvu": values["mse"] / float(total_var),
+        "l0": float((acts > 0).sum(-1).float().mean()),
+        "dead_features": int((since_fired >= window).sum()),
+        **{f"loss_{k}": v for k, v in values.items() if k != "mse"},
+    }
 
 
 @torch.no_grad()
@@ -273,4 +297,7 @@ def train_on_model(
     return train_dictionary(cfg, acts, meta={"model_fingerprint": model_fingerprint(bridge)}, log_every=log_every), acts
 
 
-__all__ = ["StepOutput", "TrainingResult", "train_dictionary", "train_on_model", "train_on_run", "training_forward"]
+__all__ = [
+    "StepOutput", "TrainingResult", "history_row", "make_optimizer", "optimizer_step", "train_dictionary", "train_on_model",
+    "train_on_run", "training_forward",
+]

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +44,10 @@ from torch import Tensor, nn
 from interp.errors import ConfigError
 from interp.features.config import DictionaryConfig, DictionaryFormatError, DictionaryMismatchError, FeatureError
 from interp.features.dictionary import SparseDictionary
-from interp.features.io import model_fingerprint, site_width
+from interp.features.io import (
+    CFG_FILE, WEIGHTS_FILE, config_from_saved, fill_weights, model_fingerprint, read_cfg_json, read_safetensors, site_width,
+    write_safetensors,
+)
 from interp.intervene import as_bridge
 from interp.io import atomic_write_json
 from interp.models.protocol import HookedModel
@@ -58,8 +59,6 @@ INPUT_HOOKS = (INPUT_HOOK, "ln2.hook_out", "mlp.hook_in")
 FORMAT = "grokscope-transcoder"
 SET_FORMAT = "grokscope-transcoder-set"
 FORMAT_VERSION = 1
-CFG_FILE = "cfg.json"
-WEIGHTS_FILE = "sae_weights.safetensors"
 SET_FILE = "transcoders.json"
 _BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
@@ -220,29 +219,13 @@ def check_transcoder(tc: Transcoder, model: HookedModel, *, check_weights: bool 
 
 
 # ---------------------------------------------------------------------------- saving
-def _write_safetensors(path: Path, tensors: dict[str, Tensor], fmt: str) -> None:
-    """Write ``tensors`` to ``path`` atomically (temporary file, fsync, rename)."""
-    from safetensors.torch import save_file
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"format": fmt})
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_transcoder(tc: Transcoder, path: str | Path) -> Path:
     """Write ``tc`` into the folder ``path``: ``cfg.json`` (SAELens fields, ``metadata``) and the weights."""
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise DictionaryFormatError(f"{folder} is a file; give a folder to save the transcoder in")
     folder.mkdir(parents=True, exist_ok=True)
-    _write_safetensors(folder / WEIGHTS_FILE, {k: v.to("cpu") for k, v in tc.tensors().items()}, FORMAT)
+    write_safetensors(folder / WEIGHTS_FILE, {k: v.to("cpu") for k, v in tc.tensors().items()}, FORMAT)
     cfg = {"format": FORMAT, "format_version": FORMAT_VERSION, **tc.cfg.to_dict(),
            "dtype": str(tc.W_enc.dtype).removeprefix("torch."), "metadata": dict(tc.meta)}
     atomic_write_json(folder / CFG_FILE, cfg, indent=2)
@@ -271,45 +254,21 @@ def save_transcoders(transcoders: dict[int, Transcoder], path: str | Path) -> Pa
 def load_transcoder(path: str | Path, model: HookedModel | None = None, *, check_weights: bool = True,
                     device: torch.device | str | None = None) -> Transcoder:
     """Read a transcoder folder; with ``model``, check that it fits (:func:`check_transcoder`)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     folder = Path(path)
-    file = folder / CFG_FILE
-    if not file.is_file():
-        raise DictionaryFormatError(f"{file} is missing; is {folder} a transcoder folder (cfg.json + {WEIGHTS_FILE})?")
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DictionaryFormatError(f"{file}: not valid JSON ({err})") from None
+    file, data = read_cfg_json(folder, "transcoder")
     if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
         raise DictionaryFormatError(f"{file}: not a grokscope transcoder config (format {FORMAT!r}, version {FORMAT_VERSION})")
-    meta = data.pop("metadata", {})
-    for key in ("format", "format_version", "dtype"):
-        data.pop(key, None)
-    try:
-        cfg = TranscoderConfig.from_dict(data)
-    except ConfigError as err:
-        raise DictionaryFormatError(f"{file}: {err}") from None
+    cfg, meta = config_from_saved(data, TranscoderConfig, file)
     if cfg.d_in is None or cfg.d_sae is None or cfg.d_out is None or not isinstance(meta, dict):
         raise DictionaryFormatError(f"{file}: d_in, d_sae and d_out must be set and metadata a mapping")
     weights = folder / WEIGHTS_FILE
-    try:
-        tensors = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise DictionaryFormatError(f"{weights} cannot be read as safetensors ({err})") from None
+    tensors = read_safetensors(weights)
     tc = Transcoder(cfg, meta=meta)
     expected = {k: tuple(v.shape) for k, v in tc.tensors().items()}
     got = {k: tuple(v.shape) for k, v in tensors.items()}
     if got != expected:
         raise DictionaryFormatError(f"{weights}: tensors {got} do not match the config's {expected}")
-    tc = tc.to(tensors["W_enc"].dtype)
-    with torch.no_grad():
-        for name, value in tensors.items():
-            getattr(tc, name).copy_(value)
-    tc.eval().requires_grad_(False)
-    if device is not None:
-        tc = tc.to(device)
+    tc = fill_weights(tc, tensors, device)
     if model is not None:
         check_transcoder(tc, model, check_weights=check_weights)
     return tc

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
@@ -35,8 +34,10 @@ from interp.features.activations import CHUNK, Activations, collect_activations,
 from interp.features.config import EmptyPromptSetError
 from interp.features.dictionary import batch_topk_mask, topk_mask
 from interp.features.io import model_fingerprint
-from interp.features.metrics import _recovered
-from interp.features.train import TrainingResult, _aux_k_loss, _b_dec_init, _JumpReLU, _lr_factor, _Step, _update_threshold
+from interp.features.metrics import DictionaryMetrics, answer_score, average_scores
+from interp.features.train import (
+    TrainingResult, _aux_k_loss, _b_dec_init, _JumpReLU, _Step, history_row, make_optimizer, optimizer_step,
+)
 from interp.features.transcoder import Transcoder, TranscoderConfig, check_transcoder
 from interp.intervene import Intervention, Read, as_bridge, check_layer, check_vocab, run_with_interventions, zero_ablation
 from interp.models.protocol import HookedModel
@@ -129,9 +130,7 @@ def train_transcoder(
     n_rows = x.shape[0]
     batch_size = min(cfg.batch_size, n_rows)
     n_steps = cfg.n_steps(n_rows)
-    decay = cfg.lr_decay_steps if cfg.lr_decay_steps is not None else n_steps // 5
-    opt = torch.optim.Adam(tc.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, n_steps, cfg.lr_warm_up_steps, decay))
+    opt, sched = make_optimizer(tc, cfg, n_steps)
     gen = torch.Generator().manual_seed(cfg.seed)
     assert cfg.d_sae is not None
     since_fired = torch.zeros(cfg.d_sae, dtype=torch.long, device=x.device)
@@ -144,25 +143,10 @@ def train_transcoder(
         rows = order[cursor : cursor + batch_size]
         cursor += batch_size
         acts, losses = _step(tc, x[rows], y[rows], since_fired >= cfg.dead_feature_window)
-        opt.zero_grad(set_to_none=True)
-        torch.stack(list(losses.values())).sum().backward()
-        tc.remove_parallel_decoder_grad()
-        opt.step()
-        sched.step()
-        tc.normalize_decoder()
-        with torch.no_grad():
-            fired = (acts > 0).any(0)
-            since_fired = torch.where(fired, torch.zeros_like(since_fired), since_fired + 1)
-            if cfg.architecture == "batchtopk":
-                _update_threshold(tc, acts, cfg.topk_threshold_lr, first=step == 0)
-            if cfg.architecture == "jumprelu":
-                tc.threshold.clamp_(min=0.0)
+        loss = torch.stack(list(losses.values())).sum()
+        since_fired = optimizer_step(tc, opt, sched, loss, acts, since_fired, cfg, step)
         if (step + 1) % log_every == 0 or step + 1 == n_steps:
-            mse = float(losses["mse"].detach())
-            history.append({"step": step + 1, "mse": mse, "fvu": mse / float(total_var),
-                            "l0": float((acts > 0).sum(-1).float().mean()),
-                            "dead_features": int((since_fired >= cfg.dead_feature_window).sum()),
-                            **{f"loss_{k}": float(v.detach()) for k, v in losses.items() if k != "mse"}})
+            history.append(history_row(step, losses, total_var, acts, since_fired, cfg.dead_feature_window))
     tc.fold_io_scaling(s_in, s_out)
     tc.eval().requires_grad_(False)
     return TrainingResult(tc, history, time.perf_counter() - start, s_in, n_steps)
@@ -210,26 +194,8 @@ def train_transcoders_on_run(
 
 # -------------------------------------------------------------------------- scoring
 @dataclass(frozen=True)
-class TranscoderMetrics:
+class TranscoderMetrics(DictionaryMetrics):
     """A transcoder's scores (``fvu``/``mse`` of the MLP output), or the replacement model's (``l0`` summed over layers)."""
-
-    l0: float
-    fvu: float
-    mse: float
-    dead_features: int
-    n_rows: int
-    n_prompts: int
-    accuracy_clean: float
-    accuracy_spliced: float
-    accuracy_zero: float
-    accuracy_recovered: float
-    loss_clean: float
-    loss_spliced: float
-    loss_zero: float
-    loss_recovered: float
-
-    def as_dict(self) -> dict[str, float | int]:
-        return asdict(self)
 
 
 @torch.no_grad()
@@ -240,14 +206,10 @@ def _score(bridge: Any, tokens: Tensor, batch: Any, spliced: list[Intervention],
         for name, ivs in (("clean", []), ("spliced", spliced), ("zero", zero)):
             ivs = [iv.take(torch.arange(start, min(start + CHUNK, tokens.shape[0]))) for iv in ivs]
             logits = run_with_interventions(bridge, tokens[part], ivs, answer_pos=batch.answer_pos[part])
-            target = batch.answer[part].to(logits.device)
-            sums[name][0] += float((logits.argmax(-1) == target).sum())
-            sums[name][1] += float(F.cross_entropy(logits.float(), target, reduction="sum"))
-    n = tokens.shape[0]
-    out = {f"accuracy_{k}": v[0] / n for k, v in sums.items()} | {f"loss_{k}": v[1] / n for k, v in sums.items()}
-    out["accuracy_recovered"] = _recovered(out["accuracy_clean"], out["accuracy_spliced"], out["accuracy_zero"])
-    out["loss_recovered"] = _recovered(out["loss_clean"], out["loss_spliced"], out["loss_zero"])
-    return out
+            correct, loss = answer_score(logits, batch.answer[part])
+            sums[name][0] += correct
+            sums[name][1] += loss
+    return average_scores(sums, tokens.shape[0])
 
 
 @torch.no_grad()

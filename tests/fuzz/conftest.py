@@ -43,6 +43,26 @@ def check_error(err: BaseException, where: Path | str, *, line: bool = False) ->
     return msg
 
 
+def damage_bytes(path: Path, kind: str, where: float, blob: bytes, text: str) -> bool:
+    """Damage ``path`` by ``kind``: ``truncate`` it at ``where`` (a fraction), insert ``blob`` there (``bytes``),
+    replace the line there by ``text`` (``line``) or ``remove`` it. False (nothing done) for any other kind."""
+    data = path.read_bytes()
+    cut = int(where * len(data))
+    if kind == "truncate":
+        path.write_bytes(data[:cut])
+    elif kind == "bytes":
+        path.write_bytes(data[:cut] + blob + data[cut:])
+    elif kind == "line":
+        lines = data.split(b"\n")
+        lines[min(int(where * len(lines)), len(lines) - 1)] = text.encode("utf-8")
+        path.write_bytes(b"\n".join(lines))
+    elif kind == "remove":
+        path.unlink()
+    else:
+        return False
+    return True
+
+
 def tree_digest(root: Path) -> dict[str, str]:
     """SHA-256 of every file under ``root`` (a reader must leave it as it found it)."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()

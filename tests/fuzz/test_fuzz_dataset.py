@@ -24,7 +24,7 @@ from interp.data import ComparisonConfig, ComplexConfig, CompositionConfig, KGDa
 from interp.data.dataset import SPLITS
 from interp.data.vocab import SPECIALS
 from interp.errors import DatasetFormatError
-from tests.fuzz.conftest import check_error, tree_digest
+from tests.fuzz.conftest import check_error, damage_bytes, tree_digest
 
 CONFIGS = {
     "composition": CompositionConfig(n_entities=20, n_relations=4, out_degree=3, phi=2.0, probe_size=10),
@@ -116,20 +116,8 @@ def test_damaged_datasets_load_or_fail_in_one_line(templates, template, other, h
             path = d / name
             if not path.is_file():
                 continue
-            data = path.read_bytes()
-            cut = int(where * len(data))
-            if kind == "truncate":
-                path.write_bytes(data[:cut])
-            elif kind == "bytes":
-                path.write_bytes(data[:cut] + blob + data[cut:])
-            elif kind == "line":
-                lines = data.split(b"\n")
-                lines[min(int(where * len(lines)), len(lines) - 1)] = text.encode("utf-8")
-                path.write_bytes(b"\n".join(lines))
-            elif kind == "remove":
-                path.unlink()
-            elif (templates[other] / name).is_file():
-                shutil.copy(templates[other] / name, path)
+            if not damage_bytes(path, kind, where, blob, text) and (templates[other] / name).is_file():
+                shutil.copy(templates[other] / name, path)  # kind == "swap"
         read_or_refuse(d)
 
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from interp.runs import LoadedRun, latest_checkpoint, load_checkpoint, read_metrics, stored_config
 from interp.train import RunConfig, train
-from tests.fuzz.conftest import check_error, tree_digest
+from tests.fuzz.conftest import check_error, damage_bytes, tree_digest
 from tests.fuzz.test_fuzz_configs import VALUES
 from tests.train.test_trainer import quick_config
 
@@ -59,19 +59,9 @@ def apply(run: Path, other: Path, hit) -> None:
         return
     if not path.is_file():
         return
-    data = path.read_bytes()
-    cut = int(where * len(data))
-    if kind == "truncate":
-        path.write_bytes(data[:cut])
-    elif kind == "bytes":
-        path.write_bytes(data[:cut] + blob + data[cut:])
-    elif kind == "line":
-        lines = data.split(b"\n")
-        lines[min(int(where * len(lines)), len(lines) - 1)] = text.encode("utf-8")
-        path.write_bytes(b"\n".join(lines))
-    elif kind == "remove":
-        path.unlink()
-    elif kind == "swap_step" and "checkpoints/" in name:
+    if damage_bytes(path, kind, where, blob, text):
+        return
+    if kind == "swap_step" and "checkpoints/" in name:
         a, b = (run / name.replace(STEPS[0], s).replace(STEPS[1], s) for s in STEPS)
         if a.is_file() and b.is_file():
             a_bytes = a.read_bytes()
@@ -81,7 +71,7 @@ def apply(run: Path, other: Path, hit) -> None:
         shutil.copy(other / name, path)
     elif kind == "field" and name.endswith(("state.json", "config.json")):
         try:
-            obj = json.loads(data)
+            obj = json.loads(path.read_bytes())
         except ValueError:
             return
         if isinstance(obj, dict):

@@ -23,7 +23,7 @@ from circuits.space import ModelGraph
 from interp.features import DictionaryConfig, SparseDictionary
 from interp.features.graph_json import check_graph_json, load_graph_json
 from interp.features.io import CFG_FILE, WEIGHTS_FILE, load_dictionary, save_dictionary
-from tests.fuzz.conftest import check_error, tree_digest
+from tests.fuzz.conftest import check_error, damage_bytes, tree_digest
 from tests.fuzz.test_fuzz_configs import VALUES
 
 
@@ -36,19 +36,11 @@ def damage(draw):
 
 def hurt(path: Path, hit, keys: list[str]) -> None:
     kind, where, blob, text, key, value = hit
-    data = path.read_bytes()
-    cut = int(where * len(data))
-    if kind == "truncate":
-        path.write_bytes(data[:cut])
-    elif kind == "bytes":
-        path.write_bytes(data[:cut] + blob + data[cut:])
-    elif kind == "line":
-        lines = data.split(b"\n")
-        lines[min(int(where * len(lines)), len(lines) - 1)] = text.encode("utf-8")
-        path.write_bytes(b"\n".join(lines))
+    if kind in ("truncate", "bytes", "line"):
+        damage_bytes(path, kind, where, blob, text)
     elif kind == "field":
         try:
-            obj = json.loads(data)
+            obj = json.loads(path.read_bytes())
         except ValueError:
             return
         if isinstance(obj, dict):
