@@ -39,6 +39,11 @@ class TrainConfig:
     decay_steps: int | None = None
     min_lr_ratio: float = 0.0
     grad_clip: float = 1.0
+    # Batch make-up: None draws each batch from one shuffle of the whole training split (the
+    # paper); a fraction f draws round(f * batch_size) rows of every batch from the atomic
+    # facts (one-hop prompts) and the rest from the other training prompts, each group in its
+    # own per-epoch shuffle. The training set is unchanged; only how often each part is seen.
+    atomic_fraction: float | None = None
     # "adamw" for every parameter (the paper), or "muon": Muon (orthogonalised momentum,
     # torch.optim.Muon) for the attention and MLP weight matrices, AdamW for the rest.
     optimizer: Literal["adamw", "muon"] = "adamw"
@@ -88,6 +93,8 @@ class TrainConfig:
         check_range("train.beta2", self.beta2, low=0.0, high=1.0, high_open=True)
         check_range("train.weight_decay", self.weight_decay, low=0.0)
         check_range("train.grad_clip", self.grad_clip, low=0.0)
+        if self.atomic_fraction is not None:
+            check_range("train.atomic_fraction", self.atomic_fraction, low=0.0, high=1.0, low_open=True, high_open=True)
         check_range("train.muon_momentum", self.muon_momentum, low=0.0, high=1.0, high_open=True)
         check_range("train.min_lr_ratio", self.min_lr_ratio, low=0.0, high=1.0)
         if self.decay_steps is not None:
@@ -293,6 +300,17 @@ def presets() -> dict[str, RunConfig]:
         "khop-depth-tiny-looped": _preset(
             "khop-depth-tiny-looped", "khop-depth-tiny", {**_FAST_MODEL, "loops": 4, "n_ctx": 10},
             {**_FAST_TRAIN, "max_steps": 4_000, "eval_every": 200},
+        ),
+        # The paper's full composition graph (2,000 entities, 200 relations, out-degree 20, 5%
+        # OOD) at phi 18, on a laptop CPU: d_model 256, bf16 autocast, 30% of every batch atomic
+        # facts (train.atomic_fraction), weight decay 0.3 (0.7 keeps the 40,000 facts from being
+        # memorised at this size), cosine over 9,000 steps. Progress: BENCHMARKS.md "Time to grok".
+        "composition-paper-fast": _preset(
+            "composition-paper-fast", data_config("composition", ["phi=18"]),
+            {"n_layers": 4, "d_model": 256, "n_heads": 8, "d_mlp": 1024, "init_range": 0.04},
+            {**_FAST_TRAIN, "optimizer": "muon", "weight_decay": 0.3, "batch_size": 512, "atomic_fraction": 0.3,
+             "precision": "bf16", "max_steps": 9_000, "eval_every": 250, "checkpoint_every": 1_000,
+             "checkpoint_dense_until": 0},
         ),
         # The paper's hyper-parameters (model and optimiser) on the small graph: the reference
         # the fast recipe is measured against.

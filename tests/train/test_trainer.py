@@ -105,8 +105,30 @@ def test_answer_only_unembedding_equals_full_loss():
     assert not torch.isclose(with_eos, full)
 
 
+def test_atomic_fraction_sets_each_batch_and_keeps_every_epoch_whole(tmp_path):
+    """Each batch holds round(f x batch) atomic facts; each group's rows recur only after its whole epoch."""
+    trainer = Trainer(quick_config("train.atomic_fraction=0.25"), tmp_path)
+    atomic = trainer.train_batch.prompt_len == 2
+    n_atomic, n_other = int(atomic.sum()), int((~atomic).sum())
+    per_epoch = n_atomic // 8  # 8 of each batch of 32 are atomic
+    seen = []
+    for step in range(per_epoch):
+        idx = trainer.batch_indices(step)
+        assert len(idx) == 32 and int(atomic[idx].sum()) == 8
+        seen += idx[atomic[idx]].tolist()
+    assert len(seen) == len(set(seen)) == per_epoch * 8 <= n_atomic
+    assert n_other >= 24
+    default = Trainer(quick_config(), tmp_path / "default")
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(default.batch_indices(1), torch.randperm(len(default.train_batch), generator=gen)[32:64])
+
+
 # -- exact resume ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("options", [("train.grokfast=ema",), ("train.optimizer=muon",)], ids=["adamw-grokfast", "muon"])
+@pytest.mark.parametrize(
+    "options",
+    [("train.grokfast=ema",), ("train.optimizer=muon",), ("train.atomic_fraction=0.25",)],
+    ids=["adamw-grokfast", "muon", "atomic-fraction"],
+)
 def test_resume_is_bit_exact(tmp_path, options):
     cfg = quick_config(*options)
     full = train(cfg, tmp_path / "full")
@@ -347,6 +369,9 @@ def test_grokfast_ema_and_window_filters():
         ("composition-tiny", ["train.muon_momentum=1"], "train.muon_momentum"),
         ("composition-tiny", ["train.grok_splits=test_id,tset_ood"], "train.grok_splits[1]"),
         ("composition-tiny", ["train.grok_splits="], "train.grok_splits is empty"),
+        ("composition-tiny", ["train.atomic_fraction=1"], "train.atomic_fraction"),
+        ("composition-tiny", ["train.atomic_fraction=0.001"], "asks for 0 atomic facts per batch of 256"),
+        ("composition-tiny", ["train.atomic_fraction=0.99", "train.batch_size=2000"], "asks for 1980 atomic facts"),
     ],
 )
 def test_bad_run_config_is_one_line(name, overrides, match, tmp_path):
