@@ -42,23 +42,23 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     from circuits.discover import find_circuit
+    from circuits.localize import locate_bridge
     from circuits.report import build_report
     from circuits.tasks import composition_task
     from interp.lens import dataset_lens
     from interp.models import to_bridge
     from interp.runs import load_checkpoint
     from interp.tracing import trace_counterfactual
-    from circuits.localize import locate_bridge
 
     run = load_checkpoint(args.run_dir, device="cpu")
     ds, n_layers = run.dataset, run.config.model.n_layers
     bridge = to_bridge(run.model)
-    rows: list[tuple[str, float, str]] = []
+    rows: list[tuple[str, float]] = []
 
     def timed(name: str, fn):
         start = time.perf_counter()
         out = fn()
-        rows.append((name, time.perf_counter() - start, ""))
+        rows.append((name, time.perf_counter() - start))
         print(f"{name}: {rows[-1][1]:.1f} s", file=sys.stderr, flush=True)
         return out
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Machine: {describe('cpu')}.\n")
     print("| analysis | seconds |")
     print("|---|---:|")
-    for name, seconds, _ in rows:
+    for name, seconds in rows:
         print(f"| {name} | {seconds:.1f} |")
     if html_bytes:
         print(f"\nReport size: {html_bytes / 1e6:.2f} MB.")

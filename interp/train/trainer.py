@@ -133,7 +133,7 @@ class Trainer:
         self.memorized_step: int | None = None
         self.grokked_step: int | None = None
         self._perms: dict[int, tuple[int, Tensor]] = {}  # stream -> (epoch, its shuffle)
-        self._groups = self._batch_groups()
+        self._streams = self._batch_streams()
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -154,37 +154,36 @@ class Trainer:
         """Indices of the batch for 0-based ``step``: epoch ``e`` uses permutation seeded by (seed, e).
 
         With ``train.atomic_fraction`` the batch joins two such streams: the atomic rows and the others."""
-        if not self._groups:
-            return self._stream(0, torch.arange(len(self.train_batch), device=self.device), step, self.batch_size)
-        parts = [self._stream(g + 1, rows, step, n) for g, (rows, n) in enumerate(self._groups)]
-        return torch.cat(parts)
+        parts = [self._stream(key, rows, step, size) for key, rows, size in self._streams]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def _stream(self, key: int, rows: Int[Tensor, "rows"], step: int, size: int) -> Int[Tensor, "size"]:
         """Rows ``size * i .. size * (i + 1)`` of stream ``key``'s shuffle of ``rows`` for its epoch of ``step``."""
         per_epoch = len(rows) // size
         epoch, i = divmod(step, per_epoch)
         if self._perms.get(key, (None,))[0] != epoch:
-            seed = self.config.train.seed * 1_000_003 + epoch + (0 if key == 0 else 7_919 * key)
-            gen = torch.Generator().manual_seed(seed)
+            gen = torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + epoch + 7_919 * key)
             self._perms[key] = (epoch, rows[torch.randperm(len(rows), generator=gen).to(self.device)])
         return self._perms[key][1][i * size : (i + 1) * size]
 
-    def _batch_groups(self) -> list[tuple[Int[Tensor, "rows"], int]]:
-        """(rows, rows per batch) of the atomic and the other training prompts, or [] without ``atomic_fraction``."""
+    def _batch_streams(self) -> list[tuple[int, Int[Tensor, "rows"], int]]:
+        """(key, rows, rows per batch) of each stream a batch draws from: the whole split (key 0),
+        or with ``atomic_fraction`` the atomic facts (1) and the other training prompts (2)."""
         fraction = self.config.train.atomic_fraction
         if fraction is None:
-            return []
-        atomic = self.train_batch.prompt_len == 2
+            return [(0, torch.arange(len(self.train_batch), device=self.device), self.batch_size)]
+        schema = self.dataset.schema
+        atomic = torch.tensor([schema.is_atomic(ex) for ex in self.dataset.examples("train")], dtype=torch.bool)
         rows = [torch.nonzero(atomic).flatten().to(self.device), torch.nonzero(~atomic).flatten().to(self.device)]
         n_atomic = round(fraction * self.batch_size)
         sizes = [n_atomic, self.batch_size - n_atomic]
-        for (r, n), what in zip(zip(rows, sizes), ("atomic facts", "other prompts")):
+        for r, n, what in zip(rows, sizes, ("atomic facts", "other prompts")):
             if n < 1 or n > len(r):
                 raise ConfigError(
                     f"train.atomic_fraction = {fraction} asks for {n} {what} per batch of {self.batch_size}, "
                     f"but the training split has {len(r)}; choose a fraction that gives each part between 1 and its size"
                 )
-        return list(zip(rows, sizes))
+        return [(key, r, n) for key, r, n in zip((1, 2), rows, sizes)]
 
     def _eval_batches(self) -> dict[str, TokenBatch]:
         out = {}

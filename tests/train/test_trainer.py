@@ -108,7 +108,7 @@ def test_answer_only_unembedding_equals_full_loss():
 def test_atomic_fraction_sets_each_batch_and_keeps_every_epoch_whole(tmp_path):
     """Each batch holds round(f x batch) atomic facts; each group's rows recur only after its whole epoch."""
     trainer = Trainer(quick_config("train.atomic_fraction=0.25"), tmp_path)
-    atomic = trainer.train_batch.prompt_len == 2
+    atomic = torch.tensor([trainer.dataset.schema.is_atomic(ex) for ex in trainer.dataset.examples("train")])
     n_atomic, n_other = int(atomic.sum()), int((~atomic).sum())
     per_epoch = n_atomic // 8  # 8 of each batch of 32 are atomic
     seen = []
