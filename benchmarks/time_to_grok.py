@@ -25,13 +25,14 @@ comparison default, test-ID and test-OOD both: its ``train.grok_splits``). A rec
 does not grok within its budget is reported with where it got to, and the speed-up over it
 is a lower bound (">=").
 
-    python benchmarks/time_to_grok.py [--budget 900] [--data composition-small] [--seed 0]
+    python benchmarks/time_to_grok.py [--budget 900] [--seed 0] [--only "paper graph"] [--keep DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+from pathlib import Path
 
 from _machine import describe
 
@@ -67,6 +68,8 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help="run only these recipes")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per run (default: torch's own)")
+    ap.add_argument("--keep", default=None, metavar="DIR",
+                    help="keep each run (config, metrics, final checkpoint) in DIR/<recipe> instead of a temporary folder")
     args = ap.parse_args()
     rows = []
     histories: dict[str, list[dict]] = {}
@@ -91,8 +94,9 @@ def main() -> None:
             ],
         )
         with tempfile.TemporaryDirectory() as tmp:
-            result = train(cfg, tmp)
-            history = read_metrics(tmp)
+            out = Path(args.keep) / name.replace(" ", "-").replace(",", "") if args.keep else Path(tmp)
+            result = train(cfg, out)
+            history = read_metrics(out)
             seconds = next((r["seconds"] for r in history if r["step"] == result.grokked_step), None)
         rows.append((name, cfg, result, seconds))
         histories[name] = history

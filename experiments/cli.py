@@ -181,7 +181,7 @@ def presets() -> None:
 
 @app.command()
 def experiment(
-    name: str = typer.Argument(..., help="a named experiment: phi-sweep, comparison, sharing, depth-width, weight-decay"),
+    name: str = typer.Argument(..., help="a named experiment (list them with their trials: grokscope experiments)"),
     out: Optional[Path] = typer.Option(None, "--out", help="output folder (default results/NAME-SCALE)"),
     scale: str = typer.Option("tiny", "--scale", help="tiny (a laptop, minutes) or small (bigger graphs and models)"),
     address: Optional[str] = typer.Option(None, "--address", help="join an existing Ray cluster (HOST:PORT); default: local Ray"),

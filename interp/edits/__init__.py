@@ -7,10 +7,10 @@ same memory for both hops should answer the two-hop facts built on the edited fa
 the new value (propagation), and leave every other fact alone (locality).
 
 * :mod:`~interp.edits.facts`: the edit (:func:`make_edit`, one-line errors) and which
-  two-hop facts depend on it, from the dataset's typed graph;
+  two-hop facts depend on it (and which are its controls), from the dataset's typed graph;
 * :mod:`~interp.edits.methods`: fine-tuning on the edited fact (optionally with a retain
   KL term) and ROME's rank-one MLP edit, each on a copy of the model;
-* :mod:`~interp.edits.score`: edit accuracy, propagation per hop, locality; a suite over
+* :mod:`~interp.edits.score`: edit accuracy, propagation per hop, locality, the second-hop control; a suite over
   several sampled edits.
 """
 
@@ -19,6 +19,7 @@ from interp.edits.facts import (
     EditError,
     FactEdit,
     composition_graph,
+    control_facts,
     dependent_facts,
     independent_facts,
     make_edit,
@@ -33,6 +34,7 @@ __all__ = [
     "EditScore",
     "FactEdit",
     "composition_graph",
+    "control_facts",
     "default_methods",
     "dependent_facts",
     "edit_suite",

@@ -122,6 +122,25 @@ def dependent_facts(dataset: KGDataset, edit: FactEdit) -> list[DependentFact]:
     return out
 
 
+def control_facts(dataset: KGDataset, edit: FactEdit) -> list[tuple[tuple[str, str, str], str]]:
+    """``(prompt, answer)`` of the ID two-hop facts ``(h0, r1, r)`` that end in the edited relation but do not use the edit.
+
+    Their bridge ``tail(h0, r1)`` is not the edited head and their answer is not the new target,
+    so no edit of ``(head, r)`` should turn them into the new target: the control for second-hop
+    propagation (a model that answers the new target more often everywhere also "propagates").
+    """
+    kg = composition_graph(dataset)
+    out = []
+    for (h0, r1), (b, ood1) in kg.facts.items():
+        if ood1 or b == edit.head or (h0, r1) == edit.prompt:
+            continue
+        second = kg.facts.get((b, edit.relation))
+        if second is None or second[1] or second[0] == edit.new:
+            continue
+        out.append(((h0, r1, edit.relation), second[0]))
+    return out
+
+
 def independent_facts(dataset: KGDataset, edit: FactEdit, split: str) -> list[tuple[tuple[str, ...], str]]:
     """``(prompt, answer)`` of a split's examples that do not use the edited fact (atomic or two-hop)."""
     kg = composition_graph(dataset)
@@ -141,6 +160,7 @@ __all__ = [
     "EditError",
     "FactEdit",
     "composition_graph",
+    "control_facts",
     "dependent_facts",
     "independent_facts",
     "make_edit",

@@ -8,7 +8,12 @@ For an edited copy of a model (see :mod:`interp.edits.methods`):
   correctly, the fraction that now answer the new value; reported together and per hop
   (the edited fact as first hop, as second hop);
 * **locality**: of atomic and two-hop facts that do not use the edited fact (the ID atomic
-  and ID test probes), the fraction whose prediction is the original model's.
+  and ID test probes), the fraction whose prediction is the original model's;
+* **spurious second hop** (the control for second-hop propagation): of the ID two-hop facts
+  that end in the edited relation through another bridge
+  (:func:`~interp.edits.facts.control_facts`) and that the original model answered
+  correctly, the fraction that now answer the new target. Second-hop propagation well above
+  it is the edit travelling through the bridge, not a general pull towards the new target.
 
 :func:`edit_suite` draws several ID facts to edit, applies each method to each, and
 averages the scores per method.
@@ -27,6 +32,7 @@ from transformers import GPT2LMHeadModel
 
 from interp.configs import check_range
 from interp.data import KGDataset
+from interp.edits import facts as kg_facts
 from interp.edits.facts import EditError, FactEdit, composition_graph, dependent_facts, independent_facts, make_edit
 from interp.edits.methods import finetune_edit, key_covariance, prompt_batch, rome_edit
 from interp.train.objective import answer_logits
@@ -44,7 +50,9 @@ class EditScore:
     propagation_second: float
     locality_atomic: float
     locality_inferred: float
+    spurious_second: float
     n_dependent: int
+    n_control: int
 
 
 @torch.no_grad()
@@ -66,7 +74,7 @@ def _mean(flags: Sequence[bool]) -> float:
 
 
 def score_edit(original: GPT2LMHeadModel, edited: GPT2LMHeadModel, dataset: KGDataset, edit: FactEdit) -> EditScore:
-    """Edit accuracy, propagation (all, first hop, second hop) and locality of ``edited`` against ``original``."""
+    """Edit accuracy, propagation (all, first hop, second hop), locality and the second-hop control of ``edited``."""
     deps = [d for d in dependent_facts(dataset, edit) if d.changes and d.in_distribution]
     dep_prompts = [d.prompt for d in deps]
     before = predictions(original, dataset, dep_prompts)
@@ -78,6 +86,10 @@ def score_edit(original: GPT2LMHeadModel, edited: GPT2LMHeadModel, dataset: KGDa
     for split in ("id_atomic", "test_id"):
         prompts = [p for p, _ in independent_facts(dataset, edit, split)]
         local[split] = _mean([x == y for x, y in zip(predictions(original, dataset, prompts), predictions(edited, dataset, prompts))])
+    controls = kg_facts.control_facts(dataset, edit)
+    ctrl_prompts = [p for p, _ in controls]
+    ctrl_known = [a for (_, t), b, a in zip(controls, predictions(original, dataset, ctrl_prompts),
+                                            predictions(edited, dataset, ctrl_prompts)) if b == t]
     return EditScore(
         edit_accuracy=float(predictions(edited, dataset, [edit.prompt])[0] == edit.new),
         propagation=_mean(hit["all"]),
@@ -85,7 +97,9 @@ def score_edit(original: GPT2LMHeadModel, edited: GPT2LMHeadModel, dataset: KGDa
         propagation_second=_mean(hit["second"]),
         locality_atomic=local["id_atomic"],
         locality_inferred=local["test_id"],
+        spurious_second=_mean([a == edit.new for a in ctrl_known]),
         n_dependent=len(known),
+        n_control=len(ctrl_known),
     )
 
 

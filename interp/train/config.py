@@ -304,12 +304,12 @@ def presets() -> dict[str, RunConfig]:
         # The paper's full composition graph (2,000 entities, 200 relations, out-degree 20, 5%
         # OOD) at phi 18, on a laptop CPU: d_model 256, bf16 autocast, 30% of every batch atomic
         # facts (train.atomic_fraction), weight decay 0.3 (0.7 keeps the 40,000 facts from being
-        # memorised at this size), cosine over 9,000 steps. Progress: BENCHMARKS.md "Time to grok".
+        # memorised at this size), cosine over 12,000 steps. Progress: BENCHMARKS.md "Time to grok".
         "composition-paper-fast": _preset(
             "composition-paper-fast", data_config("composition", ["phi=18"]),
             {"n_layers": 4, "d_model": 256, "n_heads": 8, "d_mlp": 1024, "init_range": 0.04},
             {**_FAST_TRAIN, "optimizer": "muon", "weight_decay": 0.3, "batch_size": 512, "atomic_fraction": 0.3,
-             "precision": "bf16", "max_steps": 9_000, "eval_every": 250, "checkpoint_every": 1_000,
+             "precision": "bf16", "max_steps": 12_000, "eval_every": 250, "checkpoint_every": 1_000,
              "checkpoint_dense_until": 0},
         ),
         # The paper's hyper-parameters (model and optimiser) on the small graph: the reference

@@ -10,6 +10,7 @@ import torch
 from interp.data import KGDataset
 from interp.edits import (
     EditError,
+    control_facts,
     dependent_facts,
     edit_suite,
     finetune_edit,
@@ -18,6 +19,7 @@ from interp.edits import (
     make_edit,
     predictions,
     rome_edit,
+    sample_edits,
     score_edit,
 )
 from interp.models import build_model
@@ -81,6 +83,23 @@ def test_independent_facts_exclude_every_use_of_the_edited_fact(graph):
         assert len(kept) + len(dropped) == len(graph.examples(split))
 
 
+def test_control_facts_end_in_the_edited_relation_without_using_the_edit(graph):
+    kg = graph.kg
+    for k in (0, 5, 17):
+        edit = _an_edit(graph, k)
+        want = {}
+        for (h0, r1), (b, _) in kg.facts.items():
+            t = kg.tail(b, edit.relation)
+            if t is None or b == edit.head or (h0, r1) == edit.prompt or t == edit.new:
+                continue
+            if not kg.is_ood(h0, r1) and not kg.is_ood(b, edit.relation):
+                want[(h0, r1, edit.relation)] = t
+        got = dict(control_facts(graph, edit))
+        assert got == want and want
+        # disjoint from the facts the edit changes: an edit cannot legitimately move a control
+        assert not set(got) & {d.prompt for d in dependent_facts(graph, edit)}
+
+
 def test_finetune_reaches_the_new_target_on_a_copy(graph, model):
     edit = _an_edit(graph)
     before = _params(model)
@@ -93,6 +112,7 @@ def test_finetune_reaches_the_new_target_on_a_copy(graph, model):
     score = score_edit(model, edited, graph, edit)
     assert score.edit_accuracy == 1.0
     assert 0.0 <= score.locality_atomic <= 1.0 and 0.0 <= score.locality_inferred <= 1.0
+    assert score.n_control == 0 or 0.0 <= score.spurious_second <= 1.0
 
 
 def test_rome_is_a_rank_one_change_of_one_mlp_that_maps_the_key(graph, model):
@@ -139,6 +159,10 @@ def test_edit_suite_on_a_grokked_model(grokked_composition):
         "rome": lambda m, d, e: rome_edit(m, d, e, layer=0),
     })
     assert out["n_edits"] == 1.0
+    # the original scored against itself: nothing propagates, everything is local, no control moves
+    same = score_edit(run.model, run.model, run.dataset, sample_edits(run.model, run.dataset, 1)[0])
+    assert same.n_dependent > 0 and same.n_control > 0
+    assert (same.propagation, same.spurious_second, same.locality_atomic, same.locality_inferred) == (0.0, 0.0, 1.0, 1.0)
     for method, local in (("finetune", 0.7), ("rome", 0.95)):  # the rank-one edit is the local one
         assert out[f"{method}_edit_accuracy"] == 1.0
         assert out[f"{method}_locality_atomic"] >= local
