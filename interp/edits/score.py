@@ -32,8 +32,7 @@ from transformers import GPT2LMHeadModel
 
 from interp.configs import check_range
 from interp.data import KGDataset
-from interp.edits import facts as kg_facts
-from interp.edits.facts import EditError, FactEdit, composition_graph, dependent_facts, independent_facts, make_edit
+from interp.edits.facts import EditError, FactEdit, composition_graph, control_facts, dependent_facts, independent_facts, make_edit
 from interp.edits.methods import finetune_edit, key_covariance, prompt_batch, rome_edit
 from interp.train.objective import answer_logits
 
@@ -86,7 +85,7 @@ def score_edit(original: GPT2LMHeadModel, edited: GPT2LMHeadModel, dataset: KGDa
     for split in ("id_atomic", "test_id"):
         prompts = [p for p, _ in independent_facts(dataset, edit, split)]
         local[split] = _mean([x == y for x, y in zip(predictions(original, dataset, prompts), predictions(edited, dataset, prompts))])
-    controls = kg_facts.control_facts(dataset, edit)
+    controls = control_facts(dataset, edit)
     ctrl_prompts = [p for p, _ in controls]
     ctrl_known = [a for (_, t), b, a in zip(controls, predictions(original, dataset, ctrl_prompts),
                                             predictions(edited, dataset, ctrl_prompts)) if b == t]
