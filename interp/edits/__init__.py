@@ -10,8 +10,8 @@ the new value (propagation), and leave every other fact alone (locality).
   two-hop facts depend on it (and which are its controls), from the dataset's typed graph;
 * :mod:`~interp.edits.methods`: fine-tuning on the edited fact (optionally with a retain
   KL term) and ROME's rank-one MLP edit, each on a copy of the model;
-* :mod:`~interp.edits.score`: edit accuracy, propagation per hop, locality, the second-hop control; a suite over
-  several sampled edits.
+* :mod:`~interp.edits.score`: edit accuracy, propagation per hop, locality, the second-hop
+  control; a suite over several sampled edits.
 """
 
 from interp.edits.facts import (

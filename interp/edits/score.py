@@ -72,23 +72,26 @@ def _mean(flags: Sequence[bool]) -> float:
     return float(np.mean(flags)) if len(flags) else math.nan
 
 
+def _before_after(original: GPT2LMHeadModel, edited: GPT2LMHeadModel, dataset: KGDataset,
+                  prompts: Sequence[tuple[str, ...]]) -> list[tuple[str, str]]:
+    """The original's and the edited model's answer to each prompt."""
+    return list(zip(predictions(original, dataset, prompts), predictions(edited, dataset, prompts)))
+
+
 def score_edit(original: GPT2LMHeadModel, edited: GPT2LMHeadModel, dataset: KGDataset, edit: FactEdit) -> EditScore:
     """Edit accuracy, propagation (all, first hop, second hop), locality and the second-hop control of ``edited``."""
     deps = [d for d in dependent_facts(dataset, edit) if d.changes and d.in_distribution]
-    dep_prompts = [d.prompt for d in deps]
-    before = predictions(original, dataset, dep_prompts)
-    after = predictions(edited, dataset, dep_prompts)
-    known = [(d, a) for d, b, a in zip(deps, before, after) if b == d.old]  # the original got it right
+    answers = _before_after(original, edited, dataset, [d.prompt for d in deps])
+    known = [(d, a) for d, (b, a) in zip(deps, answers) if b == d.old]  # the original got it right
     hit = {hop: [a == d.new for d, a in known if d.hop in hops]
            for hop, hops in (("all", ("first", "second", "both")), ("first", ("first", "both")), ("second", ("second", "both")))}
     local = {}
     for split in ("id_atomic", "test_id"):
         prompts = [p for p, _ in independent_facts(dataset, edit, split)]
-        local[split] = _mean([x == y for x, y in zip(predictions(original, dataset, prompts), predictions(edited, dataset, prompts))])
+        local[split] = _mean([b == a for b, a in _before_after(original, edited, dataset, prompts)])
     controls = control_facts(dataset, edit)
-    ctrl_prompts = [p for p, _ in controls]
-    ctrl_known = [a for (_, t), b, a in zip(controls, predictions(original, dataset, ctrl_prompts),
-                                            predictions(edited, dataset, ctrl_prompts)) if b == t]
+    answers = _before_after(original, edited, dataset, [p for p, _ in controls])
+    ctrl_known = [a for (_, t), (b, a) in zip(controls, answers) if b == t]
     return EditScore(
         edit_accuracy=float(predictions(edited, dataset, [edit.prompt])[0] == edit.new),
         propagation=_mean(hit["all"]),
