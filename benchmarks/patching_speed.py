@@ -6,8 +6,9 @@ head) and score the logit difference of the clean and corrupt answers. Transform
 ``get_act_patch_*`` does one full forward per place; ``interp.patching.activation_patch``
 stacks the patches into few forwards, each running only the blocks from the patched one on
 and the positions from the first changed one on (the unpatched run's keys and values
-before it; the last block only at the answer), and skips patches that paste an unchanged
-value. The script checks that both give the same numbers, then prints a Markdown table
+before it; the last block only at the answer; a patch after a block's attention reads that
+attention from the unpatched run and computes the block only where it pastes), and skips
+patches that paste an unchanged value. The script checks that both give the same numbers, then prints a Markdown table
 (median of ``--repeats``): wall-clock seconds, and this process's CPU seconds, which a
 machine loaded by other work disturbs less (with ``--threads 1``).
 

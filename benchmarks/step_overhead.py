@@ -7,9 +7,10 @@ plain loop in the same run:
 
 * the same GPT-2 built with Hugging Face's defaults (SDPA attention, the composed "gelu_new"
   activation, foreach AdamW): what ``build_model`` and fused AdamW gain per step;
-* with Muon configs, AdamW for every parameter (what Muon's orthogonalisation costs), and
-  ``torch.optim.Muon`` itself, which orthogonalises in bfloat16 (slow on CPUs without
-  bfloat16 matrix units; timed on a tenth of the steps).
+* with Muon configs, AdamW for every parameter (what Muon's orthogonalisation costs), the
+  Newton-Schulz iteration in the other dtype than ``train.muon_ns_dtype = "auto"`` picks here
+  (float32 or bfloat16), and ``torch.optim.Muon`` itself, which orthogonalises in bfloat16
+  (slow on CPUs without bfloat16 matrix units; timed on a tenth of the steps).
 
     python benchmarks/step_overhead.py [--config composition-small] [--steps 200] [--repeats 3]
 """
@@ -31,7 +32,7 @@ from interp.models.gpt2 import with_hf_default_kernels
 from interp.train import Trainer, load_run_config
 from interp.train.objective import answer_logits
 from interp.train.optim import build_optimizers
-from interp.train.muon import Muon
+from interp.train.muon import Muon, fast_ns_dtype
 
 
 def plain_loop(model, batches, tc, *, fused=True, muon_cls=Muon):
@@ -79,12 +80,19 @@ def main() -> None:
         batches = [trainer.train_batch[trainer.batch_indices(s)] for s in range(args.steps)]
         tc = cfg.train
         muon = tc.optimizer == "muon"
+        # the dtype "auto" picks for the largest hidden matrix, and the other one
+        hidden = [p for g in trainer.muon.param_groups for p in g["params"]] if muon else []
+        largest = max(hidden, key=lambda p: min(p.shape)) if hidden else None
+        auto = (fast_ns_dtype(largest) if largest is not None else torch.float32) if tc.muon_ns_dtype == "auto" \
+            else getattr(torch, tc.muon_ns_dtype)
+        other = "float32" if auto == torch.bfloat16 else "bfloat16"
         loops = {
             "plain": lambda bs: plain_loop(copy.deepcopy(model0), bs, tc),
             "hf": lambda bs: plain_loop(with_hf_default_kernels(model0), bs, tc, fused=False),
         }
         if muon:
             loops["adamw"] = lambda bs: plain_loop(copy.deepcopy(model0), bs, dataclasses.replace(tc, optimizer="adamw"))
+            loops["other_ns"] = lambda bs: plain_loop(copy.deepcopy(model0), bs, dataclasses.replace(tc, muon_ns_dtype=other))
             loops["torch_muon"] = lambda bs: plain_loop(copy.deepcopy(model0), bs[: max(1, len(bs) // 10)], tc,
                                                         muon_cls=torch.optim.Muon)
         n_steps = {key: (max(1, args.steps // 10) if key == "torch_muon" else args.steps) for key in loops}
@@ -102,7 +110,7 @@ def main() -> None:
     print(f"machine: {describe(trainer.device)}")
     print(f"config: {args.config} (d_model {cfg.model.d_model}, {cfg.model.n_layers} layers, batch {trainer.batch_size}, "
           f"optimizer {tc.optimizer}), {args.steps} steps x {args.repeats} repeats, median\n")
-    opt_name = "Muon + AdamW" if muon else "AdamW"
+    opt_name = f"Muon ({str(auto).removeprefix('torch.')} Newton-Schulz) + AdamW" if muon else "AdamW"
     rows = [
         (f"plain PyTorch ({opt_name})", "plain"),
         ("grokscope Trainer.train_step", "trainer"),
@@ -110,6 +118,7 @@ def main() -> None:
     ]
     if muon:
         rows += [("plain PyTorch, AdamW for every parameter", "adamw"),
+                 (f"plain PyTorch, Muon with {other} Newton-Schulz", "other_ns"),
                  ("plain PyTorch, torch.optim.Muon (bfloat16 Newton-Schulz)", "torch_muon")]
     print("| loop | ms / step | ratio |")
     print("|---|---|---|")

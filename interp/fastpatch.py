@@ -12,10 +12,12 @@ Rows are grouped by (start block, start position) and each group runs once throu
 start on, the unpatched run's keys and values before it.
 
 One more case is exact by causality: when a row pastes the source's whole residual stream
-(``hook_resid_pre``) at position ``p`` and the two runs already agree at every position
-before ``p`` there, then at positions ``0..p`` every later block computes exactly the
-source run. :func:`source_prefix_rows` marks such rows; they start at ``p + 1`` with the
-source run's keys and values for positions ``0..p``.
+(``hook_resid_pre``, ``hook_resid_mid`` or ``hook_resid_post`` of block ``L``) at position
+``p`` and the two runs already agree at every position before ``p`` there, then at
+positions ``0..p`` every later block computes exactly the source run (the rest of block
+``L`` works per position). :func:`source_prefix_rows` marks such rows; they start at
+``p + 1`` with the source run's keys and values for positions ``0..p``, in block ``L`` for
+``hook_resid_pre`` and in block ``L + 1`` for the other two (:func:`source_prefix_block`).
 """
 
 from __future__ import annotations
@@ -103,6 +105,19 @@ def _in_or_after(hook: str, layer: int) -> bool:
     return hook not in OUTSIDE_BLOCKS and not (parts[0] == "blocks" and parts[1].isdigit() and int(parts[1]) < layer)
 
 
+_RESIDUAL_SHIFT = {"hook_resid_pre": 0, "hook_resid_mid": 1, "hook_resid_post": 1}
+
+
+def source_prefix_block(site: Any) -> int | None:
+    """For a single-position site on one whole-residual hook of block ``L``, the block its
+    source-prefix rows start in (``L`` for ``hook_resid_pre``, ``L + 1`` for ``hook_resid_mid``
+    and ``hook_resid_post``); None for any other site."""
+    if len(site.hooks) != 1 or site.pos is None:
+        return None
+    shift, block = _RESIDUAL_SHIFT.get(site.hooks[0].rsplit(".", 1)[-1]), block_of(site.hooks[0])
+    return None if shift is None or block is None else block + shift
+
+
 def source_prefix_rows(
     sites: Sequence[Any],
     base: Mapping[str, Tensor],
@@ -110,15 +125,18 @@ def source_prefix_rows(
     start_pos: Int[Tensor, "site batch"],
     answer_pos: Int[Tensor, "batch"],
     interventions: Sequence[Intervention],
+    n_layers: int,
 ) -> Bool[Tensor, "site batch"]:
-    """Rows that paste the source's whole residual at their start position ``p`` (a single-position
-    ``hook_resid_pre`` site) where both runs agree at every position before ``p``, with a
-    position after ``p`` still to compute and no intervention in the site's block or later.
+    """Rows that paste the source's whole residual at their start position ``p`` (a site with
+    a :func:`source_prefix_block`) where both runs agree at every position before ``p``, with a
+    block to start in, a position after ``p`` still to compute and no intervention in the
+    site's block or later.
     """
     out = torch.zeros(start_pos.shape, dtype=torch.bool, device=start_pos.device)
     agree: dict[str, Tensor] = {}
     for i, site in enumerate(sites):
-        if len(site.hooks) != 1 or site.pos is None or not site.hooks[0].endswith(".hook_resid_pre"):
+        start = source_prefix_block(site)
+        if start is None or start >= n_layers:
             continue
         if any(_in_or_after(iv.hook, site.layer) for iv in interventions):
             continue
@@ -142,7 +160,7 @@ class Group:
 
 
 def groups(
-    layer_of: Int[Tensor, "site"],
+    layer_of: Int[Tensor, "site batch"],
     changed: Bool[Tensor, "site batch"],
     start_pos: Int[Tensor, "site batch"],
     from_source: Bool[Tensor, "site batch"],
@@ -150,8 +168,9 @@ def groups(
 ) -> Iterator[Group]:
     """The changed rows, by (start block, start position, keys from the source), in chunks of ``max_rows``."""
     start = start_pos + from_source.long()
-    for layer in sorted(set(layer_of.tolist())):
-        in_layer = changed & (layer_of == layer)[:, None]
+    layer_of = layer_of.expand_as(changed)
+    for layer in sorted(set(layer_of[changed].tolist())):
+        in_layer = changed & (layer_of == layer)
         keys = sorted(set(zip(start[in_layer].tolist(), from_source[in_layer].tolist())))
         for pos, flag in keys:
             site_of, example_of = (in_layer & (start == pos) & (from_source == flag)).nonzero(as_tuple=True)
@@ -161,4 +180,5 @@ def groups(
 
 __all__ = [
     "Group", "block_of", "groups", "kv_hooks", "optional_lookup", "row_starts", "site_mask", "source_prefix_rows",
+    "source_prefix_block",
 ]

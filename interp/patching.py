@@ -22,6 +22,9 @@ How the sweep is fast and still exact (every result equals TransformerLens 4's
   before position ``p``: its forward runs blocks ``L..`` on positions ``p..`` only, reusing
   the unpatched run's residual and its keys and values (:mod:`interp.fastpatch`,
   :func:`interp.intervene.suffix.run_suffix`), and the last block only at the answer;
+* a patch after the attention of block ``L`` leaves that attention as it was: block ``L``
+  reads it from the unpatched run (:func:`resume_points`) and computes only the positions
+  the patch edits;
 * a patch that pastes a value equal to the one already there cannot change anything: its
   row is not run and gets the unpatched run's value.
 
@@ -58,8 +61,10 @@ from interp.intervene import (
     n_layers,
     run_with_interventions,
 )
-from interp.fastpatch import block_of, groups, kv_hooks, optional_lookup, row_starts, site_mask, source_prefix_rows
-from interp.intervene.suffix import run_suffix, suffix_reads, suffix_supported
+from interp.fastpatch import (
+    block_of, groups, kv_hooks, optional_lookup, row_starts, site_mask, source_prefix_block, source_prefix_rows,
+)
+from interp.intervene.suffix import RESUME_READS, SUFFIX_HOOKS, run_suffix, suffix_reads, suffix_supported
 from interp.metrics import (
     METRICS,
     Metric,
@@ -183,6 +188,23 @@ def source_cache(
     return out
 
 
+def resume_points(sites: Sequence[Site], interventions: Sequence[Intervention]) -> dict[int, str]:
+    """Per start block, the hook where the suffix forward can start inside it (a key of
+    :data:`~interp.intervene.suffix.RESUME_READS`): the first hook any site starting there
+    patches in that block, where it comes after the attention and no intervention sits in
+    the block. Blocks absent start at ``hook_resid_pre``."""
+    firsts: dict[int, set[str]] = {}
+    for s in sites:
+        firsts.setdefault(s.layer, set()).update(h.split(".", 2)[2] for h in s.hooks if block_of(h) == s.layer)
+    busy = {block_of(iv.hook) for iv in interventions}
+    out = {}
+    for layer, names in firsts.items():
+        first = min(names, key=SUFFIX_HOOKS.index) if names and names <= set(SUFFIX_HOOKS) else None
+        if first in RESUME_READS and layer not in busy:
+            out[layer] = first
+    return out
+
+
 @torch.no_grad()
 def patch_sites(
     bridge: Bridge,
@@ -231,10 +253,14 @@ def patch_sites(
     # intervention on it, as the block receives it), the values at the patched hooks and,
     # for the suffix forward, the keys and values of every block from the first start on.
     start_store: dict[str, Tensor] = {}
-    first = [Read(f"blocks.{L}.hook_resid_pre", store=start_store) for L in starts]
     suffix = reuse_kv and suffix_supported(bridge, hooks, interventions, starts[0])
+    prefix_blocks = {source_prefix_block(s) for s in sites} - {None, n} if suffix else set()
+    first = [Read(f"blocks.{L}.hook_resid_pre", store=start_store) for L in sorted({*starts, *prefix_blocks})]
     kv: dict[str, Tensor] = {}
     extra = suffix_reads(bridge, starts[0], kv) if suffix else []
+    resume_at = resume_points(sites, interventions) if suffix else {}
+    resume_store: dict[str, Tensor] = {}
+    extra += [Read(f"blocks.{L}.{name}", store=resume_store) for L, at in resume_at.items() for name in RESUME_READS[at]]
     base_logits, base_acts = cache_activations(bridge, tokens, hooks, [*first, *interventions, *extra])
     base_metric = run_metric(metric, base_logits, pos_idx).detach()  # = baseline_metric(...), same forward
     kv_names = kv_hooks(starts[0], n) if suffix else []
@@ -253,11 +279,15 @@ def patch_sites(
     if suffix:  # a change after the answer position cannot reach the metric
         changed &= start_pos <= pos_idx[None]
         if all(k in src for k in kv_names):
-            from_source = source_prefix_rows(sites, base_acts, src, start_pos, pos_idx, interventions) & changed
+            from_source = source_prefix_rows(sites, base_acts, src, start_pos, pos_idx, interventions, n) & changed
 
     dtype = torch.float64 if base_metric.dtype == torch.float64 else torch.float32
     out = base_metric.to(dtype).cpu().expand(len(sites), batch).clone()
-    layer_of = torch.tensor([s.layer for s in sites], device=device)
+    # each row's start block: the site's, or for source-prefix rows the block they start in
+    layer_of = torch.tensor([s.layer for s in sites], device=device)[:, None].repeat(1, batch)
+    for i, s in enumerate(sites):
+        if bool(from_source[i].any()):
+            layer_of[i, from_source[i]] = source_prefix_block(s)
     if not suffix:  # one group per start block: every row runs all positions
         start_pos = torch.zeros_like(start_pos)
     for g in groups(layer_of, changed, start_pos, from_source, max_rows):
@@ -275,8 +305,10 @@ def patch_sites(
             cached = src if g.from_source else kv
             keys, values = ({j: cached[f"blocks.{j}.attn.hook_{kind}"][e_rows, : g.pos].to(device)
                              for j in range(g.layer, n)} for kind in ("k", "v"))
+            at = None if g.from_source else resume_at.get(g.layer)
+            resume = {name: resume_store[f"blocks.{g.layer}.{name}"][e_rows] for name in RESUME_READS[at]} if at else None
             logits = run_suffix(bridge, resid, keys, values, pieces, start_layer=g.layer, start_pos=g.pos,
-                                answer_pos=pos_idx[e_rows])
+                                answer_pos=pos_idx[e_rows], resume_at=at, resume=resume)
         out[s_rows.cpu(), e_rows.cpu()] = metric(logits, e_rows).to(dtype).cpu()
     return out, base_metric
 

@@ -6,7 +6,10 @@ The model is causal, so a patch at position ``p`` in block ``L`` leaves every po
 positions reads the keys and values of positions ``< p`` from the unpatched run (a KV cache,
 :func:`suffix_reads` collects it in the unpatched forward). In the last block only the
 answer positions go on past the keys and values (query, attention, MLP), since the metric
-reads nothing else; the unembedding runs there only.
+reads nothing else; the unembedding runs there only. A patch after the attention of block
+``L`` (``hook_z``, ``hook_attn_out``, ``hook_resid_mid``, ``hook_mlp_out``) resumes block
+``L`` from the unpatched run's activations there (:data:`RESUME_READS`), computing only the
+positions it edits.
 
 It runs the bridge's own weights (after TransformerLens's weight processing), in plain
 torch ops without hook points, and applies :class:`Patch` and :class:`AddNoise` pieces at
@@ -154,6 +157,41 @@ def _apply(pieces: Mapping[str, list[Intervention]], hook: str, act: Tensor, pos
 
 
 # ---------------------------------------------------------------------------- forward
+RESUME_READS: dict[str, tuple[str, ...]] = {
+    "attn.hook_z": ("attn.hook_z", "hook_resid_post"),
+    "hook_attn_out": ("hook_attn_out", "hook_resid_post"),
+    "hook_resid_mid": ("hook_resid_mid", "hook_resid_post"),
+    "hook_mlp_out": ("hook_resid_mid", "hook_mlp_out", "hook_resid_post"),
+    "hook_resid_post": ("hook_resid_post",),
+}
+"""Where :func:`run_suffix` can resume inside its first block, and the unpatched activations
+of that block (``blocks.L.<name>``) it needs to. A patch after the attention leaves the
+attention of the block it sits in unchanged at every position, so the suffix reads it from
+the unpatched run instead of computing it; and past the attention the positions of a block
+are independent, so the block's output is the unpatched one wherever no piece in the block
+edits, and is computed only at the positions some piece edits."""
+
+
+def _edited_columns(pieces: Mapping[str, list[Intervention]], block: str, start_pos: int, stop: int) -> Tensor | None:
+    """The positions ``start_pos..stop - 1`` (as offsets from ``start_pos``) that some piece of
+    ``block`` (``"blocks.L."``) edits in some row; None when one edits every position."""
+    hit = None
+    for hook, ivs in pieces.items():
+        if not hook.startswith(block):
+            continue
+        for iv in ivs:
+            where = getattr(iv, "where", None)
+            if where is None or where.ndim < 2 or where.shape[1] == 1:
+                return None
+            w = where[:, start_pos:stop]
+            w = w.reshape(w.shape[0], w.shape[1], -1).any(-1).any(0)
+            hit = w if hit is None else hit | w
+    return torch.zeros(0, dtype=torch.long) if hit is None else hit.nonzero().flatten()
+
+
+_ORDER = {name: i for i, name in enumerate(SUFFIX_HOOKS)}
+
+
 @torch.no_grad()
 def run_suffix(
     bridge: Bridge,
@@ -165,6 +203,8 @@ def run_suffix(
     start_layer: int,
     start_pos: int,
     answer_pos: Int[Tensor, "row"],
+    resume_at: str | None = None,
+    resume: Mapping[str, Tensor] | None = None,
 ) -> Float[Tensor, "row d_vocab"]:
     """The logits at ``answer_pos`` of a run that differs from the unpatched one from ``start_pos`` on.
 
@@ -173,6 +213,10 @@ def run_suffix(
     one row per patched run; ``interventions`` are already taken for these rows. Positions
     ``< start_pos`` keep the unpatched values; the caller guarantees that no intervention
     changes them. Check :func:`suffix_supported` first.
+
+    ``resume_at`` (a key of :data:`RESUME_READS`) starts block ``start_layer`` at that hook,
+    from ``resume``: the unpatched ``row pos ...`` activations named there, over all
+    positions. The caller guarantees that no intervention in that block comes before it.
     """
     blocks = _block_modules(bridge)
     assert blocks is not None, "check suffix_supported first"
@@ -186,37 +230,70 @@ def run_suffix(
     answer = answer_pos.to(device)
     positions = torch.arange(start_pos, stop, device=device).expand(rows, -1)  # row t
     x = resid[:, start_pos:stop]
+    unpatched = None  # with resume_at: the start block's unpatched output, where only some positions are computed
     for layer in range(start_layer, len(blocks)):
         m, name = blocks[layer], f"blocks.{layer}."
         last = layer == len(blocks) - 1
-        x = _apply(pieces, name + "hook_resid_pre", x, positions)
-        h = m.ln1(x)
-        k, v = m.k(h), m.v(h)  # row t (head_index d_head)
-        if last:  # past the keys and values, only the answer positions matter
-            x, h = x[row, answer - start_pos][:, None], h[row, answer - start_pos][:, None]
-            positions = answer[:, None]
-        q = m.q(h)
-        n_q, d_head = q.shape[1], q.shape[-1] // n_heads
-        q = q.view(rows, n_q, n_heads, d_head).transpose(1, 2)  # row head q d_head
-        k = torch.cat([keys[layer][:, :start_pos].to(k.dtype), k.view(rows, -1, n_heads, d_head)], 1).transpose(1, 2)
-        v = torch.cat([values[layer][:, :start_pos].to(v.dtype), v.view(rows, -1, n_heads, d_head)], 1).transpose(1, 2)
-        scores = torch.matmul(q, k.transpose(-2, -1)) * d_head ** (-0.5)
-        visible = torch.arange(stop, device=device)[None, None, :] <= positions[:, :, None]  # row q key
-        pattern = scores.masked_fill(~visible[:, None], float("-inf")).softmax(-1)
-        z = torch.matmul(pattern, v).transpose(1, 2)  # row q head d_head
-        z = _apply(pieces, name + "attn.hook_z", z, positions)
-        if name + "attn.hook_result" in pieces:
-            w_o = m.o.weight.view(n_heads, d_head, -1)
-            result = torch.einsum("bshd,hdm->bshm", z, w_o)
-            result = _apply(pieces, name + "attn.hook_result", result, positions)
-            attn_out = result.sum(dim=-2) + m.o.bias
+        at = _ORDER[resume_at] if resume_at is not None and layer == start_layer else 0
+        if at == 0:
+            x = _apply(pieces, name + "hook_resid_pre", x, positions)
+            h = m.ln1(x)
+            k, v = m.k(h), m.v(h)  # row t (head_index d_head)
+            if last:  # past the keys and values, only the answer positions matter
+                x, h = x[row, answer - start_pos][:, None], h[row, answer - start_pos][:, None]
+                positions = answer[:, None]
+            q = m.q(h)
+            n_q, d_head = q.shape[1], q.shape[-1] // n_heads
+            q = q.view(rows, n_q, n_heads, d_head).transpose(1, 2)  # row head q d_head
+            k = torch.cat([keys[layer][:, :start_pos].to(k.dtype), k.view(rows, -1, n_heads, d_head)], 1).transpose(1, 2)
+            v = torch.cat([values[layer][:, :start_pos].to(v.dtype), v.view(rows, -1, n_heads, d_head)], 1).transpose(1, 2)
+            scores = torch.matmul(q, k.transpose(-2, -1)) * d_head ** (-0.5)
+            visible = torch.arange(stop, device=device)[None, None, :] <= positions[:, :, None]  # row q key
+            pattern = scores.masked_fill(~visible[:, None], float("-inf")).softmax(-1)
+            z = torch.matmul(pattern, v).transpose(1, 2)  # row q head d_head
+        else:  # the unpatched run's activations of this block, at the positions computed here
+            assert resume is not None and resume_at in RESUME_READS, "resume_at needs its RESUME_READS"
+            cached = {key: resume[key][:, start_pos:stop].to(device) for key in RESUME_READS[resume_at]}
+            if last:
+                sel = answer - start_pos
+                x, positions = x[row, sel][:, None], answer[:, None]
+                cached = {key: t[row, sel][:, None] for key, t in cached.items()}
+            else:  # only the positions some piece edits: the others keep the unpatched output
+                cols = _edited_columns(pieces, name, start_pos, stop)
+                if cols is not None and len(cols) < x.shape[1]:
+                    cols = cols.to(device)
+                    unpatched, all_positions = cached["hook_resid_post"], positions
+                    x, positions = x[:, cols], positions[:, cols]
+                    cached = {key: t[:, cols] for key, t in cached.items()}
+            z = cached.get("attn.hook_z")
+        if at <= _ORDER["attn.hook_z"]:
+            z = _apply(pieces, name + "attn.hook_z", z, positions)
+            n_q, d_head = z.shape[1], z.shape[-1]
+            if name + "attn.hook_result" in pieces:
+                w_o = m.o.weight.view(n_heads, d_head, -1)
+                result = torch.einsum("bshd,hdm->bshm", z, w_o)
+                result = _apply(pieces, name + "attn.hook_result", result, positions)
+                attn_out = result.sum(dim=-2) + m.o.bias
+            else:
+                attn_out = m.o(z.reshape(rows, n_q, n_heads * d_head))
+        if at <= _ORDER["hook_attn_out"]:
+            if at == _ORDER["hook_attn_out"]:
+                attn_out = cached["hook_attn_out"]
+            attn_out = _apply(pieces, name + "hook_attn_out", attn_out, positions)
+            mid = x + attn_out
+        if at <= _ORDER["hook_mlp_out"]:
+            if at in (_ORDER["hook_resid_mid"], _ORDER["hook_mlp_out"]):
+                mid = cached["hook_resid_mid"]
+            mid = _apply(pieces, name + "hook_resid_mid", mid, positions)
+            mlp_out = cached["hook_mlp_out"] if at == _ORDER["hook_mlp_out"] else m.proj(m.act(m.fc(m.ln2(mid))))
+            x = mid + _apply(pieces, name + "hook_mlp_out", mlp_out, positions)
         else:
-            attn_out = m.o(z.reshape(rows, n_q, n_heads * d_head))
-        attn_out = _apply(pieces, name + "hook_attn_out", attn_out, positions)
-        mid = _apply(pieces, name + "hook_resid_mid", x + attn_out, positions)
-        mlp_out = _apply(pieces, name + "hook_mlp_out", m.proj(m.act(m.fc(m.ln2(mid)))), positions)
-        x = _apply(pieces, name + "hook_resid_post", mid + mlp_out, positions)
+            x = cached["hook_resid_post"]
+        x = _apply(pieces, name + "hook_resid_post", x, positions)
+        if unpatched is not None:
+            x = unpatched.index_copy(1, cols, x)
+            positions, unpatched = all_positions, None
     return bridge.unembed(bridge.ln_final(x[:, 0]))
 
 
-__all__ = ["OUTSIDE_BLOCKS", "SUFFIX_HOOKS", "run_suffix", "suffix_reads", "suffix_supported"]
+__all__ = ["OUTSIDE_BLOCKS", "RESUME_READS", "SUFFIX_HOOKS", "run_suffix", "suffix_reads", "suffix_supported"]

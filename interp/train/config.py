@@ -49,6 +49,10 @@ class TrainConfig:
     optimizer: Literal["adamw", "muon"] = "adamw"
     muon_momentum: float = 0.95
     muon_ns_steps: int = 5  # Newton-Schulz iterations per orthogonalisation (torch's default 5)
+    # The dtype of that iteration: "auto" is bfloat16 on CUDA and, on CPUs with bfloat16 matrix
+    # units (AVX512-BF16, AMX), for matrices with both sides >= 256, where it is several times
+    # faster; float32 elsewhere (other CPUs emulate bfloat16 products, much slower).
+    muon_ns_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     # Slow-gradient amplification (Grokfast, Lee et al. 2024): add ``grokfast_lamb`` times a
     # low-pass filtered gradient before each step; "ema" keeps an exponential moving average
     # (``grokfast_alpha``), "window" the mean of the last ``grokfast_window`` gradients.

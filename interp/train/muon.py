@@ -5,7 +5,9 @@ but a CPU without bfloat16 matrix units (AVX2, most laptops) multiplies bfloat16
 about 16x slower than float32: on the ``composition-small`` model a whole training step takes
 0.55 s with ``torch.optim.Muon`` against 0.07 s with this class (``benchmarks/step_overhead.py``).
 :class:`Muon` is the same optimiser, with the same state and the same update, except that the
-iteration runs in ``ns_dtype`` (default: float32 on the CPU, bfloat16 on CUDA). With
+iteration runs in ``ns_dtype`` (default: :func:`fast_ns_dtype`, bfloat16 where the device
+multiplies bfloat16 matrices in hardware and the matrix is large enough to gain, float32
+elsewhere). With
 ``ns_dtype=torch.bfloat16`` it computes exactly what ``torch.optim.Muon`` computes.
 """
 
@@ -33,10 +35,26 @@ def orthogonalize(update: Tensor, ns_coefficients: tuple[float, float, float], n
     return x.T if tall else x
 
 
+BF16_MIN_SIDE = 256
+"""On a CPU, the smallest side of a matrix whose iteration :func:`fast_ns_dtype` runs in
+bfloat16: below it the conversions cost about what the faster products save
+(``benchmarks/step_overhead.py`` times both dtypes)."""
+
+
+def fast_ns_dtype(param: Tensor) -> torch.dtype:
+    """The faster dtype for the iteration of ``param``: bfloat16 on CUDA, and on a CPU that
+    multiplies bfloat16 matrices in hardware (AVX512-BF16 or AMX tiles) for matrices of at
+    least :data:`BF16_MIN_SIDE` rows and columns; float32 otherwise."""
+    if param.device.type != "cpu":
+        return torch.bfloat16
+    fast = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return torch.bfloat16 if fast and min(param.shape) >= BF16_MIN_SIDE else torch.float32
+
+
 class Muon(torch.optim.Muon):
     """``torch.optim.Muon`` with the Newton-Schulz iteration in ``ns_dtype``.
 
-    ``ns_dtype=None`` picks float32 for parameters on the CPU and bfloat16 elsewhere.
+    ``ns_dtype=None`` picks per parameter with :func:`fast_ns_dtype`.
     Arguments, parameter groups and ``state_dict`` are those of ``torch.optim.Muon``.
     """
 
@@ -47,7 +65,7 @@ class Muon(torch.optim.Muon):
     def _dtype_for(self, param: Tensor) -> torch.dtype:
         if self.ns_dtype is not None:
             return self.ns_dtype
-        return torch.float32 if param.device.type == "cpu" else torch.bfloat16
+        return fast_ns_dtype(param)
 
     @torch.no_grad()
     def step(self, closure=None):  # type: ignore[override]

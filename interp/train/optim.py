@@ -23,6 +23,9 @@ from interp.train.grokfast import GradientFilter
 from interp.train.muon import Muon
 
 
+_NS_DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
 def build_optimizers(model: nn.Module, tc: TrainConfig, *, fused: bool = True, muon_cls: type = Muon) -> dict[str, torch.optim.Optimizer]:
     """The optimizers of a run, by name: ``"optimizer"`` (AdamW) and, with ``train.optimizer = "muon"``, ``"muon"``.
 
@@ -49,6 +52,7 @@ def build_optimizers(model: nn.Module, tc: TrainConfig, *, fused: bool = True, m
             hidden, lr=tc.lr, weight_decay=tc.weight_decay, momentum=tc.muon_momentum, ns_steps=tc.muon_ns_steps,
             # the update's RMS matches AdamW's, so train.lr means the same for both
             adjust_lr_fn="match_rms_adamw",
+            **({} if muon_cls is torch.optim.Muon else {"ns_dtype": _NS_DTYPES[tc.muon_ns_dtype]}),
         )
     return out
 

@@ -20,17 +20,31 @@ TOL = {"rtol": 1e-5, "atol": 1e-5}  # float32 against TransformerLens's one-forw
 
 
 @pytest.fixture
-def suffix_calls(monkeypatch):
-    """How many groups of rows ran through the suffix forward (not the full one)."""
+def suffix_runs(monkeypatch):
+    """The keyword arguments of every group of rows that ran through the suffix forward (not the full one)."""
     calls = []
     run = patching.run_suffix
 
     def counted(*args, **kwargs):
-        calls.append(kwargs["start_pos"])
+        calls.append(kwargs)
         return run(*args, **kwargs)
 
     monkeypatch.setattr(patching, "run_suffix", counted)
     return calls
+
+
+@pytest.fixture
+def suffix_calls(suffix_runs):
+    """The start position of every group of rows that ran through the suffix forward, as they run."""
+
+    class StartPositions:
+        def __iter__(self):
+            return (kwargs["start_pos"] for kwargs in suffix_runs)
+
+        def __bool__(self):
+            return bool(suffix_runs)
+
+    return StartPositions()
 
 
 def _both(bridge, *args, **kwargs):
@@ -143,3 +157,43 @@ def test_kv_reuse_on_a_shared_layer_model_without_weight_processing(graph, pairs
         reused, full = _both(shared, p.corrupt, p.clean, metric, name)
         assert_close(reused, full, **EXACT)
     assert suffix_calls
+
+
+@pytest.mark.parametrize(("name", "at"), [("resid_mid", "hook_resid_mid"), ("attn_out", "hook_attn_out"),
+                                         ("mlp_out", "hook_mlp_out"), ("z", "attn.hook_z"),
+                                         ("resid_post", "hook_resid_post")])
+def test_patches_after_the_attention_resume_inside_their_block(bridge64, pairs, suffix_runs, name, at):
+    """Such a patch leaves its block's attention as in the unpatched run: read, not recomputed."""
+    p = pairs["h"]
+    metric = logit_diff(p.clean_answer, p.corrupt_answer)
+    reused, full = _both(bridge64, p.corrupt, p.clean, metric, name, skip_noops=False)
+    assert_close(reused, full, **EXACT)
+    # rows at position 0 of the whole-residual families start one block later, from the
+    # source's keys and values (test below); every other row resumes inside its block
+    seen = [kwargs["resume_at"] for kwargs in suffix_runs]
+    assert seen and set(seen) == ({at, None} if name.startswith("resid") else {at})
+    # an intervention in a block makes that block start at its residual again
+    suffix_runs.clear()
+    batch, n_pos = p.clean.shape
+    edit = [AddNoise("blocks.1.hook_resid_pre", noise=torch.randn(batch, n_pos, int(bridge64.cfg.d_model), dtype=torch.float64))]
+    reused, full = _both(bridge64, p.corrupt, p.clean, metric, name, interventions=edit, skip_noops=False)
+    assert_close(reused, full, **EXACT)
+    seen = [kwargs["resume_at"] for kwargs in suffix_runs]
+    assert None in seen and at in seen
+
+
+@pytest.mark.parametrize("name", ["resid_mid", "resid_post"])
+@pytest.mark.parametrize("swap", ["h", "r1"])
+def test_pasting_the_whole_residual_after_an_agreeing_prefix_starts_a_block_later(bridge64, pairs, suffix_runs, name, swap):
+    """Past block L's attention the positions are independent: pasting the source's residual at
+    p, where both runs agree before p, makes positions 0..p the source run in every later block."""
+    p = pairs[swap]
+    metric = logit_diff(p.clean_answer, p.corrupt_answer)
+    reused, full = _both(bridge64, p.corrupt, p.clean, metric, name, skip_noops=False)
+    assert_close(reused, full, **EXACT)
+    first = {"h": 0, "r1": 1}[swap]  # the first position the prompts differ at
+    n_layers = len(bridge64.blocks)
+    # the rows at positions up to that one (before it they paste an equal value), in every block
+    # but the last, start in the next block one position on
+    later = {(kw["start_layer"], kw["start_pos"]) for kw in suffix_runs if kw["resume_at"] is None}
+    assert later == {(layer, q + 1) for layer in range(1, n_layers) for q in range(first + 1)}

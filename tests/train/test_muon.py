@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from interp.train import Trainer, load_run_config
-from interp.train.muon import Muon, orthogonalize
+from interp.train.muon import BF16_MIN_SIDE, Muon, fast_ns_dtype, orthogonalize
 
 from tests.train.test_trainer import QUICK
 
@@ -37,7 +37,7 @@ def test_bfloat16_iteration_is_torchs_muon_bit_for_bit(adjust):
 
 def test_float32_iteration_stays_within_bfloat16_rounding_of_torchs_muon():
     kwargs = dict(lr=0.01, weight_decay=0.1, adjust_lr_fn="match_rms_adamw")
-    ours, _ = _steps(lambda ps: Muon(ps, **kwargs))  # float32 on the CPU
+    ours, _ = _steps(lambda ps: Muon(ps, ns_dtype=torch.float32, **kwargs))
     ref, _ = _steps(lambda ps: torch.optim.Muon(ps, **kwargs))
     for a, b in zip(ours, ref):
         assert not torch.equal(a, b)  # it really is another iteration ...
@@ -90,3 +90,23 @@ def test_trainer_gives_hidden_matrices_to_muon_and_the_rest_to_adamw(tmp_path):
     decayed = {id(p) for p in trainer.optimizer.param_groups[0]["params"]}
     assert id(wte) in decayed and trainer.optimizer.param_groups[0]["weight_decay"] == cfg.train.weight_decay
     assert Trainer(load_run_config("composition-tiny", QUICK), tmp_path / "plain").muon is None
+
+
+@pytest.mark.parametrize(("name", "dtype"), [("float32", torch.float32), ("bfloat16", torch.bfloat16)])
+def test_train_muon_ns_dtype_sets_the_iterations_dtype(tmp_path, name, dtype):
+    cfg = load_run_config("composition-tiny", QUICK + ["train.optimizer=muon", f"train.muon_ns_dtype={name}"])
+    trainer = Trainer(cfg, tmp_path / "run")
+    param = trainer.muon.param_groups[0]["params"][0]
+    assert trainer.muon._dtype_for(param) == dtype
+
+
+def test_auto_ns_dtype_follows_the_cpus_bfloat16_units_and_the_matrix_size(tmp_path):
+    cfg = load_run_config("composition-tiny", QUICK + ["train.optimizer=muon", "train.device=cpu"])
+    trainer = Trainer(cfg, tmp_path / "run")
+    fast = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    for param in trainer.muon.param_groups[0]["params"]:  # d_model 64: below BF16_MIN_SIDE
+        assert trainer.muon._dtype_for(param) == torch.float32
+    big = torch.zeros(BF16_MIN_SIDE, 4 * BF16_MIN_SIDE)
+    assert fast_ns_dtype(big) == (torch.bfloat16 if fast else torch.float32)
+    assert fast_ns_dtype(big[:, : BF16_MIN_SIDE - 1]) == torch.float32
+    assert fast_ns_dtype(torch.zeros(2, 2, device="meta")) == torch.bfloat16  # not a CPU
