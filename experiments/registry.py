@@ -249,8 +249,9 @@ EXPERIMENTS: dict[str, Experiment] = {
         finding="Models that re-read a shared memory propagate one edited fact through two-hop compositions "
                 "0.71-0.96 of the time; ordinary transformers at most 0.03.",
         columns=("model.share_layers", "model.loops"),
-        summary=SummaryPlot("bar", ("finetune_propagation", "finetune_retain_propagation", "rome_propagation",
-                                    "rome_locality_atomic"), title="propagation of one edited fact per model"),
+        summary=SummaryPlot("bar", ("finetune_propagation", "finetune_spurious_second", "rome_propagation",
+                                    "rome_spurious_second", "rome_locality_atomic"),
+                            title="propagation of one edited fact, and its control, per model"),
         scales={
             "tiny": Scale("composition-tiny", ("train.max_steps=3000", "train.stop_after_grok=false"), (
                 Trial("standard", ("model.share_layers=false", "model.loops=1")),
