@@ -168,7 +168,6 @@ def groups(
 ) -> Iterator[Group]:
     """The changed rows, by (start block, start position, keys from the source), in chunks of ``max_rows``."""
     start = start_pos + from_source.long()
-    layer_of = layer_of.expand_as(changed)
     for layer in sorted(set(layer_of[changed].tolist())):
         in_layer = changed & (layer_of == layer)
         keys = sorted(set(zip(start[in_layer].tolist(), from_source[in_layer].tolist())))

@@ -33,20 +33,6 @@ def suffix_runs(monkeypatch):
     return calls
 
 
-@pytest.fixture
-def suffix_calls(suffix_runs):
-    """The start position of every group of rows that ran through the suffix forward, as they run."""
-
-    class StartPositions:
-        def __iter__(self):
-            return (kwargs["start_pos"] for kwargs in suffix_runs)
-
-        def __bool__(self):
-            return bool(suffix_runs)
-
-    return StartPositions()
-
-
 def _both(bridge, *args, **kwargs):
     reused = activation_patch(bridge, *args, per_example=True, **kwargs)
     full = activation_patch(bridge, *args, per_example=True, reuse_kv=False, **kwargs)
@@ -55,17 +41,17 @@ def _both(bridge, *args, **kwargs):
 
 @pytest.mark.parametrize("name", FAMILIES)
 @pytest.mark.parametrize("swap", ["h", "r1"])
-def test_kv_reuse_equals_the_full_forward(bridge64, pairs, suffix_calls, name, swap):
+def test_kv_reuse_equals_the_full_forward(bridge64, pairs, suffix_runs, name, swap):
     p = pairs[swap]
     metric = logit_diff(p.clean_answer, p.corrupt_answer)
     reused, full = _both(bridge64, p.corrupt, p.clean, metric, name, skip_noops=False)  # every row really runs
-    assert set(suffix_calls) >= {1, 2}  # rows started after position 0, from both caches
+    assert {kw["start_pos"] for kw in suffix_runs} >= {1, 2}  # rows started after position 0, from both caches
     assert_close(reused, full, **EXACT)
     assert (full - full[:1, :1]).abs().max() > 1e-2  # the sweep is not constant
 
 
 @pytest.mark.parametrize("name", [n for n in TL_SWEEPS if n != "z/all"])
-def test_kv_reuse_at_first_and_last_position_equals_transformer_lens(bridge, pairs, suffix_calls, name):
+def test_kv_reuse_at_first_and_last_position_equals_transformer_lens(bridge, pairs, suffix_runs, name):
     p = pairs["h"]  # prompts differ at every position: no row is skipped
     metric = logit_diff(p.clean_answer, p.corrupt_answer)
     tl_sweep, _ = TL_SWEEPS[name]
@@ -74,7 +60,7 @@ def test_kv_reuse_at_first_and_last_position_equals_transformer_lens(bridge, pai
         expected = tl_sweep(bridge, p.corrupt, clean_cache, tl_metric(metric, p.answer_pos), reduce="mean")
     last = p.clean.shape[1] - 1
     got = activation_patch(bridge, p.corrupt, clean_cache, metric, name, positions=[0, last])
-    assert suffix_calls
+    assert suffix_runs
     assert_close(got, expected[:, [0, last]], **TOL)
     assert expected[:, [0, last]].abs().max() > 1e-2
     # a source cache without keys and values: the rows start at their own position
@@ -82,7 +68,7 @@ def test_kv_reuse_at_first_and_last_position_equals_transformer_lens(bridge, pai
     assert_close(activation_patch(bridge, p.corrupt, only, metric, name, positions=[0, last]), got, **TOL)
 
 
-def test_interventions_in_the_patched_blocks_are_applied(bridge64, pairs, suffix_calls):
+def test_interventions_in_the_patched_blocks_are_applied(bridge64, pairs, suffix_runs):
     """ROME-style noise on the embeddings plus an edit inside a later block, patched per position."""
     p = pairs["h"]
     batch, n_pos = p.clean.shape
@@ -98,10 +84,10 @@ def test_interventions_in_the_patched_blocks_are_applied(bridge64, pairs, suffix
         assert_close(reused, full, **EXACT)
         noisy = baseline_metric(bridge64, p.clean, metric, interventions=noise)
         assert (full - noisy).abs().max() > 1e-2  # restoring clean states moves the noisy run
-    assert suffix_calls
+    assert suffix_runs
 
 
-def test_per_example_answer_positions(bridge64, pairs, suffix_calls):
+def test_per_example_answer_positions(bridge64, pairs, suffix_runs):
     """Answers read at position 1 or 2: a patch after an example's answer leaves it unchanged."""
     p = pairs["h"]
     answer_pos = torch.arange(len(p)) % 2 + 1
@@ -112,10 +98,10 @@ def test_per_example_answer_positions(bridge64, pairs, suffix_calls):
         base = baseline_metric(bridge64, p.corrupt, metric, answer_pos=answer_pos)
         after = reused[:, 2][..., answer_pos == 1] if reused.ndim == 3 else reused[:, 2, :, answer_pos == 1]
         assert_close(after, base[answer_pos == 1].expand_as(after), rtol=0, atol=0)
-    assert suffix_calls
+    assert suffix_runs
 
 
-def test_windows_and_all_position_sites(bridge64, pairs, suffix_calls):
+def test_windows_and_all_position_sites(bridge64, pairs, suffix_runs):
     p = pairs["r2"]  # the prompts differ at position 2 only: all-position rows start there
     metric = logit_diff(p.clean_answer, p.corrupt_answer)
     hooks = ("blocks.0.hook_mlp_out", "blocks.1.hook_mlp_out", "blocks.2.attn.hook_result")
@@ -123,7 +109,7 @@ def test_windows_and_all_position_sites(bridge64, pairs, suffix_calls):
     reused, base = patch_sites(bridge64, p.corrupt, p.clean, sites, metric)
     full, _ = patch_sites(bridge64, p.corrupt, p.clean, sites, metric, reuse_kv=False)
     assert_close(reused, full, **EXACT)
-    assert 2 in suffix_calls
+    assert 2 in {kw["start_pos"] for kw in suffix_runs}
     assert_close(reused[0], base, rtol=0, atol=0)  # position 1 is the same in both prompts: skipped
     assert (reused[1] - base).abs().max() > 1e-2
 
@@ -145,7 +131,7 @@ def test_suffix_forward_refuses_what_it_cannot_compute(bridge, pairs):
     assert suffix_supported(bridge, hooks, [], 1)
 
 
-def test_kv_reuse_on_a_shared_layer_model_without_weight_processing(graph, pairs, suffix_calls):
+def test_kv_reuse_on_a_shared_layer_model_without_weight_processing(graph, pairs, suffix_runs):
     """Cross-layer sharing: the bridge keeps the raw weights (LayerNorm scales and all)."""
     from interp.models import ModelConfig, build_model, to_bridge
 
@@ -156,7 +142,7 @@ def test_kv_reuse_on_a_shared_layer_model_without_weight_processing(graph, pairs
     for name in ("resid_pre", "result"):
         reused, full = _both(shared, p.corrupt, p.clean, metric, name)
         assert_close(reused, full, **EXACT)
-    assert suffix_calls
+    assert suffix_runs
 
 
 @pytest.mark.parametrize(("name", "at"), [("resid_mid", "hook_resid_mid"), ("attn_out", "hook_attn_out"),
