@@ -32,7 +32,7 @@ from interp.models.gpt2 import with_hf_default_kernels
 from interp.train import Trainer, load_run_config
 from interp.train.objective import answer_logits
 from interp.train.optim import build_optimizers
-from interp.train.muon import Muon, fast_ns_dtype
+from interp.train.muon import Muon
 
 
 def plain_loop(model, batches, tc, *, fused=True, muon_cls=Muon):
@@ -80,11 +80,9 @@ def main() -> None:
         batches = [trainer.train_batch[trainer.batch_indices(s)] for s in range(args.steps)]
         tc = cfg.train
         muon = tc.optimizer == "muon"
-        # the dtype "auto" picks for the largest hidden matrix, and the other one
+        # the trainer's iteration dtype for its largest hidden matrix, and the other one
         hidden = [p for g in trainer.muon.param_groups for p in g["params"]] if muon else []
-        largest = max(hidden, key=lambda p: min(p.shape)) if hidden else None
-        auto = (fast_ns_dtype(largest) if largest is not None else torch.float32) if tc.muon_ns_dtype == "auto" \
-            else getattr(torch, tc.muon_ns_dtype)
+        auto = trainer.muon.dtype_for(max(hidden, key=lambda p: min(p.shape))) if hidden else torch.float32
         other = "float32" if auto == torch.bfloat16 else "bfloat16"
         loops = {
             "plain": lambda bs: plain_loop(copy.deepcopy(model0), bs, tc),

@@ -62,7 +62,8 @@ class Muon(torch.optim.Muon):
         super().__init__(params, **kwargs)
         self.ns_dtype = ns_dtype
 
-    def _dtype_for(self, param: Tensor) -> torch.dtype:
+    def dtype_for(self, param: Tensor) -> torch.dtype:
+        """The dtype of ``param``'s iteration: ``ns_dtype``, or :func:`fast_ns_dtype` without one."""
         if self.ns_dtype is not None:
             return self.ns_dtype
         return fast_ns_dtype(param)
@@ -83,7 +84,7 @@ class Muon(torch.optim.Muon):
             for param, grad, buf in zip(params, grads, bufs):
                 buf.lerp_(grad, 1 - momentum)
                 update = grad.lerp(buf, momentum) if group["nesterov"] else buf
-                update = orthogonalize(update, group["ns_coefficients"], group["ns_steps"], group["eps"], self._dtype_for(param))
+                update = orthogonalize(update, group["ns_coefficients"], group["ns_steps"], group["eps"], self.dtype_for(param))
                 param.mul_(1 - lr * group["weight_decay"])
                 param.add_(update, alpha=-_adjust_lr(lr, group["adjust_lr_fn"], param.shape))
         return loss

@@ -97,7 +97,7 @@ def test_train_muon_ns_dtype_sets_the_iterations_dtype(tmp_path, name, dtype):
     cfg = load_run_config("composition-tiny", QUICK + ["train.optimizer=muon", f"train.muon_ns_dtype={name}"])
     trainer = Trainer(cfg, tmp_path / "run")
     param = trainer.muon.param_groups[0]["params"][0]
-    assert trainer.muon._dtype_for(param) == dtype
+    assert trainer.muon.dtype_for(param) == dtype
 
 
 def test_auto_ns_dtype_follows_the_cpus_bfloat16_units_and_the_matrix_size(tmp_path):
@@ -105,7 +105,7 @@ def test_auto_ns_dtype_follows_the_cpus_bfloat16_units_and_the_matrix_size(tmp_p
     trainer = Trainer(cfg, tmp_path / "run")
     fast = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     for param in trainer.muon.param_groups[0]["params"]:  # d_model 64: below BF16_MIN_SIDE
-        assert trainer.muon._dtype_for(param) == torch.float32
+        assert trainer.muon.dtype_for(param) == torch.float32
     big = torch.zeros(BF16_MIN_SIDE, 4 * BF16_MIN_SIDE)
     assert fast_ns_dtype(big) == (torch.bfloat16 if fast else torch.float32)
     assert fast_ns_dtype(big[:, : BF16_MIN_SIDE - 1]) == torch.float32
