@@ -138,11 +138,14 @@ _SHARING = (
 
 # equal compute (4 applied blocks) and equal parameters (4 distinct blocks) against the standard model
 _LOOPED = (
-    Trial("standard", ("model.n_layers=4", "model.loops=1", "model.share_layers=false")),
-    Trial("shared", ("model.n_layers=4", "model.loops=1", "model.share_layers=true")),
-    Trial("looped-1x4", ("model.n_layers=4", "model.loops=4", "model.share_layers=false")),
-    Trial("looped-4x4", ("model.n_layers=16", "model.loops=4", "model.share_layers=false")),
+    Trial("standard", ("model.n_layers=4", "model.loops=1", "model.share_layers=false", "train.atomic_loops=none")),
+    Trial("shared", ("model.n_layers=4", "model.loops=1", "model.share_layers=true", "train.atomic_loops=none")),
+    Trial("looped-1x4", ("model.n_layers=4", "model.loops=4", "model.share_layers=false", "train.atomic_loops=none")),
+    Trial("looped-4x4", ("model.n_layers=16", "model.loops=4", "model.share_layers=false", "train.atomic_loops=none")),
 )
+_LOOPED_ATOMIC = Trial("looped-1x4-atomic1", ("model.n_layers=4", "model.loops=4", "model.share_layers=false",
+                                               "train.atomic_loops=1"))
+_LOOPED_TINY = (*_LOOPED[:3], _LOOPED_ATOMIC)
 _DEPTH_MODELS = (
     Trial("standard", ("model.n_layers=4", "model.loops=1")),
     Trial("looped-1x4", ("model.n_layers=4", "model.loops=4")),
@@ -236,7 +239,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         summary=SummaryPlot("bar", ("test_id", "test_ood/lt", "test_ood/eq", "test_ood/gt", "test_ood"),
                             title="ID test and hard OOD queries per label"),
         scales={
-            "tiny": Scale("complex-tiny", (), _grid("data.seed", [0, 1], "seed"), minutes=120),
+            "tiny": Scale("complex-tiny", (), _grid("data.seed", [0, 1], "seed"), minutes=35),
             "small": Scale("complex-small", (), _grid("data.seed", [0, 1], "seed"), minutes=480),
         },
     ),
@@ -270,21 +273,23 @@ EXPERIMENTS: dict[str, Experiment] = {
     "looped": Experiment(
         name="looped",
         description="Two-hop composition on one graph (10% OOD facts) with a standard model, cross-layer sharing "
-                    "and looped models: equal compute (4 applied blocks: 4 distinct / 2 x 2 / 1 x 4) and equal "
-                    "parameters (4 distinct blocks looped 4 times), trained past grokking; test-ID and test-OOD "
-                    "curves, and the test splits with twice the training loops.",
+                    "and looped models at equal compute (4 applied blocks: 4 distinct / 2 x 2 / 1 x 4), the looped "
+                    "one also with its atomic facts trained at one loop (train.atomic_loops=1); the small scale "
+                    "adds equal parameters (4 distinct blocks looped 4 times). Trained past grokking; test-ID and "
+                    "test-OOD curves, and the test splits with twice the training loops.",
         finding="Open question (paper section 5): a grokked transformer composes ID but not OOD; cross-layer "
                 "sharing lifts OOD only after very long training; looped transformers are reported (2026) to "
                 "reach OOD composition through a three-stage grokking.",
-        columns=("model.n_layers", "model.loops", "model.share_layers"),
+        columns=("model.n_layers", "model.loops", "model.share_layers", "train.atomic_loops"),
         summary=SummaryPlot("bar", ("test_id", "test_ood", "best_test_ood", "test_ood_T8"),
                             title="ID / OOD two-hop composition per architecture"),
         scales={
             "tiny": Scale("composition-tiny",
-                          ("data.ood_fraction=0.1", "data.phi=6.5", "train.max_steps=3000",
-                           "train.stop_after_grok=false"), _LOOPED, minutes=60),
+                          ("data.ood_fraction=0.1", "data.phi=6.5", "train.max_steps=15000", "train.eval_every=500",
+                           "train.stop_after_grok=false"), _LOOPED_TINY, minutes=50),
             "small": Scale("composition-small",
-                           ("train.max_steps=8000", "train.stop_after_grok=false"), _LOOPED, minutes=300),
+                           ("train.max_steps=8000", "train.stop_after_grok=false"), (*_LOOPED, _LOOPED_ATOMIC),
+                           minutes=360),
         },
         analysis=loop_depth,
     ),

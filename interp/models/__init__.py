@@ -24,10 +24,10 @@ from interp.models.gpt2 import (
     shared_parameter_groups,
     to_bridge,
 )
-from interp.models.looped import iteration_ends, loop_accuracy, loop_stack_size, n_loops, per_iteration, with_loops
+from interp.models.looped import applied_loops, iteration_ends, loop_accuracy, loop_stack_size, n_loops, per_iteration, with_loops
 from interp.models.protocol import Bridge, HookedModel
 
 __all__ = [
-    "Bridge", "HookedModel", "ModelConfig", "build_model", "default_device", "iteration_ends", "loop_accuracy", "loop_stack_size",
+    "Bridge", "HookedModel", "ModelConfig", "applied_loops", "build_model", "default_device", "iteration_ends", "loop_accuracy", "loop_stack_size",
     "n_loops", "per_iteration", "shared_parameter_groups", "to_bridge", "with_loops",
 ]

@@ -16,8 +16,9 @@ each iteration (the residual after ``t * L`` blocks).
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from jaxtyping import Float
@@ -76,6 +77,25 @@ def with_loops(model: GPT2LMHeadModel, loops: int) -> GPT2LMHeadModel:
     return out
 
 
+@contextlib.contextmanager
+def applied_loops(model: GPT2LMHeadModel, loops: int) -> Iterator[GPT2LMHeadModel]:
+    """Within the block, ``model`` applies its stack only ``loops`` times (at most its own number).
+
+    The first ``stack * loops`` applied blocks run and the rest are skipped; nothing is
+    copied, so gradients reach the shared weights as usual (training with fewer loops for
+    some prompts). For more loops than the model was built with, use :func:`with_loops`.
+    """
+    built = n_loops(model)
+    if isinstance(loops, bool) or not isinstance(loops, int) or not 1 <= loops <= built:
+        raise ConfigError(f"loops = {loops!r} is out of range; allowed: an integer in 1 .. {built} (the model's loops)")
+    blocks = model.transformer.h
+    model.transformer.h = nn.ModuleList(list(blocks)[: loop_stack_size(model) * loops])
+    try:
+        yield model
+    finally:
+        model.transformer.h = blocks
+
+
 def iteration_ends(n_stack: int, loops: int) -> list[int]:
     """Lens layers at the end of each iteration: the residual after ``t * n_stack`` blocks, ``t = 0 .. loops``."""
     if n_stack < 1 or loops < 1:
@@ -121,4 +141,4 @@ def loop_accuracy(
     return out
 
 
-__all__ = ["iteration_ends", "loop_accuracy", "loop_stack_size", "n_loops", "per_iteration", "with_loops"]
+__all__ = ["applied_loops", "iteration_ends", "loop_accuracy", "loop_stack_size", "n_loops", "per_iteration", "with_loops"]

@@ -31,17 +31,19 @@ def answer_logits(model: GPT2LMHeadModel, tokens: Int[Tensor, "batch pos"], answ
     return model.lm_head(hidden[rows, answer_pos])  # (batch, d_vocab)
 
 
-def batch_loss(model: GPT2LMHeadModel, batch: TokenBatch, *, answer_only: bool, loss_on_eos: bool) -> Tensor:
-    """Mean cross-entropy over the target tokens of ``batch`` (the paper's loss)."""
+def batch_loss(model: GPT2LMHeadModel, batch: TokenBatch, *, answer_only: bool, loss_on_eos: bool,
+               label_smoothing: float = 0.0) -> Tensor:
+    """Mean cross-entropy over the target tokens of ``batch`` (the paper's loss), optionally label-smoothed."""
     if answer_only:
-        return F.cross_entropy(answer_logits(model, batch.tokens, batch.answer_pos), batch.answer)
+        return F.cross_entropy(answer_logits(model, batch.tokens, batch.answer_pos), batch.answer,
+                               label_smoothing=label_smoothing)
     logits = model(input_ids=batch.tokens).logits[:, :-1]  # (batch, pos-1, d_vocab)
     targets = batch.tokens[:, 1:]
     mask = batch.loss_mask[:, :-1]
     if not loss_on_eos:
         pos = torch.arange(mask.shape[1], device=mask.device)[None, :]
         mask = pos == batch.answer_pos[:, None]
-    return F.cross_entropy(logits[mask], targets[mask])
+    return F.cross_entropy(logits[mask], targets[mask], label_smoothing=label_smoothing)
 
 
 @torch.no_grad()

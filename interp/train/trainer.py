@@ -39,6 +39,7 @@ from interp.errors import CheckpointError, ConfigError
 from interp.io import atomic_write_json, atomic_write_text
 from interp.lock import holding_run_lock
 from interp.models import build_model
+from interp.models.looped import applied_loops
 from interp.runs import run_dataset, stored_config
 from interp.train.checkpoint import (
     checkpoint_name,
@@ -134,6 +135,12 @@ class Trainer:
         self.grokked_step: int | None = None
         self._perms: dict[int, tuple[int, Tensor]] = {}  # stream -> (epoch, its shuffle)
         self._streams = self._batch_streams()
+        # with train.atomic_loops: which training rows are atomic facts (run with fewer loops)
+        self._atomic = (
+            torch.tensor([self.dataset.schema.is_atomic(ex) for ex in self.dataset.examples("train")], device=self.device)
+            if tc.atomic_loops is not None
+            else None
+        )
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -156,6 +163,12 @@ class Trainer:
         With ``train.atomic_fraction`` the batch joins two such streams: the atomic rows and the others."""
         parts = [self._stream(key, rows, step, size) for key, rows, size in self._streams]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def batch_for(self, step: int) -> tuple[TokenBatch, Tensor | None]:
+        """The batch of 0-based ``step`` and, with ``train.atomic_loops``, which of its rows are
+        atomic facts: the arguments of :meth:`train_step`."""
+        rows = self.batch_indices(step)
+        return self.train_batch[rows], None if self._atomic is None else self._atomic[rows]
 
     def _stream(self, key: int, rows: Int[Tensor, "rows"], step: int, size: int) -> Int[Tensor, "size"]:
         """Rows ``size * i .. size * (i + 1)`` of stream ``key``'s shuffle of ``rows`` for its epoch of ``step``."""
@@ -202,15 +215,19 @@ class Trainer:
         return learning_rate(self.config.train, step)
 
     # -- one step --------------------------------------------------------------------------
-    def train_step(self, batch: TokenBatch) -> Tensor:
-        """One optimisation step on ``batch``; returns the (detached) loss."""
+    def train_step(self, batch: TokenBatch, atomic: Tensor | None = None) -> Tensor:
+        """One optimisation step on ``batch``; returns the (detached) loss.
+
+        With ``train.atomic_loops``, ``atomic`` marks the batch's atomic facts (the training
+        loop passes it): they run with that many loops, the other rows with all of them, and
+        the loss is the mean over all rows."""
         tc = self.config.train
         lr = self.lr_at(self.step)
         for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] = lr
         with self.autocast if self.autocast is not None else contextlib.nullcontext():
-            loss = batch_loss(self.model, batch, answer_only=tc.answer_only_unembed, loss_on_eos=tc.loss_on_eos)
+            loss = self._loss(batch, atomic)
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
@@ -232,6 +249,25 @@ class Trainer:
                 opt.step()
         self.step += 1
         return loss.detach()
+
+    def _loss(self, batch: TokenBatch, atomic: Tensor | None) -> Tensor:
+        tc = self.config.train
+
+        def loss_of(part: TokenBatch) -> Tensor:
+            return batch_loss(self.model, part, answer_only=tc.answer_only_unembed, loss_on_eos=tc.loss_on_eos,
+                              label_smoothing=tc.label_smoothing)
+
+        if tc.atomic_loops is None:
+            return loss_of(batch)
+        if atomic is None:
+            raise ValueError("train.atomic_loops is set: pass atomic= (which rows of the batch are atomic facts)")
+        total = batch.tokens.new_zeros((), dtype=torch.float32)
+        for rows, loops in ((atomic, tc.atomic_loops), (~atomic, None)):
+            if bool(rows.any()):
+                part = batch[torch.nonzero(rows).flatten()]
+                with applied_loops(self.model, loops) if loops is not None else contextlib.nullcontext():
+                    total = total + loss_of(part) * (len(part) / len(batch))
+        return total
 
     # -- evaluation and checkpoints --------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
@@ -311,8 +347,7 @@ class Trainer:
         done = self.grokked_step is not None and tc.stop_after_grok
         try:
             while self.step < limit and not done:
-                batch = self.train_batch[self.batch_indices(self.step)]
-                loss_sum += self.train_step(batch)
+                loss_sum += self.train_step(*self.batch_for(self.step))
                 loss_n += 1
                 if bar is not None:
                     bar.update(1)

@@ -100,13 +100,13 @@ def test_every_tiny_trial_builds_and_takes_a_training_step(tmp_path):
     try:
         for name in EXPERIMENTS:
             for t in plan_experiment(name, "tiny").trials:
-                key = repr((t.config.data, t.config.model))
+                key = repr((t.config.data, t.config.model, t.config.train.atomic_loops))
                 if key in seen:  # the optimiser settings need no build to be checked
                     continue
                 seen.add(key)
                 trainer = Trainer(t.config, tmp_path / f"{name}-{t.name}")
                 n_params = sum(p.numel() for p in trainer.model.parameters())
-                loss = float(trainer.train_step(trainer.train_batch[trainer.batch_indices(0)]))
+                loss = float(trainer.train_step(*trainer.batch_for(0)))
                 assert 0 < loss < 100, (name, t.name, loss)
                 if t.config.model.share_layers:  # tied blocks: fewer parameters than the unshared twin
                     twin = Trainer(t.config.with_overrides(["model.share_layers=false"]), tmp_path / "twin")

@@ -13,6 +13,7 @@ from interp.errors import ConfigError
 from interp.lens import logit_lens
 from interp.models import (
     ModelConfig,
+    applied_loops,
     build_model,
     iteration_ends,
     loop_accuracy,
@@ -175,6 +176,68 @@ def test_training_keeps_blocks_tied_and_checkpoints_load_with_more_loops(tmp_pat
     ckpt = loaded.checkpoint / "model.safetensors"
     load_model_state(deeper, load_file(str(ckpt)), ckpt)
     torch.testing.assert_close(_logits(deeper, tokens), _logits(with_loops(loaded.model, 4), tokens), rtol=0, atol=0)
+
+
+def test_applied_loops_runs_fewer_loops_in_place_and_restores_the_model():
+    model = build_model(LOOPED, D_VOCAB, N_CTX, seed=2, device="cpu")
+    full = _logits(model)
+    for loops in (1, 2, 3):
+        with applied_loops(model, loops) as fewer:
+            assert fewer is model and len(model.transformer.h) == LOOPED.n_stack * loops
+            torch.testing.assert_close(_logits(model), _logits(with_loops(model, loops)), rtol=0, atol=0)
+    assert len(model.transformer.h) == LOOPED.n_layers
+    torch.testing.assert_close(_logits(model), full, rtol=0, atol=0)
+    for bad in (0, 4, True):
+        with pytest.raises(ConfigError, match=r"1 \.\. 3"):
+            with applied_loops(model, bad):
+                pass
+
+
+def _atomic_loops_config(*extra: str):
+    return load_run_config("composition-tiny", [
+        "data.n_entities=30", "data.n_relations=8", "data.out_degree=4", "data.phi=2", "data.test_id_fraction=0.1",
+        "model.n_layers=4", "model.d_model=32", "model.n_heads=2", "model.loops=4",
+        "train.batch_size=32", "train.max_steps=4", "train.eval_every=2", "train.checkpoint_every=2",
+        "train.stop_after_grok=false", "train.progress=false", "train.tensorboard=false", "train.threads=1", *extra,
+    ])
+
+
+def test_atomic_loops_trains_atomic_facts_with_fewer_loops(tmp_path):
+    """The step's loss is the row-weighted mean of the atomic rows at atomic_loops and the others at all loops."""
+    trainer = Trainer(_atomic_loops_config("train.atomic_loops=1"), tmp_path / "run")
+    rows = trainer.batch_indices(0)
+    batch, atomic = trainer.batch_for(0)
+    examples = trainer.dataset.examples("train")
+    assert atomic.tolist() == [trainer.dataset.schema.is_atomic(examples[int(i)]) for i in rows]
+    assert 0 < int(atomic.sum()) < len(batch)
+
+    def mean_loss(model, part):
+        logits = model.eval()(input_ids=part.tokens).logits
+        return torch.nn.functional.cross_entropy(logits[torch.arange(len(part)), part.answer_pos], part.answer,
+                                                 reduction="sum")
+
+    with torch.no_grad():
+        expected = (mean_loss(with_loops(trainer.model, 1), batch[torch.nonzero(atomic).flatten()])
+                    + mean_loss(trainer.model, batch[torch.nonzero(~atomic).flatten()])) / len(batch)
+    assert not trainer.config.train.loss_on_eos  # the answer alone, as mean_loss scores it
+    trainer.model.train()
+    torch.testing.assert_close(trainer._loss(batch, atomic), expected, rtol=1e-5, atol=1e-6)
+    assert len(trainer.model.transformer.h) == 4
+    with pytest.raises(ValueError, match="atomic="):
+        trainer.train_step(batch)
+    trainer.run()
+    assert trainer.step == 4 and trainer.model.transformer.h[3].mlp.c_fc.weight is trainer.model.transformer.h[0].mlp.c_fc.weight
+
+
+@pytest.mark.parametrize("extra, expect", [
+    (("train.atomic_loops=4",), "train.atomic_loops = 4 needs a looped model with more loops"),
+    (("train.atomic_loops=1", "model.loops=1"), "train.atomic_loops = 1 needs a looped model"),
+    (("train.atomic_loops=0",), "train.atomic_loops"),
+])
+def test_bad_atomic_loops_is_one_line(one_line, extra, expect):
+    with pytest.raises(ConfigError) as err:
+        _atomic_loops_config(*extra)
+    assert expect in one_line(err.value)
 
 
 def test_loop_accuracy_agrees_with_the_trainers_accuracy():

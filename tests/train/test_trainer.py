@@ -105,6 +105,21 @@ def test_answer_only_unembedding_equals_full_loss():
     assert not torch.isclose(with_eos, full)
 
 
+def test_label_smoothing_is_the_mixture_of_the_loss_and_the_mean_over_the_vocabulary():
+    """eps-smoothed loss = (1 - eps) x cross-entropy + eps x mean over the vocabulary of -log p, on both paths."""
+    cfg = quick_config()
+    data = generate(cfg.data)
+    model = build_model(cfg.model, len(data.vocab), 5, seed=0, device="cpu")
+    batch = data.batch("train")[torch.arange(64)]
+    eps = 0.1
+    logp = answer_logits(model, batch.tokens, batch.answer_pos).log_softmax(-1)
+    plain = -logp[torch.arange(len(batch)), batch.answer].mean()
+    expected = (1 - eps) * plain + eps * (-logp.mean(-1)).mean()
+    for answer_only in (True, False):
+        smoothed = batch_loss(model, batch, answer_only=answer_only, loss_on_eos=False, label_smoothing=eps)
+        torch.testing.assert_close(smoothed, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_atomic_fraction_sets_each_batch_and_keeps_every_epoch_whole(tmp_path):
     """Each batch holds round(f x batch) atomic facts; each group's rows recur only after its whole epoch."""
     trainer = Trainer(quick_config("train.atomic_fraction=0.25"), tmp_path)
@@ -367,6 +382,7 @@ def test_grokfast_ema_and_window_filters():
         ("composition-tiny", ["train.optimizer=sgd"], "train.optimizer"),
         ("composition-tiny", ["train.muon_ns_steps=0"], "train.muon_ns_steps"),
         ("composition-tiny", ["train.muon_momentum=1"], "train.muon_momentum"),
+        ("composition-tiny", ["train.label_smoothing=1"], "train.label_smoothing"),
         ("composition-tiny", ["train.grok_splits=test_id,tset_ood"], "train.grok_splits[1]"),
         ("composition-tiny", ["train.grok_splits="], "train.grok_splits is empty"),
         ("composition-tiny", ["train.atomic_fraction=1"], "train.atomic_fraction"),
