@@ -7,6 +7,9 @@ For a trained trial it scores, on the final checkpoint:
 * ``id_d{D}`` / ``ood_d{D}``: chains of ``D`` hops deeper than the test split, up to the
   deepest prompt the model has positions for (``model.n_ctx``), at the training loops, and
   ``id_d{D}_T{t}`` with more loops (looped models only): depth extrapolation.
+* ``held_d{D}`` (and ``held_d{D}_T{t}``): held-out all-ID chains of each trained depth ``D``
+  when the test split is deeper than training (k-hop): does the model generalise at the
+  depths it trains on, the baseline for the deeper ones?
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ def loop_depth(run_dir: str | Path) -> dict[str, Any]:
     """More loops and deeper chains on the trial's final model (keys above; empty OOD sets give None)."""
     import torch
 
-    from interp.data import CompositionConfig, depth_test
+    from interp.data import CompositionConfig, depth_test, heldout_chains
     from interp.models import loop_accuracy
     from interp.runs import load_checkpoint
 
@@ -38,6 +41,9 @@ def loop_depth(run_dir: str | Path) -> dict[str, Any]:
 
     for split in ("test_id", "test_ood"):
         score(split, ds.examples(split), more_only=True)
+    if isinstance(cfg.data, CompositionConfig) and cfg.data.probe_hops > cfg.data.n_hops:
+        for depth in range(cfg.data.min_hops or cfg.data.n_hops, cfg.data.n_hops + 1):
+            score(f"held_d{depth}", heldout_chains(ds, depth, seed=cfg.data.seed))
     if isinstance(cfg.data, CompositionConfig):
         deepest = run.model.config.n_positions - 3  # head, relations, answer, </a>
         for depth in range(cfg.data.probe_hops + 1, deepest + 1):

@@ -25,7 +25,7 @@ Splits: ``train`` and the probes ``id_atomic``, ``ood_atomic``, ``train_inferred
 from __future__ import annotations
 
 from interp.data.comparison import compare, comparison_vocab, generate_comparison, generate_complex
-from interp.data.composition import composition_vocab, depth_test, generate_composition
+from interp.data.composition import composition_vocab, depth_test, generate_composition, heldout_chains
 from interp.data.config import (
     DATA_PRESETS,
     ComparisonConfig,
@@ -82,6 +82,7 @@ __all__ = [
     "config_from_dict",
     "data_config",
     "depth_test",
+    "heldout_chains",
     "generate",
     "generate_comparison",
     "generate_complex",

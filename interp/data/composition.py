@@ -208,6 +208,33 @@ def _chain_examples(
     return out
 
 
+def heldout_chains(dataset: KGDataset, depth: int, *, size: int | None = None, seed: int = 0) -> list[Example]:
+    """Up to ``size`` (default: the config's ``probe_size``) all-ID chains of a *trained* depth
+    (``min_hops .. n_hops``) that are not training prompts, drawn uniformly: whether the model
+    generalises at the depths it trains on, the baseline for :func:`depth_test`'s deeper ones.
+    """
+    config = dataset.config
+    if not isinstance(config, CompositionConfig) or len(dataset.graph.get("atomic", ())) != config.n_atomic:
+        raise ConfigError("held-out chains need a generated composition dataset (its config and full graph)")
+    low = config.min_hops or config.n_hops
+    if isinstance(depth, bool) or not isinstance(depth, int) or not low <= depth <= config.n_hops:
+        raise ConfigError(f"depth = {depth!r} is out of range; allowed: a trained depth, {low} .. {config.n_hops}")
+    n, d = config.n_entities, config.out_degree
+    facts = dataset.graph["atomic"]
+    rels = np.array([int(r[3:-1]) for _, r, _, _ in facts], dtype=np.int64).reshape(n, d)
+    tails = np.array([int(t[3:-1]) for _, _, t, _ in facts], dtype=np.int64).reshape(n, d)
+    ood = np.array([bool(o) for *_, o in facts]).reshape(n, d)
+    ent = [f"<e_{i}>" for i in range(n)]
+    rel = [f"<r_{i}>" for i in range(config.n_relations)]
+    size = config.probe_size if size is None else size
+    trained = {ex.input_tokens for ex in dataset.examples("train") if len(ex.input_tokens) == depth + 1}
+    rng = np.random.default_rng([seed, depth, 1])
+    chains = _sample_id_chains(rng, tails, ood, depth, size + len(trained))  # enough to leave size after the filter
+    held = [ex for ex in _chain_examples(chains, depth, "test_inferred_iid", rels, tails, ent, rel)
+            if ex.input_tokens not in trained]
+    return [held[i] for i in sorted(choose(rng, len(held), size))]
+
+
 def depth_test(dataset: KGDataset, depth: int, *, size: int | None = None, seed: int = 0) -> dict[str, list[Example]]:
     """Chains of ``depth`` hops of a generated composition dataset, deeper than it trains on.
 

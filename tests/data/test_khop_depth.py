@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from interp.data import CompositionConfig, KGDataset, data_config, depth_test, generate, task_schema
+from interp.data import CompositionConfig, KGDataset, data_config, depth_test, generate, heldout_chains, task_schema
 from interp.data.composition import _sample_id_chains
 from interp.errors import ConfigError
 from interp.train import load_run_config
@@ -135,6 +135,21 @@ def test_bad_depth_config_is_one_line(one_line, overrides, expect):
     with pytest.raises(ConfigError) as err:
         dataclasses.replace(DEPTH, **overrides)
     assert expect in one_line(err.value)
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_heldout_chains_are_untrained_id_chains_of_a_trained_depth(ds, depth):
+    held = heldout_chains(ds, depth, size=60, seed=1)
+    trained = {ex.input_tokens for ex in ds.examples("train")}
+    untrained = _all_chains(ds, depth, ood=False) - trained
+    prompts = [ex.input_tokens for ex in held]
+    assert len(prompts) == len(set(prompts)) == min(60, len(untrained)) > 0
+    assert set(prompts) <= untrained
+    for ex in held:
+        assert ex.target_tokens[0] == _walk(ds, ex.input_tokens)[0]
+    assert heldout_chains(ds, depth, size=60, seed=1) == held  # reproducible
+    with pytest.raises(ConfigError, match=r"a trained depth, 2 \.\. 3"):
+        heldout_chains(ds, depth + 2)
 
 
 def test_more_hops_than_the_graph_has_ood_chains_for_is_one_line(one_line):

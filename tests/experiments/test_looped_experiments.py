@@ -9,7 +9,7 @@ import torch
 
 from experiments import EXPERIMENTS, SCALES, plan_experiment
 from experiments.depth import loop_depth
-from interp.data import depth_test, make_batch
+from interp.data import depth_test, heldout_chains, make_batch
 from interp.models import build_model, with_loops
 from interp.runs import load_checkpoint
 from interp.train import load_run_config, train
@@ -24,15 +24,21 @@ def _params(cfg) -> int:
 def test_looped_compares_equal_compute_and_equal_parameters_on_one_graph(scale):
     plan = {t.name: t.config for t in plan_experiment("looped", scale).trials}
     assert len({repr(c.data) for c in plan.values()}) == 1  # the same graph
-    standard, shared, one, four = plan["standard"], plan["shared"], plan["looped-1x4"], plan["looped-4x4"]
+    standard, shared, one, atomic = plan["standard"], plan["shared"], plan["looped-1x4"], plan["looped-1x4-atomic1"]
     # equal compute: four applied blocks each
-    assert {c.model.n_layers for c in (standard, shared, one)} == {4}
-    assert (standard.model.n_stack, shared.model.n_stack, one.model.n_stack, four.model.n_stack) == (4, 2, 1, 4)
-    # equal parameters: four distinct blocks, looped four times
-    assert _params(four) == _params(standard) > _params(shared) > _params(one)
+    assert {c.model.n_layers for c in (standard, shared, one, atomic)} == {4}
+    assert (standard.model.n_stack, shared.model.n_stack, one.model.n_stack) == (4, 2, 1)
+    assert _params(standard) > _params(shared) > _params(one)
+    # the atomic-loops trial is the looped one with its atomic facts at one loop, and only there
+    assert atomic == dataclasses.replace(one, name=atomic.name, train=dataclasses.replace(one.train, atomic_loops=1))
+    assert [n for n, c in plan.items() if c.train.atomic_loops is not None] == ["looped-1x4-atomic1"]
+    if scale == "small":  # equal parameters: four distinct blocks, looped four times
+        four = plan["looped-4x4"]
+        assert four.model.n_stack == 4 and _params(four) == _params(standard)
     assert all(c.train.stop_after_grok is False for c in plan.values())
-    # apart from the architecture the trials are the same run
-    dicts = [dataclasses.replace(c, name="x", model=dataclasses.replace(c.model, n_layers=1, loops=1, share_layers=False)) for c in plan.values()]
+    # apart from the architecture (and the atomic loops) the trials are the same run
+    dicts = [dataclasses.replace(c, name="x", model=dataclasses.replace(c.model, n_layers=1, loops=1, share_layers=False),
+                                 train=dataclasses.replace(c.train, atomic_loops=None)) for c in plan.values()]
     assert all(d == dicts[0] for d in dicts)
 
 
@@ -76,11 +82,14 @@ def test_loop_depth_scores_more_loops_and_deeper_chains(tmp_path):
     finally:
         torch.set_num_threads(threads)
     # n_ctx 9: chains of up to 6 hops; test_hops 4, so depths 5 and 6, at 2 and 4 loops
-    assert set(out) == {"test_id_T4", "test_ood_T4"} | {f"{s}_d{d}{t}" for s in ("id", "ood") for d in (5, 6) for t in ("", "_T4")}
+    assert set(out) == ({"test_id_T4", "test_ood_T4"} | {f"held_d{d}{t}" for d in (2, 3) for t in ("", "_T4")}
+                        | {f"{s}_d{d}{t}" for s in ("id", "ood") for d in (5, 6) for t in ("", "_T4")})
     run = load_checkpoint(tmp_path / "run", device="cpu")
     deeper = with_loops(run.model, 4)
     assert out["test_ood_T4"] == pytest.approx(accuracy(deeper, run.dataset.batch("test_ood")))
     sets = depth_test(run.dataset, 6, seed=cfg.data.seed)
     assert out["id_d6"] == pytest.approx(accuracy(run.model, make_batch(sets["id"], run.dataset.vocab)))
+    held = heldout_chains(run.dataset, 3, seed=cfg.data.seed)
+    assert out["held_d3"] == pytest.approx(accuracy(run.model, make_batch(held, run.dataset.vocab)))
     assert out["ood_d5_T4"] == pytest.approx(accuracy(deeper, make_batch(depth_test(run.dataset, 5)["ood"], run.dataset.vocab)))
     assert all(v is None or 0.0 <= v <= 1.0 for v in out.values())
