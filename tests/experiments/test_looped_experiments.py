@@ -93,3 +93,17 @@ def test_loop_depth_scores_more_loops_and_deeper_chains(tmp_path):
     assert out["held_d3"] == pytest.approx(accuracy(run.model, make_batch(held, run.dataset.vocab)))
     assert out["ood_d5_T4"] == pytest.approx(accuracy(deeper, make_batch(depth_test(run.dataset, 5)["ood"], run.dataset.vocab)))
     assert all(v is None or 0.0 <= v <= 1.0 for v in out.values())
+
+
+@pytest.mark.parametrize("preset, trial", [("composition-tiny-shared-ood", "shared"),
+                                           ("composition-tiny-looped-ood", "looped-1x4-atomic1")])
+def test_ood_presets_are_the_looped_experiments_trials(preset, trial):
+    """The presets RESULTS.md reports are the tiny looped experiment's trials, run on their own."""
+    from interp.train.config import presets
+
+    cfg = presets()[preset]
+    planned = {t.name: t.config for t in plan_experiment("looped", "tiny").trials}[trial]
+    same_run = dataclasses.replace(planned, name=cfg.name, train=dataclasses.replace(
+        planned.train, threads=cfg.train.threads, progress=cfg.train.progress, tensorboard=cfg.train.tensorboard,
+        stop_after_grok=cfg.train.stop_after_grok, grok_splits=cfg.train.grok_splits))
+    assert cfg.data == planned.data and cfg == same_run
