@@ -147,9 +147,10 @@ _LOOPED_ATOMIC = Trial("looped-1x4-atomic1", ("model.n_layers=4", "model.loops=4
                                                "train.atomic_loops=1"))
 _LOOPED_TINY = (*_LOOPED[:3], _LOOPED_ATOMIC)
 _DEPTH_MODELS = (
-    Trial("standard", ("model.n_layers=4", "model.loops=1")),
-    Trial("looped-1x4", ("model.n_layers=4", "model.loops=4")),
-    Trial("looped-2x4", ("model.n_layers=8", "model.loops=4")),
+    Trial("standard", ("model.n_layers=4", "model.loops=1", "train.atomic_loops=none")),
+    Trial("looped-1x4", ("model.n_layers=4", "model.loops=4", "train.atomic_loops=none")),
+    Trial("looped-2x4", ("model.n_layers=8", "model.loops=4", "train.atomic_loops=none")),
+    Trial("looped-1x4-atomic1", ("model.n_layers=4", "model.loops=4", "train.atomic_loops=1")),
 )
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -296,13 +297,14 @@ EXPERIMENTS: dict[str, Experiment] = {
     "k-hop-depth": Experiment(
         name="k-hop-depth",
         description="Composition trained on 2- and 3-hop chains, tested on 4-hop chains (test_id / test_ood) "
-                    "and scored on 5..7-hop chains (id_d5 ..), standard vs looped models, looped ones also "
+                    "and scored on held-out 2- and 3-hop chains (held_d2, held_d3) and 5..7-hop chains (id_d5 ..), "
+                    "standard vs looped models (one also with its atomic facts at one loop), looped ones also "
                     "with twice the training loops at inference (.._T8).",
         finding="Looped transformers are reported (2026) to extrapolate from <= 5-hop training to 10 hops by "
                 "adding loops at inference; standard transformers do not extrapolate in depth.",
-        columns=("model.n_layers", "model.loops"),
-        summary=SummaryPlot("bar", ("test_id", "id_d5", "test_id_T8", "id_d5_T8"),
-                            title="ID accuracy on chains deeper than training"),
+        columns=("model.n_layers", "model.loops", "train.atomic_loops"),
+        summary=SummaryPlot("bar", ("held_d3", "test_id", "id_d5", "test_id_T8", "id_d5_T8"),
+                            title="ID accuracy at a trained depth (held_d3) and deeper"),
         scales={
             "tiny": Scale("khop-depth-tiny", ("train.stop_after_grok=false",), _DEPTH_MODELS, minutes=60),
             "small": Scale("khop-depth-tiny",

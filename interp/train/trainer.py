@@ -298,7 +298,11 @@ class Trainer:
         """Restore weights, optimizer, filter, RNG and history from checkpoint ``path``."""
         path = Path(path)
         state = read_state(path)
-        if state["config"] != self.config.to_dict():
+        try:  # parsed, so a run saved before a setting existed (its default) still resumes
+            stored = RunConfig.from_dict(state["config"])
+        except ConfigError as err:
+            raise CheckpointError(f"{path}: unreadable config in the checkpoint ({err})") from None
+        if stored != self.config:
             raise CheckpointError(f"{path}: the checkpoint's config differs from this run's config")
         load_model_state(self.model, load_tensors(path, "model.safetensors", state), path)
         tensors = load_tensors(path, "trainer.safetensors", state)

@@ -423,3 +423,23 @@ def test_train_or_resume_trains_then_continues_and_refuses_another_config(tmp_pa
     with pytest.raises(ConfigError) as err:
         train_or_resume(quick_config("train.max_steps=20", "train.lr=1e-4"), run_dir)
     assert "another config" in one_line(err.value)
+
+
+def test_a_run_saved_before_a_setting_existed_resumes(tmp_path):
+    """A checkpoint (and run folder) written before a train setting was added, i.e. without its key,
+    is the same config as today's with that setting at its default: it resumes, bit for bit."""
+    from interp.train import train_or_resume
+
+    cfg = quick_config("train.max_steps=20", "train.checkpoint_every=10")
+    whole = train_or_resume(cfg, tmp_path / "whole")
+    run_dir = tmp_path / "run"
+    Trainer(cfg, run_dir).run(max_steps=10)
+    for state_file in [*run_dir.glob("checkpoints/*/state.json"), run_dir / "config.json"]:
+        state = json.loads(state_file.read_text())
+        config = state.get("config", state)
+        for key in ("label_smoothing", "atomic_loops"):
+            del config["train"][key]
+        state_file.write_text(json.dumps(state))
+    again = train_or_resume(cfg, run_dir)
+    assert again.step == 20 and _accuracies(read_metrics(run_dir)) == _accuracies(read_metrics(tmp_path / "whole"))
+    assert {k: v for k, v in again.metrics.items() if k != "seconds"} == {k: v for k, v in whole.metrics.items() if k != "seconds"}
