@@ -315,9 +315,7 @@ def presets() -> dict[str, RunConfig]:
         ),
         # OOD composition at laptop scale (the looped experiment, RESULTS.md "Looped transformers
         # and depth"): composition-tiny with 10% OOD facts, cosine over 15,000 steps, and either
-        # the paper's cross-layer sharing (2 blocks applied twice) or one block looped 4 times
-        # with the atomic facts trained at one loop (train.atomic_loops), so that every fact, OOD
-        # ones too, is recalled in the first iteration, where the second hop reads it.
+        # the paper's cross-layer sharing (2 blocks applied twice) or one block looped 4 times.
         "composition-tiny-shared-ood": _preset(
             "composition-tiny-shared-ood", data_config("composition-tiny", ["ood_fraction=0.1", "phi=6.5"]),
             {**_FAST_MODEL, "share_layers": True},
@@ -327,7 +325,7 @@ def presets() -> dict[str, RunConfig]:
         "composition-tiny-looped-ood": _preset(
             "composition-tiny-looped-ood", data_config("composition-tiny", ["ood_fraction=0.1", "phi=6.5"]),
             {**_FAST_MODEL, "loops": 4},
-            {**_FAST_TRAIN, "weight_decay": 1.0, "max_steps": 15_000, "eval_every": 500, "atomic_loops": 1,
+            {**_FAST_TRAIN, "weight_decay": 1.0, "max_steps": 15_000, "eval_every": 500,
              "grok_splits": ("test_id", "test_ood")},
         ),
         # Depth extrapolation: trained on 2- and 3-hop chains, test-ID / test-OOD on 4-hop chains;

@@ -96,7 +96,7 @@ def test_loop_depth_scores_more_loops_and_deeper_chains(tmp_path):
 
 
 @pytest.mark.parametrize("preset, trial", [("composition-tiny-shared-ood", "shared"),
-                                           ("composition-tiny-looped-ood", "looped-1x4-atomic1")])
+                                           ("composition-tiny-looped-ood", "looped-1x4")])
 def test_ood_presets_are_the_looped_experiments_trials(preset, trial):
     """The presets RESULTS.md reports are the tiny looped experiment's trials, run on their own."""
     from interp.train.config import presets
