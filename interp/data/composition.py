@@ -208,6 +208,18 @@ def _chain_examples(
     return out
 
 
+def _graph_arrays(dataset: KGDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[str]]:
+    """A generated composition graph as arrays: relation and tail ids and OOD flags per
+    (entity, out-edge), shape (n_entities, out_degree), and the entity and relation tokens."""
+    config = dataset.config
+    n, d = config.n_entities, config.out_degree
+    facts = dataset.graph["atomic"]
+    rels = np.array([int(r[3:-1]) for _, r, _, _ in facts], dtype=np.int64).reshape(n, d)
+    tails = np.array([int(t[3:-1]) for _, _, t, _ in facts], dtype=np.int64).reshape(n, d)
+    ood = np.array([bool(o) for *_, o in facts]).reshape(n, d)
+    return rels, tails, ood, [f"<e_{i}>" for i in range(n)], [f"<r_{i}>" for i in range(config.n_relations)]
+
+
 def heldout_chains(dataset: KGDataset, depth: int, *, size: int | None = None, seed: int = 0) -> list[Example]:
     """Up to ``size`` (default: the config's ``probe_size``) all-ID chains of a *trained* depth
     (``min_hops .. n_hops``) that are not training prompts, drawn uniformly: whether the model
@@ -219,13 +231,7 @@ def heldout_chains(dataset: KGDataset, depth: int, *, size: int | None = None, s
     low = config.min_hops or config.n_hops
     if isinstance(depth, bool) or not isinstance(depth, int) or not low <= depth <= config.n_hops:
         raise ConfigError(f"depth = {depth!r} is out of range; allowed: a trained depth, {low} .. {config.n_hops}")
-    n, d = config.n_entities, config.out_degree
-    facts = dataset.graph["atomic"]
-    rels = np.array([int(r[3:-1]) for _, r, _, _ in facts], dtype=np.int64).reshape(n, d)
-    tails = np.array([int(t[3:-1]) for _, _, t, _ in facts], dtype=np.int64).reshape(n, d)
-    ood = np.array([bool(o) for *_, o in facts]).reshape(n, d)
-    ent = [f"<e_{i}>" for i in range(n)]
-    rel = [f"<r_{i}>" for i in range(config.n_relations)]
+    rels, tails, ood, ent, rel = _graph_arrays(dataset)
     size = config.probe_size if size is None else size
     trained = {ex.input_tokens for ex in dataset.examples("train") if len(ex.input_tokens) == depth + 1}
     rng = np.random.default_rng([seed, depth, 1])
@@ -251,12 +257,7 @@ def depth_test(dataset: KGDataset, depth: int, *, size: int | None = None, seed:
     n, d = config.n_entities, config.out_degree
     if n * d**depth >= 2**62:
         raise ConfigError(f"depth = {depth} is more hops than this graph allows (n_entities*out_degree**depth must stay below 2**62)")
-    facts = dataset.graph["atomic"]
-    rels = np.array([int(r[3:-1]) for _, r, _, _ in facts], dtype=np.int64).reshape(n, d)
-    tails = np.array([int(t[3:-1]) for _, _, t, _ in facts], dtype=np.int64).reshape(n, d)
-    ood = np.array([bool(o) for *_, o in facts]).reshape(n, d)
-    ent = [f"<e_{i}>" for i in range(n)]
-    rel = [f"<r_{i}>" for i in range(config.n_relations)]
+    rels, tails, ood, ent, rel = _graph_arrays(dataset)
     rng = np.random.default_rng([seed, depth])
     size = config.probe_size if size is None else size
     id_chains = _sample_id_chains(rng, tails, ood, depth, size)
