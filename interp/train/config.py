@@ -157,7 +157,7 @@ class RunConfig:
                     f"data.test_hops = {self.data.test_hops} needs test prompts of {need} tokens; "
                     f"set model.n_ctx >= {need} (now {self.model.n_ctx}: only the training prompts' positions)"
                 )
-        loops = 2 if self.model.share_layers else self.model.loops
+        loops = self.model.n_loops
         if self.train.atomic_loops is not None and not self.train.atomic_loops < loops:
             raise ConfigError(
                 f"train.atomic_loops = {self.train.atomic_loops} needs a looped model with more loops "

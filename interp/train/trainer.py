@@ -134,13 +134,16 @@ class Trainer:
         self.memorized_step: int | None = None
         self.grokked_step: int | None = None
         self._perms: dict[int, tuple[int, Tensor]] = {}  # stream -> (epoch, its shuffle)
-        self._streams = self._batch_streams()
-        # with train.atomic_loops: which training rows are atomic facts (run with fewer loops)
-        self._atomic = (
-            torch.tensor([self.dataset.schema.is_atomic(ex) for ex in self.dataset.examples("train")], device=self.device)
-            if tc.atomic_loops is not None
+        # which training rows are atomic facts, where a setting treats them apart: atomic_fraction
+        # (their own batch stream) or atomic_loops (run with fewer loops)
+        atomic = (
+            torch.tensor([self.dataset.schema.is_atomic(ex) for ex in self.dataset.examples("train")],
+                         dtype=torch.bool, device=self.device)
+            if tc.atomic_fraction is not None or tc.atomic_loops is not None
             else None
         )
+        self._streams = self._batch_streams(atomic)
+        self._atomic = atomic if tc.atomic_loops is not None else None
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -179,15 +182,14 @@ class Trainer:
             self._perms[key] = (epoch, rows[torch.randperm(len(rows), generator=gen).to(self.device)])
         return self._perms[key][1][i * size : (i + 1) * size]
 
-    def _batch_streams(self) -> list[tuple[int, Int[Tensor, "rows"], int]]:
+    def _batch_streams(self, atomic: Tensor | None) -> list[tuple[int, Int[Tensor, "rows"], int]]:
         """(key, rows, rows per batch) of each stream a batch draws from: the whole split (key 0),
-        or with ``atomic_fraction`` the atomic facts (1) and the other training prompts (2)."""
+        or with ``atomic_fraction`` the atomic facts (1) and the other training prompts (2);
+        ``atomic`` marks the training rows that are atomic facts."""
         fraction = self.config.train.atomic_fraction
         if fraction is None:
             return [(0, torch.arange(len(self.train_batch), device=self.device), self.batch_size)]
-        schema = self.dataset.schema
-        atomic = torch.tensor([schema.is_atomic(ex) for ex in self.dataset.examples("train")], dtype=torch.bool)
-        rows = [torch.nonzero(atomic).flatten().to(self.device), torch.nonzero(~atomic).flatten().to(self.device)]
+        rows = [torch.nonzero(atomic).flatten(), torch.nonzero(~atomic).flatten()]
         n_atomic = round(fraction * self.batch_size)
         sizes = [n_atomic, self.batch_size - n_atomic]
         for r, n, what in zip(rows, sizes, ("atomic facts", "other prompts")):
