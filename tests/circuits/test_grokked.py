@@ -23,6 +23,8 @@ from circuits.tasks import composition_task
 
 from ..tiny import single_thread
 
+pytestmark = pytest.mark.xdist_group("grokked-composition")  # one worker builds the module's fixtures
+
 
 @pytest.fixture(scope="module")
 def composition(grokked_composition):

@@ -25,6 +25,8 @@ from circuits.tasks import comparison_task
 
 from ..tiny import single_thread
 
+pytestmark = pytest.mark.xdist_group("grokked-comparison")  # one worker builds the module's fixtures
+
 
 @pytest.fixture(scope="module")
 def comparison(grokked_comparison):
