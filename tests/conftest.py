@@ -34,8 +34,8 @@ def pytest_configure(config):
     torch.set_num_threads(threads)
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
 
-FIXTURE_RUNS = {"grokked_run_dir": "composition-tiny", "grokked_comparison_run_dir": "comparison-tiny-adamw"}
-"""The grokked runs the tests share: fixture name -> preset."""
+FIXTURE_RUNS = {"grokked_comparison_run_dir": "comparison-tiny-adamw", "grokked_run_dir": "composition-tiny"}
+"""The grokked runs the tests share: fixture name -> preset, the longest training first."""
 
 
 def _one_line(err: BaseException) -> str:
@@ -135,3 +135,26 @@ def pytest_collection_modifyitems(config, items):
         path = str(item.path)
         if runs_used(item) or any(f in path for f in SLOW_FOLDERS):
             item.add_marker(pytest.mark.slow)
+    _order_for_the_runs(items)
+
+
+def _order_for_the_runs(items: list[pytest.Item]) -> None:
+    """Order the tests so that no worker waits idle for a grokked run: first one test of each run
+    (the longest training first), so that every run starts training at once on its own worker;
+    then the tests that need no run; then those that need one, the longest-training run's last.
+    (xdist hands out tests, and ``xdist_group`` groups, in this order.)"""
+    rank = {fixture: i for i, fixture in enumerate(FIXTURE_RUNS)}
+    started: set[str] = set()
+
+    def key(item: pytest.Item) -> tuple[int, int]:
+        runs = [rank[f] for f in runs_used(item) if f in rank]
+        if not runs:
+            return (1, 0)
+        first = min(runs)
+        if first not in started:
+            started.add(first)
+            return (0, first)
+        return (2, -first)
+
+    keys = [key(item) for item in items]  # in collection order: the first test of each run starts it
+    items[:] = [item for _, item in sorted(zip(keys, items, strict=True), key=lambda pair: pair[0])]
