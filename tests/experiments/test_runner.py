@@ -134,7 +134,7 @@ def ray_cluster(tmp_path):
     )
     address = f"127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 240  # the head starts in ~10 s on a quiet machine, over 60 s beside a training
+        deadline = time.monotonic() + 240  # generous: the head is slow to start beside a training on the other worker
         while True:
             status = subprocess.run([str(ray_bin), "status", f"--address={address}"], capture_output=True, env=env)
             if status.returncode == 0:
