@@ -17,11 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from interp.features.dashboard import Dashboard, FeatureDashboard, TopExample
-from interp.io import atomic_write_text
-
 from circuits.charts import color, intensity
 from circuits.figures import FONT, Figure, Section, esc, fmt_number, page
+from interp.features.dashboard import Dashboard, FeatureDashboard, TopExample
+from interp.io import atomic_write_text
 
 STYLE = """<style>
 .gs-fd { %s; font-size: 13px; color: #222; }
@@ -41,7 +40,7 @@ STYLE = """<style>
 .gs-fd-ans { color: #777; font-style: italic; margin-left: 6px; }
 .gs-fd-val { color: #555; margin-right: 8px; display: inline-block; min-width: 44px; text-align: right; }
 .gs-fd-note { color: #555; max-width: 900px; line-height: 1.4; }
-</style>""" % FONT
+</style>""" % FONT  # noqa: UP031 (CSS: %s keeps its braces single)
 
 
 def _token(tok: str, act: float | None, top: float, is_max: bool, pos_name: str) -> str:

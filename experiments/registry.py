@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from interp.errors import ConfigError
-from interp.train import RunConfig, load_run_config
-
 from experiments.analyses import edit_propagation
 from experiments.depth import loop_depth
+from interp.errors import ConfigError
+from interp.train import RunConfig, load_run_config
 
 SCALES = ("tiny", "small")
 

@@ -13,8 +13,8 @@ import csv
 import io
 import json
 import math
-import platform
 import os
+import platform
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path

@@ -14,11 +14,10 @@ from typing import Any
 
 from transformers import GPT2LMHeadModel
 
-from interp.data import KGDataset
-
 from circuits.explorer.timeline import Snapshot
 from circuits.explorer.weights import export_weights
 from circuits.space import ModelGraph, Node
+from interp.data import KGDataset
 
 QUERY_SPLITS = ("test_id", "train_inferred", "test_ood")
 MAX_KNOWN = 6000

@@ -129,7 +129,7 @@ def check_hook(bridge: Bridge, name: str) -> str:
     return name
 
 
-def answer_positions(tokens: Int[Tensor, "batch pos"], answer_pos: Tensor | int | None) -> Int[Tensor, "batch"]:
+def answer_positions(tokens: Int[Tensor, "batch pos"], answer_pos: Tensor | int | None) -> Int[Tensor, " batch"]:
     """Where the answer is predicted, per example (default: the last position)."""
     batch, n_pos = tokens.shape
     if answer_pos is None:

@@ -13,7 +13,6 @@ import json
 import tempfile
 from pathlib import Path
 
-import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
