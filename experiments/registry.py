@@ -333,6 +333,7 @@ EXPERIMENTS: dict[str, Experiment] = {
 
 
 def get_experiment(name: str) -> Experiment:
+    """The named experiment; an unknown ``name`` is a one-line ``ConfigError`` listing the known ones."""
     if name not in EXPERIMENTS:
         raise ConfigError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)} (list them: grokscope experiments)")
     return EXPERIMENTS[name]

@@ -141,6 +141,7 @@ FAMILIES: dict[str, Family] = {
 
 
 def family(name: str) -> Family:
+    """The hook family called ``name`` (a key of ``FAMILIES``); unknown names are a one-line error."""
     if name not in FAMILIES:
         raise InterventionError(f"unknown hook family {name!r}; choose one of {', '.join(FAMILIES)}")
     return FAMILIES[name]

@@ -94,6 +94,7 @@ def timeline_data(snapshots: Sequence[Snapshot], sizes: Sequence[int]) -> dict[s
 
 
 def metric_curves(metrics: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, Any]:
+    """The page's accuracy curves: ``steps`` and one series per name in ``names`` that some metrics row holds."""
     steps = [int(row["step"]) for row in metrics]
     series = {k: [row.get(k) for row in metrics] for k in names if any(row.get(k) is not None for row in metrics)}
     return {"steps": steps, "series": series}

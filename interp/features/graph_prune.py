@@ -33,6 +33,8 @@ from interp.features.attribution_graph import AttributionGraph, AttributionGraph
 
 
 class PruneResult(NamedTuple):
+    """What ``prune_graph`` keeps: node and edge masks, and each node's cumulative influence score."""
+
     node_mask: Bool[Tensor, " node"]
     edge_mask: Bool[Tensor, "node node"]
     cumulative_scores: Float[Tensor, " node"]
