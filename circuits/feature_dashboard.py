@@ -40,7 +40,7 @@ STYLE = """<style>
 .gs-fd-ans { color: #777; font-style: italic; margin-left: 6px; }
 .gs-fd-val { color: #555; margin-right: 8px; display: inline-block; min-width: 44px; text-align: right; }
 .gs-fd-note { color: #555; max-width: 900px; line-height: 1.4; }
-</style>""" % FONT  # noqa: UP031 (CSS: %s keeps its braces single)
+</style>""" % FONT
 
 
 def _token(tok: str, act: float | None, top: float, is_max: bool, pos_name: str) -> str:

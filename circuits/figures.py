@@ -132,7 +132,7 @@ p.gs-note { color: #555; max-width: 900px; line-height: 1.45; }
 .gs-caption { font-size: 13px; font-weight: 600; margin: 6px 0; max-width: 760px; }
 figure.gs-figure { margin: 0; }
 .gs-error { color: #a00; }
-""" % FONT  # noqa: UP031 (CSS: %s keeps its braces single)
+""" % FONT
 
 
 @dataclass

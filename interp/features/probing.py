@@ -312,8 +312,10 @@ def probe_site(
             raise DictionaryMismatchError(
                 f"the dictionary reads {dictionary.d_in}-wide activations but {hook} is {data.train.x.shape[1]} wide"
             )
-        encode = lambda r: ProbeRows(dictionary.encode(r.x.to(dictionary.W_enc)).detach().float().cpu(),  # noqa: E731
-                                     r.labels, r.prefixes)
+
+        def encode(r):
+            return ProbeRows(dictionary.encode(r.x.to(dictionary.W_enc)).detach().float().cpu(), r.labels, r.prefixes)
+
         data = ProbeSplits(encode(data.train), {k: encode(v) for k, v in data.evals.items()})
     width = data.train.x.shape[1]
     ks = list(default_ks(width) if ks is None else ks)
