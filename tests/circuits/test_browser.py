@@ -15,6 +15,8 @@ import pytest
 
 from .browser import Watched, launch
 
+pytestmark = pytest.mark.xdist_group("report-browser")  # one worker builds the module's fixtures
+
 RENDERED = "Array.from(document.querySelectorAll('div[id^=\"gs-attn-\"]')).every(d => d.childElementCount > 0)"
 FIGURES = """(() => {
   const boxes = sel => Array.from(document.querySelectorAll(sel)).map(el => {

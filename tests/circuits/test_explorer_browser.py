@@ -25,6 +25,8 @@ from interp.runs import read_metrics
 from ..tiny import single_thread
 from .browser import Watched, launch
 
+pytestmark = pytest.mark.xdist_group("explorer-browser")  # one worker builds the module's fixtures
+
 TOLERANCE = 1e-9  # page (float64 arithmetic on float16 weights) against torch float64 on the same weights
 
 

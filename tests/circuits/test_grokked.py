@@ -22,6 +22,8 @@ from interp.models import to_bridge
 
 from ..tiny import single_thread
 
+pytestmark = pytest.mark.xdist_group("grokked-composition")  # one worker builds the module's fixtures
+
 
 @pytest.fixture(scope="module")
 def composition(grokked_composition):

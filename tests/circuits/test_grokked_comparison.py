@@ -24,6 +24,8 @@ from interp.models import to_bridge
 
 from ..tiny import single_thread
 
+pytestmark = pytest.mark.xdist_group("grokked-comparison")  # one worker builds the module's fixtures
+
 
 @pytest.fixture(scope="module")
 def comparison(grokked_comparison):

@@ -45,6 +45,26 @@ RENDERED = {
     "features": ('class="gs-fd-card"', 'class="gs-fd-hist"', "<svg"),
 }
 CELL_TIMEOUT_S = 600
+RUN_FIXTURE = {key: "grokked_comparison_run_dir" if key == "comparison" else "grokked_run_dir" for key in NOTEBOOKS}
+"""The grokked run (a fixture of tests/conftest.py) each notebook reads."""
+
+
+def notebook_marks(key: str) -> list[pytest.MarkDecorator]:
+    """Marks of a test of notebook ``key``: it uses that notebook's grokked run (tests/conftest.py), and
+    every test of one notebook runs on the same xdist worker (``--dist loadgroup``), so each notebook
+    executes once."""
+    return [pytest.mark.grokked_run(RUN_FIXTURE[key]), pytest.mark.xdist_group(f"notebook-{key}")]
+
+
+def on_notebook(key: str):
+    """Decorate a test that reads notebook ``key`` with :func:`notebook_marks`."""
+
+    def decorate(fn):
+        for mark in notebook_marks(key):
+            fn = mark(fn)
+        return fn
+
+    return decorate
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +75,7 @@ def executed(tmp_path_factory, request):
 
     def run(key: str) -> nbformat.NotebookNode:
         if key not in cache:
-            fixture = "grokked_comparison_run_dir" if key == "comparison" else "grokked_run_dir"
-            run_dir = request.getfixturevalue(fixture)
+            run_dir = request.getfixturevalue(RUN_FIXTURE[key])
             work = tmp_path_factory.mktemp(f"notebook-{key}")
             env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
             env["GROKSCOPE_COMPARISON_RUN_DIR" if key == "comparison" else "GROKSCOPE_RUN_DIR"] = str(run_dir)
@@ -124,7 +143,7 @@ def test_notebooks_read_their_run_from_the_environment(name):
 
 
 # ------------------------------------------------------------------------------ execution
-@pytest.mark.parametrize("key", list(NOTEBOOKS))
+@pytest.mark.parametrize("key", [pytest.param(key, marks=notebook_marks(key)) for key in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom_with_plots_and_renderers(executed, key):
     nb = executed(key)
     outputs = _outputs(nb)
@@ -140,6 +159,7 @@ def test_notebook_runs_top_to_bottom_with_plots_and_renderers(executed, key):
     assert not re.search(r"""<(script|link|img|iframe)[^>]+(src|href)\s*=\s*["']?https?:""", html, re.I)
 
 
+@on_notebook("grokking")
 def test_grokking_dynamics_findings(executed):
     f = findings(executed("grokking"))
     # memorization comes first; held-out ID composition groks, OOD composition does not follow
@@ -152,6 +172,7 @@ def test_grokking_dynamics_findings(executed):
     assert f["r1 bridge MRR at last step"] - f["r1 bridge MRR at first step"] >= 0.3, f
 
 
+@on_notebook("lens")
 def test_bridge_entity_logit_lens_findings(executed):
     f = findings(executed("lens"))
     n = int(f["layers"])
@@ -167,6 +188,7 @@ def test_bridge_entity_logit_lens_findings(executed):
     assert f["answer top-1 at r2, output (test_ood)"] < 0.5, f
 
 
+@on_notebook("tracing")
 def test_causal_tracing_and_circuit_findings(executed):
     f = findings(executed("tracing"))
     n = int(f["layers"])
@@ -194,6 +216,7 @@ def test_causal_tracing_and_circuit_findings(executed):
     assert f["answer top-1 at r2, hand-over state"] <= 0.5 and f["answer top-1 at r2, output"] >= 0.9, f
 
 
+@on_notebook("comparison")
 def test_comparison_parallel_circuit_findings(executed):
     f = findings(executed("comparison"))
     n = int(f["layers"])
@@ -224,6 +247,7 @@ def test_comparison_parallel_circuit_findings(executed):
     assert f["circuit writes at e2 in the retrieval layer"] == 1, f
 
 
+@on_notebook("looped")
 def test_looped_ood_findings(executed):
     f = findings(executed("looped"))
     # every iteration of the looped view is its own applied block; the last lens is the model's output
@@ -238,6 +262,7 @@ def test_looped_ood_findings(executed):
     assert f["answer top-1 at r2, end of iteration 1"] >= 0.9, f
 
 
+@on_notebook("features")
 def test_features_findings(executed):
     f = findings(executed("features"))
     # the dictionary sits where the bridge is used (whole-state interchange), and replaces that state well

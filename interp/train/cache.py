@@ -1,0 +1,205 @@
+"""A cache of finished training runs, keyed by everything that decides what they hold.
+
+``cached_train(config, cache_dir)`` returns a run folder of ``config`` trained to its end
+(grokked, or ``max_steps``). The first call trains it; every later call, in this process or
+any other, returns the same folder without training. The key is a hash of
+
+* the run config (its JSON, as ``config.json`` stores it),
+* the source of the training code: every module of ``interp`` that ``interp.train.trainer``
+  imports, directly or not (found by reading the imports, so an analysis module that changes
+  keeps the cache),
+* the torch and transformers versions (they decide the float trajectory).
+
+A cache entry is ``CACHE/NAME-KEY/`` (an ordinary run folder: ``load_checkpoint`` reads it)
+and ``CACHE/NAME-KEY.json``, the manifest: the key's parts and the size and SHA-256 of every
+file of the run. Training goes into a temporary sibling folder that is renamed into place
+when it ends, and the manifest is written last, so a crash leaves no entry. While a process
+trains an entry it holds ``flock`` on ``CACHE/NAME-KEY.lock``; another process asking for the
+same entry waits for it (or, with ``wait=False``, is told it is busy and can do other work),
+then reads the finished run: parallel test workers train each run once instead of racing.
+An entry whose files no longer match its manifest (a reader wrote into it) is an error.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+import transformers
+
+from interp.errors import CheckpointError
+from interp.io import atomic_write_json
+from interp.lock import LOCK_FILE
+from interp.train.config import RunConfig
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+"""The ``interp`` package folder, whose training modules the key hashes."""
+
+ENTRY_MODULE = "interp.train.trainer"
+
+
+def _module_file(module: str, root: Path) -> Path | None:
+    """The source file of ``interp.a.b`` under ``root`` (the ``interp`` folder), or None."""
+    parts = module.split(".")[1:]
+    base = root.joinpath(*parts)
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """The ``interp`` modules that ``path`` (module ``module``) imports, submodules named in
+    ``from X import name`` included, and every parent package of each."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                name = f"{base}.{node.module}" if node.module else base
+            else:
+                name = node.module or ""
+            found.add(name)
+            found.update(f"{name}.{alias.name}" for alias in node.names)
+    closed = set()
+    for name in found:
+        parts = name.split(".")
+        if parts[0] == "interp":
+            closed.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+    return closed
+
+
+def training_sources(root: Path = PACKAGE_ROOT, entry: str = ENTRY_MODULE) -> list[Path]:
+    """Every source file under ``root`` that ``entry`` imports, directly or through other modules, sorted."""
+    seen: dict[str, Path] = {}
+    todo = [entry]
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        path = _module_file(module, root)
+        if path is None:  # a name imported from a module, not a module
+            continue
+        seen[module] = path
+        todo.extend(_imports(path, module) - seen.keys())
+    return sorted(set(seen.values()))
+
+
+def training_code_hash(root: Path = PACKAGE_ROOT, entry: str = ENTRY_MODULE) -> str:
+    """SHA-256 over the training modules' paths (relative to ``root``) and bytes."""
+    digest = hashlib.sha256()
+    for path in training_sources(root, entry):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def key_parts(config: RunConfig, code_hash: str | None = None) -> dict[str, str]:
+    """What the cache key of ``config`` is made of (stored in the entry's manifest)."""
+    return {
+        "config": json.dumps(config.to_dict(), sort_keys=True),
+        "code": code_hash or training_code_hash(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+
+
+def run_key(config: RunConfig, code_hash: str | None = None) -> str:
+    """The cache key of ``config``: 16 hex digits of the SHA-256 of :func:`key_parts`."""
+    return hashlib.sha256(json.dumps(key_parts(config, code_hash), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def entry_dir(config: RunConfig, cache_dir: str | Path, code_hash: str | None = None) -> Path:
+    """Where the cached run of ``config`` lives (or will) under ``cache_dir``."""
+    return Path(cache_dir) / f"{config.name}-{run_key(config, code_hash)}"
+
+
+def _file_hashes(run_dir: Path) -> dict[str, list]:
+    files = {}
+    for path in sorted(run_dir.rglob("*")):
+        if path.is_file() and path.name != LOCK_FILE:
+            files[path.relative_to(run_dir).as_posix()] = [path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest()]
+    return files
+
+
+def _manifest(entry: Path) -> Path:
+    return entry.with_name(entry.name + ".json")
+
+
+def _is_ready(entry: Path) -> bool:
+    """Is ``entry`` complete; raises if its files changed since it was written."""
+    manifest = _manifest(entry)
+    if not (entry.is_dir() and manifest.is_file()):
+        return False
+    try:
+        expected = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        raise CheckpointError(f"{manifest}: corrupted cache manifest; delete {entry} and {manifest.name} to train it again") from None
+    found = _file_hashes(entry)
+    if found != expected:
+        changed = sorted(name for name in set(found) | set(expected) if found.get(name) != expected.get(name))
+        raise CheckpointError(
+            f"{entry / changed[0]}: the cached run changed after it was trained; delete {entry} and {manifest.name} to train it again"
+        )
+    return True
+
+
+@contextlib.contextmanager
+def _entry_lock(entry: Path, *, wait: bool) -> Iterator[bool]:
+    """Hold the entry's ``flock`` for the block; yields False (without waiting) when another
+    process holds it and ``wait`` is False."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(entry.with_name(entry.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def cached_train(config: RunConfig, cache_dir: str | Path, *, wait: bool = True) -> Path | None:
+    """The run folder of ``config`` trained to its end, from ``cache_dir`` (trained there first if missing).
+
+    With ``wait=False`` a run that another process is training now gives None at once instead
+    of waiting for it. Training errors propagate and leave no entry behind.
+    """
+    from interp.train.trainer import train
+
+    entry = entry_dir(config, cache_dir)
+    if _is_ready(entry):
+        return entry
+    with _entry_lock(entry, wait=wait) as held:
+        if not held:
+            return None
+        if _is_ready(entry):  # another process trained it while this one waited
+            return entry
+        for stale in [entry, *entry.parent.glob(f".{entry.name}.partial-*")]:  # left by a crashed trainer
+            shutil.rmtree(stale, ignore_errors=True)
+        partial = entry.with_name(f".{entry.name}.partial-{os.getpid()}")
+        try:
+            train(config, partial)
+            (partial / LOCK_FILE).unlink(missing_ok=True)
+            files = _file_hashes(partial)
+            os.rename(partial, entry)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        atomic_write_json(_manifest(entry), {**key_parts(config), "files": files}, indent=1)
+    return entry
+
+
+__all__ = ["cached_train", "entry_dir", "run_key", "training_code_hash", "training_sources"]
