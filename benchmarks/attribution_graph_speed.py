@@ -27,11 +27,18 @@ import torch
 from _machine import describe
 
 from interp.features import (
-    TranscoderConfig, attribution_graph, evaluate_replacement, load_transcoders, node_influence, prompt_tokens,
-    prune_graph, save_transcoders, train_transcoder,
+    TranscoderConfig,
+    attribution_graph,
+    evaluate_replacement,
+    load_transcoders,
+    node_influence,
+    prompt_tokens,
+    prune_graph,
+    save_transcoders,
+    train_transcoder,
 )
-from interp.features.transcoder_train import transcoder_activations
 from interp.features.io import model_fingerprint
+from interp.features.transcoder_train import transcoder_activations
 from interp.intervene import activation_gradients, as_bridge
 from interp.runs import load_checkpoint
 

@@ -19,7 +19,6 @@ optionally, a comparison run (the values ``v1`` / ``v2`` at ``e1`` / ``e2``) it 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 
@@ -62,7 +61,7 @@ def fmt(x: float | None) -> str:
 def probing_table(bridge, dataset, target: str, args, out: dict) -> dict[int, object]:
     """Probe every residual state (raw and a dictionary's features) and every block's neurons."""
     states = residual_hooks(bridge)
-    neurons = [f"blocks.{l}.mlp.hook_post" for l in range(len(bridge.blocks))]
+    neurons = [f"blocks.{layer}.mlp.hook_post" for layer in range(len(bridge.blocks))]
     splits = split_rows(bridge, dataset, states + neurons, target)
     pos_name = dataset.schema.positions[dataset.schema.intermediate(target).position]
     print(f"\n### {dataset.task}: k-sparse probing of `{target}` at {pos_name} (held-out prefixes; chance = majority)\n")
@@ -109,7 +108,7 @@ def das_tables(run_dir: str, bridge, dataset, target: str, sae_by_layer, args, o
     ceiling = full_interchange(bridge, dataset, target, pairs=pairs[1])
     best = max(ceiling, key=ceiling.get)
     print(f"\n### {dataset.task}: interchange of `{target}` (held-out test_id pairs: {len(pairs[1])}; train pairs {len(pairs[0])})\n")
-    print("| state | " + " | ".join(f"S[{l}]" for l in ceiling) + " |\n|---|" + "---|" * len(ceiling))
+    print("| state | " + " | ".join(f"S[{state}]" for state in ceiling) + " |\n|---|" + "---|" * len(ceiling))
     print("| full-state IIA | " + " | ".join(fmt(v) for v in ceiling.values()) + " |")
     out["full_interchange"] = ceiling
     sizes = [d for d in args.sizes if d <= bridge.cfg.d_model]

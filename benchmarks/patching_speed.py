@@ -34,7 +34,6 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # TransformerLens's sweep shows a pr
 import torch  # noqa: E402
 from _machine import describe  # noqa: E402
 
-
 TL_NAMES = {
     "resid_pre": "get_act_patch_resid_pre",
     "resid_mid": "get_act_patch_resid_mid",
@@ -110,12 +109,12 @@ def main(argv: list[str] | None = None) -> int:
             with torch.no_grad():
                 _, clean_cache = bridge.run_with_cache(clean)
 
-            def tl_sweep():
+            def tl_sweep():  # called within this iteration only
                 with torch.no_grad():
-                    return tl_fn(bridge, corrupt, clean_cache, tl_metric(metric, answer_pos), reduce="mean")
+                    return tl_fn(bridge, corrupt, clean_cache, tl_metric(metric, answer_pos), reduce="mean")  # noqa: B023
 
             def our_sweep():
-                return activation_patch(bridge, corrupt, clean_cache, metric, family)
+                return activation_patch(bridge, corrupt, clean_cache, metric, family)  # noqa: B023
 
             our_sweep()  # warm-up (first calls allocate)
             times: dict[str, list[tuple[float, float]]] = {"tl": [], "ours": []}

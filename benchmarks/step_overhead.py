@@ -30,9 +30,9 @@ from _machine import describe
 
 from interp.models.gpt2 import with_hf_default_kernels
 from interp.train import Trainer, load_run_config
+from interp.train.muon import Muon
 from interp.train.objective import answer_logits
 from interp.train.optim import build_optimizers
-from interp.train.muon import Muon
 
 
 def plain_loop(model, batches, tc, *, fused=True, muon_cls=Muon):

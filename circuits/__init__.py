@@ -48,10 +48,10 @@ from circuits.localize import (
     bridge_pairs,
     interchange,
     interchange_pairs,
+    localize,
     locate,
     locate_bridge,
     locate_values,
-    localize,
     predicts,
     value_pairs,
 )
@@ -67,7 +67,14 @@ from circuits.report import (
     tracing_figures,
     write_report,
 )
-from circuits.tasks import Task, comparison_task, composition_task, dataset_task, task_from_counterfactuals, task_from_tokens
+from circuits.tasks import (
+    Task,
+    comparison_task,
+    composition_task,
+    dataset_task,
+    task_from_counterfactuals,
+    task_from_tokens,
+)
 
 __all__ = [
     "ABLATIONS",

@@ -48,6 +48,9 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from circuits.edges import edge_hooks, reader_hook, writer_hooks, writer_outputs
+from circuits.graph import CircuitError, CircuitGraph, ModelGraph
+from circuits.tasks import Task
 from interp.intervene import (
     Intervention,
     Read,
@@ -61,10 +64,6 @@ from interp.intervene import (
 )
 from interp.metrics import Metric, run_metric
 from interp.models.protocol import HookedModel
-
-from circuits.edges import edge_hooks, reader_hook, writer_hooks, writer_outputs
-from circuits.graph import CircuitError, CircuitGraph, ModelGraph
-from circuits.tasks import Task
 
 Ablation = Literal["mean", "resample", "corrupt", "zero"]
 ABLATIONS: tuple[str, ...] = ("mean", "resample", "corrupt", "zero")
@@ -142,7 +141,7 @@ class EdgeAblation(Intervention):
             fix = einops.einsum(diff, mask, "batch pos writer d_model, pos writer -> batch pos d_model")
         return act - fix.to(act)
 
-    def take(self, rows: Int[Tensor, "row"]) -> EdgeAblation:
+    def take(self, rows: Int[Tensor, " row"]) -> EdgeAblation:
         ref = self.reference if self.reference.shape[0] == 1 else self.reference[rows]
         return replace(self, reference=ref)
 
@@ -201,7 +200,7 @@ def circuit_logits(
     circuit: CircuitGraph | Bool[Tensor, "pos writer reader"],
     reference: Float[Tensor, "#batch pos writer d_model"],
     *,
-    answer_pos: Int[Tensor, "batch"] | None = None,
+    answer_pos: Int[Tensor, " batch"] | None = None,
     interventions: Sequence[Intervention] = (),
 ) -> Float[Tensor, "batch d_vocab"]:
     """Logits at the answer position (default: the last) of the circuit alone, the rest ablated to ``reference``."""

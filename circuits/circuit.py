@@ -12,9 +12,8 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from interp.io import atomic_write_text
-
 from circuits.space import CircuitError, Edge, ModelGraph, Node
+from interp.io import atomic_write_text
 
 FORMAT = "grokscope-circuit"
 VERSION = 1

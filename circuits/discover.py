@@ -26,13 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from interp.intervene import as_bridge
-from interp.models.protocol import HookedModel
-
 from circuits.ablation import ABLATIONS, Ablation, Faithfulness, evaluate_circuit
 from circuits.edges import EdgeScores, Method, edge_attribution
 from circuits.graph import CircuitError, CircuitGraph, connected
 from circuits.tasks import Task
+from interp.intervene import as_bridge
+from interp.models.protocol import HookedModel
 
 
 def _search_sizes(n_edges: int, n_points: int = 40) -> list[int]:

@@ -40,6 +40,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from circuits.graph import CircuitError, CircuitGraph, Edge, ModelGraph, Node, prune
 from interp.intervene import (
     Intervention,
     Patch,
@@ -53,8 +54,6 @@ from interp.intervene import (
 from interp.metrics import Metric, run_metric
 from interp.models.protocol import Bridge, HookedModel
 from interp.patching import Site, patch_sites
-
-from circuits.graph import CircuitError, CircuitGraph, Edge, ModelGraph, Node, prune
 
 Method = Literal["eap", "eap-ig"]
 
@@ -201,10 +200,10 @@ def _reader_gradients(
     space: ModelGraph,
     tokens: Int[Tensor, "batch pos"],
     metric: Metric,
-    rows: Int[Tensor, "batch"],
-    answer_pos: Int[Tensor, "batch"],
+    rows: Int[Tensor, " batch"],
+    answer_pos: Int[Tensor, " batch"],
     interventions: Sequence[Intervention],
-) -> tuple[Float[Tensor, "batch pos reader d_model"], Float[Tensor, "batch"]]:
+) -> tuple[Float[Tensor, "batch pos reader d_model"], Float[Tensor, " batch"]]:
     """d metric / d (every reader input), and the metric, on one batch."""
     # fresh reads: hook_mlp_in is also the residual that skips the MLP (see interp.intervene.Read)
     _, grads, values = activation_gradients(
@@ -222,7 +221,7 @@ def edge_attribution(
     *,
     method: Method = "eap-ig",
     ig_steps: int = 5,
-    answer_pos: Int[Tensor, "batch"] | int | None = None,
+    answer_pos: Int[Tensor, " batch"] | int | None = None,
     logit_positions: Sequence[int] | None = None,
     positions: Sequence[str] | None = None,
     batch_size: int = 256,
@@ -288,7 +287,7 @@ def edge_patch(
     *,
     edges: Sequence[Edge] | None = None,
     scale: float = 1.0,
-    answer_pos: Int[Tensor, "batch"] | int | None = None,
+    answer_pos: Int[Tensor, " batch"] | int | None = None,
     logit_positions: Sequence[int] | None = None,
     positions: Sequence[str] | None = None,
     max_rows: int = 2048,

@@ -17,11 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from interp.features.dashboard import Dashboard, FeatureDashboard, TopExample
-from interp.io import atomic_write_text
-
 from circuits.charts import color, intensity
 from circuits.figures import FONT, Figure, Section, esc, fmt_number, page
+from interp.features.dashboard import Dashboard, FeatureDashboard, TopExample
+from interp.io import atomic_write_text
 
 STYLE = """<style>
 .gs-fd { %s; font-size: 13px; color: #222; }

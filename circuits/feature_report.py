@@ -21,6 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from circuits.feature_dashboard import dashboard_figure
+from circuits.feature_graph import feature_graph_figure
+from circuits.figures import Figure, Section, error_figure, table
 from interp.data import KGDataset
 from interp.errors import GrokscopeError
 from interp.features import (
@@ -36,10 +39,6 @@ from interp.features.dashboard import dashboard_data
 from interp.features.io import CFG_FILE
 from interp.features.transcoder import SET_FILE
 from interp.models.protocol import HookedModel
-
-from circuits.feature_dashboard import dashboard_figure
-from circuits.feature_graph import feature_graph_figure
-from circuits.figures import Figure, Section, error_figure, table
 
 FEATURES_DIR = "features"
 METRICS = ("l0", "fvu", "dead_features", "accuracy_clean", "accuracy_spliced", "accuracy_recovered", "loss_recovered")

@@ -52,6 +52,7 @@ def circuitsvis_bundle() -> str:
 
 
 def bundle_tag() -> str:
+    """circuitsvis's bundled script as one inline ``<script>`` tag (no network request)."""
     return f"<script>{circuitsvis_bundle()}</script>"
 
 
@@ -174,4 +175,5 @@ def page(title: str, sections: Sequence[Section], *, subtitle: str = "") -> str:
 
 
 def error_figure(message: str) -> Figure:
+    """A figure that shows ``message`` as an error, in place of a section that failed."""
     return Figure(f'<p class="gs-error">{esc(message)}</p>')

@@ -23,6 +23,8 @@ from typing import Any
 import pandas as pd
 import torch
 
+from circuits.graph import CircuitError
+from circuits.localize import localize
 from interp.counterfactuals import counterfactual_batch
 from interp.data import KGDataset, TaskSchemaError, task_schema
 from interp.data.tasks import KeyState
@@ -33,8 +35,6 @@ from interp.models import HookedModel
 from interp.patching import activation_patch, top1, top1_change
 from interp.runs import list_checkpoints, load_checkpoint, read_metrics
 
-from circuits.graph import CircuitError
-from circuits.localize import localize
 
 def key_states(dataset: KGDataset) -> dict[str, KeyState]:
     """The key states of a task: position name -> (position, lens target, swapped token)."""

@@ -34,6 +34,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from circuits.graph import CircuitError
 from interp.data import Example, KGDataset, TaskSchemaError, task_schema
 from interp.data.tasks import Candidate, TaskSchema
 from interp.intervene import as_bridge, check_vocab
@@ -42,10 +43,8 @@ from interp.models import Bridge, HookedModel
 from interp.patching import Metric, activation_patch, baseline_metric
 from interp.tracing import trace_counterfactual
 
-from circuits.graph import CircuitError
 
-
-def predicts(expected: Int[Tensor, "batch"]) -> Metric:
+def predicts(expected: Int[Tensor, " batch"]) -> Metric:
     """1 where the model's top-1 prediction is ``expected``, else 0 (its mean: the interchange success rate)."""
     ids = torch.as_tensor(expected, dtype=torch.long)
 
@@ -59,11 +58,11 @@ def interchange(
     model: HookedModel,
     clean: Int[Tensor, "batch pos"],
     source: Int[Tensor, "batch pos"],
-    expected: Int[Tensor, "batch"],
+    expected: Int[Tensor, " batch"],
     position: int,
     *,
     layers: Sequence[int] | None = None,
-) -> Float[Tensor, "layer"]:
+) -> Float[Tensor, " layer"]:
     """Success rate of pasting the residual ``S[l, position]`` of ``source`` into ``clean``, per state ``l``.
 
     Success: the patched model's top-1 answer is ``expected``. ``l`` runs over the
@@ -85,8 +84,8 @@ class InterchangePairs:
 
     clean: Int[Tensor, "batch pos"]
     source: Int[Tensor, "batch pos"]
-    expected: Int[Tensor, "batch"]
-    clean_answer: Int[Tensor, "batch"]
+    expected: Int[Tensor, " batch"]
+    clean_answer: Int[Tensor, " batch"]
     examples: list[Example]
     sources: list[tuple[str, ...]]
 
@@ -172,7 +171,7 @@ class Localization:
     decodable: Float[Tensor, "layer pos"]
     mrr: Float[Tensor, "layer pos"]
     causal: Float[Tensor, "layer pos"]
-    interchange: Float[Tensor, "layer"]
+    interchange: Float[Tensor, " layer"]
     interchange_baseline: float
     n: int
     n_interchange: int
@@ -184,7 +183,7 @@ class Localization:
 
     def decodable_layers(self, threshold: float = 0.5) -> list[int]:
         """States ``l`` at which the target is top-1 at its position for at least ``threshold`` of the examples."""
-        return [int(l) for l in (self.decodable[:, self.position] >= threshold).nonzero().flatten()]
+        return [int(s) for s in (self.decodable[:, self.position] >= threshold).nonzero().flatten()]
 
     @property
     def best_layer(self) -> int:

@@ -24,13 +24,12 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from circuits.graph import CircuitError
+from circuits.tasks import Task
 from interp.intervene import as_bridge
 from interp.metrics import baseline_metric, top1, top1_change
 from interp.models.protocol import HookedModel
 from interp.patching import activation_patch
-
-from circuits.graph import CircuitError
-from circuits.tasks import Task
 
 NODE_FAMILIES = ("resid", "attn_out", "mlp_out", "z")
 
@@ -81,12 +80,12 @@ def node_importance(
         if clean == corrupt:
             raise CircuitError("the clean and corrupt prompts give the same metric; nothing to trace")
 
-        def norm(x: Float[Tensor, "..."]) -> Float[Tensor, "..."]:
+        def norm(x: Float[Tensor, " ..."]) -> Float[Tensor, " ..."]:
             return (clean - x.double()) / (clean - corrupt)
     elif metric == "top1_change":
         fn = top1_change(top1(bridge, task.clean, pos))
 
-        def norm(x: Float[Tensor, "..."]) -> Float[Tensor, "..."]:
+        def norm(x: Float[Tensor, " ..."]) -> Float[Tensor, " ..."]:
             return x.double()
     else:
         raise CircuitError(f"unknown metric {metric!r}; choose logit_diff or top1_change")

@@ -35,15 +35,6 @@ from typing import Any
 import pandas as pd
 import torch
 
-from interp.data import KGDataset, task_schema
-from interp.errors import GrokscopeError
-from interp.intervene import as_bridge, cache_activations
-from interp.io import atomic_write_text
-from interp.lens import dataset_lens
-from interp.models import HookedModel, to_bridge
-from interp.runs import list_checkpoints, load_checkpoint, read_metrics
-from interp.tracing import trace_counterfactual
-
 from circuits.discover import circuit_shape, find_circuit
 from circuits.explorer.page import explorer_figures
 from circuits.formation import circuit_formation
@@ -62,6 +53,14 @@ from circuits.render import (
 )
 from circuits.space import ModelGraph
 from circuits.tasks import dataset_task
+from interp.data import KGDataset, task_schema
+from interp.errors import GrokscopeError
+from interp.intervene import as_bridge, cache_activations
+from interp.io import atomic_write_text
+from interp.lens import dataset_lens
+from interp.models import HookedModel, to_bridge
+from interp.runs import list_checkpoints, load_checkpoint, read_metrics
+from interp.tracing import trace_counterfactual
 
 CURVES = ("train", "train_inferred", "test_id", "test_ood", "id_atomic", "ood_atomic")
 STATES = "state (blocks applied)"

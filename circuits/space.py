@@ -212,7 +212,7 @@ class ModelGraph:
 
     # -- the graph itself ----------------------------------------------------------------
     @cached_property
-    def writer_depth(self) -> Float[Tensor, "writer"]:
+    def writer_depth(self) -> Float[Tensor, " writer"]:
         return torch.tensor([self.writer(0, w).depth for w in range(self.n_writers)])
 
     @cached_property

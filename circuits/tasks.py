@@ -23,12 +23,11 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from circuits.graph import CircuitError
 from interp.counterfactuals import COMPARISON_SWAPS, COMPOSITION_SWAPS, counterfactual_batch
 from interp.data import Example, KGDataset, TaskSchemaError, Vocab, task_schema
 from interp.data.tasks import TaskSchema
 from interp.pairs import PromptPairs, concat_pairs
-
-from circuits.graph import CircuitError
 
 Task = PromptPairs
 """A circuit's task: :class:`interp.pairs.PromptPairs` (clean, corrupt, both answers, position names ...)."""
@@ -41,8 +40,8 @@ COMPARISON_POSITIONS = task_schema("comparison").positions
 def task_from_tokens(
     clean: Int[Tensor, "batch pos"],
     corrupt: Int[Tensor, "batch pos"],
-    clean_answer: Int[Tensor, "batch"],
-    corrupt_answer: Int[Tensor, "batch"],
+    clean_answer: Int[Tensor, " batch"],
+    corrupt_answer: Int[Tensor, " batch"],
     *,
     positions: Sequence[str] | None = None,
     name: str = "task",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -45,7 +44,7 @@ def _at_least_one(option: str, value: int | None, what: str) -> None:
 def data(
     task: str = typer.Argument(..., help="composition, comparison, complex, or a preset such as composition-small"),
     out: Path = typer.Option(..., "--out", help="directory to write the dataset into (paper layout + provenance)"),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="override a field: --set n_entities=300"),
+    set_: list[str] | None = typer.Option(None, "--set", help="override a field: --set n_entities=300"),
 ) -> None:
     """Generate a knowledge-graph dataset into OUT (train.json, valid.json, test.json, vocab.json ...)."""
     try:
@@ -74,9 +73,9 @@ def _train_common(result: TrainResult) -> None:
 def train(
     config: str = typer.Argument(..., help="a YAML/JSON run config or a preset (composition-small, comparison-small, ...)"),
     out: Path = typer.Option(..., "--out", help="run directory (checkpoints, metrics.jsonl, tensorboard/)"),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="override: --set train.lr=1e-3 --set data.phi=9"),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="stop after this many steps (at least 1)"),
-    data_dir: Optional[Path] = typer.Option(
+    set_: list[str] | None = typer.Option(None, "--set", help="override: --set train.lr=1e-3 --set data.phi=9"),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="stop after this many steps (at least 1)"),
+    data_dir: Path | None = typer.Option(
         None, "--data", help="train on the dataset in this directory (train.json, valid.json, test.json, vocab.json; "
         "e.g. the paper's released data) instead of generating the config's; the run keeps a copy in OUT/data"
     ),
@@ -107,7 +106,7 @@ def train(
 @app.command()
 def resume(
     run_dir: Path = typer.Argument(..., help="a run directory written by `grokscope train`"),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="stop after this many steps in all (at least 1)"),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="stop after this many steps in all (at least 1)"),
 ) -> None:
     """Continue a run from its last complete checkpoint (bit-exact on the CPU), or restart one stopped before it."""
     try:
@@ -124,7 +123,7 @@ def resume(
 def run(
     config: str = typer.Option("composition-small", "--config", help="preset or YAML run config"),
     out: Path = typer.Option(Path("runs/composition-small"), "--out", help="run directory"),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="override: --set train.lr=1e-3"),
+    set_: list[str] | None = typer.Option(None, "--set", help="override: --set train.lr=1e-3"),
 ) -> None:
     """The main job: generate the default knowledge graph, train until it groks, write the HTML report."""
     try:
@@ -145,7 +144,7 @@ def run(
 @app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="a run directory written by `grokscope train`"),
-    out: Optional[Path] = typer.Option(None, "--out", help="HTML file to write (default RUN_DIR/report.html)"),
+    out: Path | None = typer.Option(None, "--out", help="HTML file to write (default RUN_DIR/report.html)"),
     n: int = typer.Option(200, "--n", help="examples per analysis (at least 1)"),
     formation: bool = typer.Option(True, "--formation/--no-formation", help="trace circuit formation over checkpoints"),
 ) -> None:
@@ -158,7 +157,7 @@ def report(
     typer.echo(f"report: {path}")
 
 
-def _report(run_dir: Path, out: Optional[Path], *, n: int = 200, formation: bool = True) -> Path:
+def _report(run_dir: Path, out: Path | None, *, n: int = 200, formation: bool = True) -> Path:
     try:
         from circuits.report import write_report
 
@@ -182,12 +181,12 @@ def presets() -> None:
 @app.command()
 def experiment(
     name: str = typer.Argument(..., help="a named experiment (list them with their trials: grokscope experiments)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="output folder (default results/NAME-SCALE)"),
+    out: Path | None = typer.Option(None, "--out", help="output folder (default results/NAME-SCALE)"),
     scale: str = typer.Option("tiny", "--scale", help="tiny (a laptop, minutes) or small (bigger graphs and models)"),
-    address: Optional[str] = typer.Option(None, "--address", help="join an existing Ray cluster (HOST:PORT); default: local Ray"),
-    cpus: Optional[int] = typer.Option(None, "--cpus", help="CPUs of the local Ray instance (default: all)"),
+    address: str | None = typer.Option(None, "--address", help="join an existing Ray cluster (HOST:PORT); default: local Ray"),
+    cpus: int | None = typer.Option(None, "--cpus", help="CPUs of the local Ray instance (default: all)"),
     gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", help="GPUs Ray reserves for each trial"),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="override every trial: --set train.max_steps=2000"),
+    set_: list[str] | None = typer.Option(None, "--set", help="override every trial: --set train.max_steps=2000"),
 ) -> None:
     """Run a named experiment as a Ray sweep: results.csv, results.md and figures/ in OUT."""
     try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import torch
 import typer
@@ -40,7 +40,7 @@ def _device(device: str) -> str:
     return device
 
 
-def _positions(values: Optional[List[str]]) -> tuple[int | str, ...] | None:
+def _positions(values: list[str] | None) -> tuple[int | str, ...] | None:
     if not values:
         return None
     return tuple(int(v) if v.isdigit() else v for v in values)
@@ -79,10 +79,10 @@ def train(
     expansion: int = typer.Option(8, "--expansion", help="dictionary width as a multiple of the activation width"),
     steps: int = typer.Option(500, "--steps", help="optimiser steps"),
     batch_size: int = typer.Option(2048, "--batch-size", help="activations per step"),
-    positions: Optional[List[str]] = typer.Option(None, "--position", help="prompt position to read (index or name "
+    positions: list[str] | None = typer.Option(None, "--position", help="prompt position to read (index or name "
                                                   "such as r1); repeat for several; default every prompt token"),
-    splits: Optional[List[str]] = typer.Option(None, "--split", help="dataset split to read; repeat; default all"),
-    name: Optional[str] = typer.Option(None, "--name", help="folder name under RUN_DIR/features (default SITE-ARCH-kK)"),
+    splits: list[str] | None = typer.Option(None, "--split", help="dataset split to read; repeat; default all"),
+    name: str | None = typer.Option(None, "--name", help="folder name under RUN_DIR/features (default SITE-ARCH-kK)"),
     seed: int = typer.Option(0, "--seed"),
     transcoder: bool = typer.Option(False, "--transcoder", help="train transcoders (MLP input to output) instead: "
                                     "--site all for every layer, or a hook of one block for its MLP"),
@@ -179,7 +179,7 @@ def dashboard(
     out: Path = typer.Option(..., "--out", help="HTML file to write"),
     n: int = typer.Option(12, "--n", help="features to show (at least 1)"),
     select: str = typer.Option("aligned", "--select", help="aligned (best match to a task variable) or frequency"),
-    feature: Optional[List[int]] = typer.Option(None, "--feature", help="show this feature; repeat (overrides --n)"),
+    feature: list[int] | None = typer.Option(None, "--feature", help="show this feature; repeat (overrides --n)"),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, or auto"),
 ) -> None:
     """Write a self-contained HTML dashboard of a saved dictionary's features."""
@@ -210,9 +210,9 @@ def graph(
     run_dir: Path = typer.Argument(..., help="a run directory with a transcoder set under RUN_DIR/features"),
     prompt: str = typer.Option(..., "--prompt", help="the prompt's tokens, e.g. '<e_0><r_1><r_2>'"),
     out: Path = typer.Option(..., "--out", help="JSON file to write (Neuronpedia's graph format)"),
-    name: Optional[str] = typer.Option(None, "--name", help="the transcoder set (default: the run's only one)"),
-    answer: Optional[str] = typer.Option(None, "--answer", help="a token always kept as a logit target"),
-    html: Optional[Path] = typer.Option(None, "--html", help="also draw the graph into this HTML file"),
+    name: str | None = typer.Option(None, "--name", help="the transcoder set (default: the run's only one)"),
+    answer: str | None = typer.Option(None, "--answer", help="a token always kept as a logit target"),
+    html: Path | None = typer.Option(None, "--html", help="also draw the graph into this HTML file"),
     node_threshold: float = typer.Option(0.8, "--node-threshold", help="influence share of the nodes kept"),
     edge_threshold: float = typer.Option(0.98, "--edge-threshold", help="influence share of the edges kept"),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, or auto"),
@@ -253,8 +253,8 @@ def probe(
     run_dir: Path = typer.Argument(..., help="a run directory"),
     site: str = typer.Option(..., "--site", help="hook to probe, e.g. blocks.1.hook_resid_post"),
     target: str = typer.Option("bridge", "--target", help="the task variable (bridge; v1 / v2 for comparison)"),
-    name: Optional[str] = typer.Option(None, "--name", help="probe this dictionary's features instead of raw dimensions"),
-    ks: Optional[List[int]] = typer.Option(None, "--k", help="probe sizes; repeat (default 1, 2, 4 ... width)"),
+    name: str | None = typer.Option(None, "--name", help="probe this dictionary's features instead of raw dimensions"),
+    ks: list[int] | None = typer.Option(None, "--k", help="probe sizes; repeat (default 1, 2, 4 ... width)"),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, or auto"),
 ) -> None:
     """k-sparse probing of a task variable at one hook (raw dimensions, or a saved dictionary's features)."""
@@ -282,7 +282,7 @@ def das(
     target: str = typer.Option("bridge", "--target", help="the task variable"),
     d: int = typer.Option(8, "--d", help="subspace size"),
     steps: int = typer.Option(300, "--steps", help="training steps"),
-    n: Optional[int] = typer.Option(None, "--n", help="training pairs per swap (default all)"),
+    n: int | None = typer.Option(None, "--n", help="training pairs per swap (default all)"),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, or auto"),
 ) -> None:
     """Distributed alignment search: train a d-dimensional subspace carrying the variable; print held-out IIA."""

@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from interp.errors import ConfigError
-from interp.train import RunConfig, load_run_config
-
 from experiments.analyses import edit_propagation
 from experiments.depth import loop_depth
+from interp.errors import ConfigError
+from interp.train import RunConfig, load_run_config
 
 SCALES = ("tiny", "small")
 
@@ -334,6 +333,7 @@ EXPERIMENTS: dict[str, Experiment] = {
 
 
 def get_experiment(name: str) -> Experiment:
+    """The named experiment; an unknown ``name`` is a one-line ``ConfigError`` listing the known ones."""
     if name not in EXPERIMENTS:
         raise ConfigError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)} (list them: grokscope experiments)")
     return EXPERIMENTS[name]

@@ -13,8 +13,8 @@ import csv
 import io
 import json
 import math
-import platform
 import os
+import platform
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -87,6 +87,7 @@ def format_cell(value: Any) -> str:
 
 
 def table_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Every key of ``rows``, in the order they first appear: the columns of the results table."""
     columns: list[str] = []
     for row in rows:
         columns.extend(k for k in row if k not in columns)
@@ -94,6 +95,7 @@ def table_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def to_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """``rows`` as CSV text, one column per key (``table_columns``), cells as ``format_cell`` writes them."""
     columns = table_columns(rows)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -108,6 +110,7 @@ def _md_cell(value: Any) -> str:
 
 
 def to_markdown(rows: Sequence[dict[str, Any]], *, title: str, finding: str, description: str, machine: str) -> str:
+    """``results.md``: the experiment's ``title``, the paper ``finding`` it tests, what ran, the ``machine``, then the table of ``rows``."""
     columns = table_columns(rows)
     lines = [
         f"# {title}",

@@ -42,7 +42,7 @@ def attribution_patch(
     metric: Metric,
     families: Sequence[str] = DEFAULT_FAMILIES,
     *,
-    answer_pos: Int[Tensor, "batch"] | int | None = None,
+    answer_pos: Int[Tensor, " batch"] | int | None = None,
     interventions: Sequence[Intervention] = (),
     per_example: bool = False,
 ) -> dict[str, NodeMap]:
@@ -98,7 +98,7 @@ def attribution_agreement(
     metric: Metric,
     families: Sequence[str] = DEFAULT_FAMILIES,
     *,
-    answer_pos: Int[Tensor, "batch"] | int | None = None,
+    answer_pos: Int[Tensor, " batch"] | int | None = None,
 ) -> pd.DataFrame:
     """Attribution patching against exact patching, per family: correlation and errors.
 

@@ -123,7 +123,7 @@ def source_prefix_rows(
     base: Mapping[str, Tensor],
     src: Mapping[str, Tensor],
     start_pos: Int[Tensor, "site batch"],
-    answer_pos: Int[Tensor, "batch"],
+    answer_pos: Int[Tensor, " batch"],
     interventions: Sequence[Intervention],
     n_layers: int,
 ) -> Bool[Tensor, "site batch"]:
@@ -155,8 +155,8 @@ class Group:
     layer: int
     pos: int
     from_source: bool
-    sites: Int[Tensor, "row"]
-    examples: Int[Tensor, "row"]
+    sites: Int[Tensor, " row"]
+    examples: Int[Tensor, " row"]
 
 
 def groups(

@@ -34,8 +34,8 @@ from interp.intervene import (
     ShapeMismatchError,
     as_bridge,
     cache_activations,
-    check_position,
     check_in_vocab,
+    check_position,
     check_tokens,
     check_vocab,
     n_layers,
@@ -75,7 +75,7 @@ class LensResult:
     """The logit lens of one chosen token per example, at every layer and position."""
 
     target: str
-    token: Int[Tensor, "batch"]
+    token: Int[Tensor, " batch"]
     rank: Int[Tensor, "batch layer pos"]
     rr: Float[Tensor, "batch layer pos"]
     prob: Float[Tensor, "batch layer pos"]
@@ -126,7 +126,7 @@ def _token_ids(bridge: Bridge, ids: Tensor | int | Sequence[int], batch: int, na
 def logit_lens(
     bridge: HookedModel,
     tokens: Int[Tensor, "batch pos"],
-    targets: Int[Tensor, "batch"] | Mapping[str, Int[Tensor, "batch"] | int],
+    targets: Int[Tensor, " batch"] | Mapping[str, Int[Tensor, " batch"] | int],
     *,
     positions: Sequence[int] | None = None,
     interventions: Sequence[Intervention] = (),
@@ -182,7 +182,7 @@ TARGETS = {name: cls().lens_targets for name, cls in SCHEMAS.items()}
 """Token names :func:`example_targets` understands, per task schema (``task_schema(ds).lens_targets``)."""
 
 
-def example_targets(dataset: KGDataset, examples: Sequence[Example], which: str) -> Int[Tensor, "batch"]:
+def example_targets(dataset: KGDataset, examples: Sequence[Example], which: str) -> Int[Tensor, " batch"]:
     """Token ids of ``which`` per example, as the dataset's task schema reads them: ``answer``; composition
     ``h``, ``r1``.., ``bridge`` (the first bridge entity), ``bridge2``..; comparison ``attr``, ``e1``, ``e2``,
     ``v1``, ``v2`` (the two attribute values)."""

@@ -36,7 +36,7 @@ from interp.models.protocol import Bridge
 class Metric(Protocol):
     """Scores runs per example from the logits at the answer position (any such callable is one)."""
 
-    def __call__(self, logits: Float[Tensor, "batch d_vocab"], example: Int[Tensor, "batch"]) -> Float[Tensor, "batch"]:
+    def __call__(self, logits: Float[Tensor, "batch d_vocab"], example: Int[Tensor, " batch"]) -> Float[Tensor, " batch"]:
         ...
 
 
@@ -49,7 +49,7 @@ def _gather(logits: Tensor, ids: Tensor, example: Tensor) -> Tensor:
     return logits.gather(-1, ids[:, None])[:, 0]
 
 
-def logit_diff(clean_answer: Int[Tensor, "batch"], corrupt_answer: Int[Tensor, "batch"]) -> Metric:
+def logit_diff(clean_answer: Int[Tensor, " batch"], corrupt_answer: Int[Tensor, " batch"]) -> Metric:
     """Logit of the clean answer minus logit of the corrupt answer."""
     clean, corrupt = _ids(clean_answer), _ids(corrupt_answer)
 
@@ -59,7 +59,7 @@ def logit_diff(clean_answer: Int[Tensor, "batch"], corrupt_answer: Int[Tensor, "
     return metric
 
 
-def answer_prob(answer: Int[Tensor, "batch"]) -> Metric:
+def answer_prob(answer: Int[Tensor, " batch"]) -> Metric:
     """Probability of ``answer`` (softmax over the whole vocabulary)."""
     ids = _ids(answer)
 
@@ -69,7 +69,7 @@ def answer_prob(answer: Int[Tensor, "batch"]) -> Metric:
     return metric
 
 
-def answer_rank(answer: Int[Tensor, "batch"]) -> Metric:
+def answer_rank(answer: Int[Tensor, " batch"]) -> Metric:
     """Rank of ``answer`` among all tokens (0 = top-1): how many tokens score strictly higher."""
     ids = _ids(answer)
 
@@ -80,7 +80,7 @@ def answer_rank(answer: Int[Tensor, "batch"]) -> Metric:
     return metric
 
 
-def top1_change(reference_top1: Int[Tensor, "batch"]) -> Metric:
+def top1_change(reference_top1: Int[Tensor, " batch"]) -> Metric:
     """1 where the top-1 token differs from ``reference_top1`` (the clean run's), else 0.
 
     Its mean over examples is the paper's causal-tracing metric, the top-1 change rate.
@@ -100,9 +100,9 @@ METRICS = ("logit_diff", "clean_prob", "clean_rank", "top1_change_rate")
 def named_metric(
     name: str,
     *,
-    clean_answer: Int[Tensor, "batch"],
-    corrupt_answer: Int[Tensor, "batch"] | None = None,
-    clean_top1: Int[Tensor, "batch"] | None = None,
+    clean_answer: Int[Tensor, " batch"],
+    corrupt_answer: Int[Tensor, " batch"] | None = None,
+    clean_top1: Int[Tensor, " batch"] | None = None,
 ) -> Metric:
     """A builtin metric by name (``logit_diff``, ``clean_prob``, ``clean_rank``, ``top1_change_rate``)."""
     if name == "logit_diff":
@@ -124,9 +124,9 @@ def named_metric(
 def run_metric(
     metric: Metric,
     logits: Float[Tensor, "batch pos d_vocab"] | Float[Tensor, "batch d_vocab"],
-    answer_pos: Int[Tensor, "batch"] | None = None,
-    example: Int[Tensor, "batch"] | None = None,
-) -> Float[Tensor, "batch"]:
+    answer_pos: Int[Tensor, " batch"] | None = None,
+    example: Int[Tensor, " batch"] | None = None,
+) -> Float[Tensor, " batch"]:
     """``metric`` of a run per example, from its logits.
 
     Full ``batch pos d_vocab`` logits are read at ``answer_pos`` (default: the last
@@ -146,9 +146,9 @@ def baseline_metric(
     tokens: Int[Tensor, "batch pos"],
     metric: Metric,
     *,
-    answer_pos: Int[Tensor, "batch"] | int | None = None,
+    answer_pos: Int[Tensor, " batch"] | int | None = None,
     interventions: Sequence[Intervention] = (),
-) -> Float[Tensor, "batch"]:
+) -> Float[Tensor, " batch"]:
     """The metric of the unpatched run on ``tokens`` (with ``interventions``), per example.
 
     Computed as the patching sweep computes its own (one full forward, logits read at the
@@ -159,10 +159,10 @@ def baseline_metric(
     return run_metric(metric, run_with_interventions(bridge, tokens, interventions), pos)
 
 
-def tl_metric(metric: Metric, answer_pos: Int[Tensor, "batch"]) -> Callable[[Tensor], Tensor]:
+def tl_metric(metric: Metric, answer_pos: Int[Tensor, " batch"]) -> Callable[[Tensor], Tensor]:
     """``metric`` as a TransformerLens patching metric (full logits -> ``[batch]``; use ``reduce="mean"``)."""
 
-    def fn(logits: Float[Tensor, "batch pos d_vocab"]) -> Float[Tensor, "batch"]:
+    def fn(logits: Float[Tensor, "batch pos d_vocab"]) -> Float[Tensor, " batch"]:
         return run_metric(metric, logits, answer_pos)
 
     return fn
@@ -170,8 +170,8 @@ def tl_metric(metric: Metric, answer_pos: Int[Tensor, "batch"]) -> Callable[[Ten
 
 @torch.no_grad()
 def top1(
-    bridge: Bridge, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, "batch"] | None = None
-) -> Int[Tensor, "batch"]:
+    bridge: Bridge, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, " batch"] | None = None
+) -> Int[Tensor, " batch"]:
     """The model's top-1 prediction at the answer position (default: the last position)."""
     pos = answer_positions(tokens, answer_pos)
     return run_with_interventions(bridge, check_tokens(bridge, tokens), answer_pos=pos).argmax(-1)

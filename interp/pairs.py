@@ -30,8 +30,8 @@ class PromptPairs:
     name: str
     clean: Int[Tensor, "batch pos"]
     corrupt: Int[Tensor, "batch pos"]
-    clean_answer: Int[Tensor, "batch"]
-    corrupt_answer: Int[Tensor, "batch"]
+    clean_answer: Int[Tensor, " batch"]
+    corrupt_answer: Int[Tensor, " batch"]
     positions: list[str]
     """Names of the prompt positions (``h r1 r2``, or ``0 1 2`` when unknown)."""
     vocab: Vocab | None = None
@@ -68,7 +68,7 @@ class PromptPairs:
         return self.clean.shape[1]
 
     @property
-    def answer_pos(self) -> Int[Tensor, "batch"]:
+    def answer_pos(self) -> Int[Tensor, " batch"]:
         return torch.full((len(self),), self.n_pos - 1, dtype=torch.long, device=self.clean.device)
 
     @property

@@ -39,12 +39,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from interp.fastpatch import (
+    block_of,
+    groups,
+    kv_hooks,
+    optional_lookup,
+    row_starts,
+    site_mask,
+    source_prefix_block,
+    source_prefix_rows,
+)
 from interp.intervene import (
     Intervention,
     InterventionError,
@@ -60,9 +70,6 @@ from interp.intervene import (
     check_tokens,
     n_layers,
     run_with_interventions,
-)
-from interp.fastpatch import (
-    block_of, groups, kv_hooks, optional_lookup, row_starts, site_mask, source_prefix_block, source_prefix_rows,
 )
 from interp.intervene.suffix import RESUME_READS, SUFFIX_HOOKS, run_suffix, suffix_reads, suffix_supported
 from interp.metrics import (
@@ -134,6 +141,7 @@ FAMILIES: dict[str, Family] = {
 
 
 def family(name: str) -> Family:
+    """The hook family called ``name`` (a key of ``FAMILIES``); unknown names are a one-line error."""
     if name not in FAMILIES:
         raise InterventionError(f"unknown hook family {name!r}; choose one of {', '.join(FAMILIES)}")
     return FAMILIES[name]
@@ -145,12 +153,12 @@ def window_layers(layer: int, window: int, n: int) -> range:
 
 
 # ---------------------------------------------------------------------------- the sweep
-NodeMap = Union[
-    Float[Tensor, "layer _pos"],
-    Float[Tensor, "layer _pos head_index"],
-    Float[Tensor, "layer _pos batch"],
-    Float[Tensor, "layer _pos head_index batch"],
-]
+NodeMap = (
+    Float[Tensor, "layer _pos"]
+    | Float[Tensor, "layer _pos head_index"]
+    | Float[Tensor, "layer _pos batch"]
+    | Float[Tensor, "layer _pos head_index batch"]
+)
 """A value per node of a sweep, ``layer pos [head_index]``, with a trailing ``batch`` axis per example.
 
 ``_pos`` is the sweep's position axis: the prompt's positions, the chosen ones, or one entry
@@ -213,12 +221,12 @@ def patch_sites(
     sites: Sequence[Site],
     metric: Metric,
     *,
-    answer_pos: Int[Tensor, "batch"] | int | None = None,
+    answer_pos: Int[Tensor, " batch"] | int | None = None,
     interventions: Sequence[Intervention] = (),
     max_rows: int = 2048,
     skip_noops: bool = True,
     reuse_kv: bool = True,
-) -> tuple[Float[Tensor, "site batch"], Float[Tensor, "batch"]]:
+) -> tuple[Float[Tensor, "site batch"], Float[Tensor, " batch"]]:
     """The generic patching sweep: the metric of every (site, example), and of the unpatched run.
 
     The run is ``tokens`` with ``interventions`` (noise, ablations) applied; each site pastes
@@ -358,7 +366,7 @@ def activation_patch(
     layers: Sequence[int] | None = None,
     positions: Sequence[int] | Literal["all"] | None = None,
     window: int = 1,
-    answer_pos: Int[Tensor, "batch"] | int | None = None,
+    answer_pos: Int[Tensor, " batch"] | int | None = None,
     interventions: Sequence[Intervention] = (),
     per_example: bool = False,
     max_rows: int = 2048,

@@ -105,7 +105,7 @@ def embedding_std(bridge: Bridge) -> float:
 def trace_noise(
     model: HookedModel,
     tokens: Int[Tensor, "batch pos"],
-    answer: Int[Tensor, "batch"],
+    answer: Int[Tensor, " batch"],
     noise_positions: int | Sequence[int],
     *,
     kind: Literal["resid", "mlp_out", "attn_out"] = "resid",
@@ -113,7 +113,7 @@ def trace_noise(
     noise_scale: float = 3.0,
     n_samples: int = 1,
     seed: int | torch.Generator = 0,
-    answer_pos: Int[Tensor, "batch"] | int | None = None,
+    answer_pos: Int[Tensor, " batch"] | int | None = None,
     max_rows: int = 2048,
 ) -> NoiseTrace:
     """Noise the token embeddings at ``noise_positions``, restore one clean place, score P(answer).

@@ -26,6 +26,7 @@ from interp.runs import load_checkpoint
 from interp.train import load_run_config
 from interp.train.cache import cached_train
 
+
 def pytest_configure(config):
     """Give each test process (an xdist worker, or the one process) its share of the cores:
     torch's threads, and through the environment those of the processes tests start."""

@@ -14,11 +14,10 @@ from typing import Any
 
 from transformers import GPT2LMHeadModel
 
-from interp.data import KGDataset
-
 from circuits.explorer.timeline import Snapshot
 from circuits.explorer.weights import export_weights
 from circuits.space import ModelGraph, Node
+from interp.data import KGDataset
 
 QUERY_SPLITS = ("test_id", "train_inferred", "test_ood")
 MAX_KNOWN = 6000
@@ -95,6 +94,7 @@ def timeline_data(snapshots: Sequence[Snapshot], sizes: Sequence[int]) -> dict[s
 
 
 def metric_curves(metrics: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, Any]:
+    """The page's accuracy curves: ``steps`` and one series per name in ``names`` that some metrics row holds."""
     steps = [int(row["step"]) for row in metrics]
     series = {k: [row.get(k) for row in metrics] for k in names if any(row.get(k) is not None for row in metrics)}
     return {"steps": steps, "series": series}

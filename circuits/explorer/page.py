@@ -9,19 +9,18 @@ parses; nothing in it can close the element, and the page inserts every token na
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import GPT2LMHeadModel
 
-from interp.data import KGDataset
-
 from circuits.explorer.data import explorer_data
 from circuits.explorer.timeline import Snapshot, checkpoint_snapshots, circuit_sizes
 from circuits.figures import Figure, js_json
 from circuits.space import CircuitError
+from interp.data import KGDataset
 
 SCRIPTS = ("model.js", "plots.js", "ui.js")
 
@@ -48,7 +47,7 @@ SKELETON = """<div class="gsx" id="gsx-root">
 </div>"""
 
 
-@lru_cache(maxsize=None)
+@cache
 def asset(name: str) -> str:
     """One of the explorer's package files (a script or the stylesheet), checked to be safe to inline."""
     text = (Path(__file__).parent / name).read_text(encoding="utf-8")

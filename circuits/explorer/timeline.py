@@ -21,18 +21,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from circuits.ablation import Faithfulness
+from circuits.edges import EdgeScores, edge_attribution
+from circuits.pruning import connected
+from circuits.space import CircuitError
+from circuits.tasks import Task, dataset_task
 from interp.data import KGDataset, task_schema
 from interp.errors import CheckpointError, GrokscopeError
 from interp.lens import dataset_lens
 from interp.models import to_bridge
 from interp.runs import list_checkpoints, load_checkpoint
 from interp.tracing import trace_counterfactual
-
-from circuits.ablation import Faithfulness
-from circuits.edges import EdgeScores, edge_attribution
-from circuits.pruning import connected
-from circuits.space import CircuitError
-from circuits.tasks import Task, dataset_task
 
 
 def pick_checkpoints(paths: Sequence[Path], limit: int) -> list[Path]:

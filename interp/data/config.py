@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from interp.configs import apply_overrides, check_range, from_dict
 from interp.errors import ConfigError
@@ -209,7 +209,7 @@ class ComplexConfig:
         _check_entity_split(self)
 
 
-DataConfig = Union[CompositionConfig, ComparisonConfig, ComplexConfig]
+DataConfig = CompositionConfig | ComparisonConfig | ComplexConfig
 
 CONFIG_CLASSES: dict[str, type] = {
     "composition": CompositionConfig,

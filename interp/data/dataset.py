@@ -29,8 +29,8 @@ from torch import Tensor
 
 from interp.configs import to_dict
 from interp.data.config import DataConfig
-from interp.data.records import ANSWER_CLOSE, ANSWER_OPEN, Example
 from interp.data.graphs import AttributeGraph, CompositionGraph, KnowledgeGraph
+from interp.data.records import ANSWER_CLOSE, ANSWER_OPEN, Example
 from interp.data.tasks import TaskSchema, schema_for
 from interp.data.vocab import PAD, Vocab
 from interp.errors import DatasetFormatError, GrokscopeError
@@ -58,15 +58,15 @@ class TokenBatch:
     """
 
     tokens: Int[Tensor, "batch pos"]
-    prompt_len: Int[Tensor, "batch"]
-    answer: Int[Tensor, "batch"]
+    prompt_len: Int[Tensor, " batch"]
+    answer: Int[Tensor, " batch"]
     loss_mask: Bool[Tensor, "batch pos"]
 
     def __len__(self) -> int:
         return self.tokens.shape[0]
 
     @property
-    def answer_pos(self) -> Int[Tensor, "batch"]:
+    def answer_pos(self) -> Int[Tensor, " batch"]:
         return self.prompt_len - 1
 
     def to(self, device: torch.device | str | None) -> TokenBatch:

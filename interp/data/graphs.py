@@ -15,7 +15,7 @@ graph (counterfactuals, interchange sources) draws its candidates in a reproduci
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 from interp.errors import GrokscopeError
 
@@ -123,6 +123,6 @@ class AttributeGraph:
         return entity in self.ood.get(attribute, set())
 
 
-KnowledgeGraph = Union[CompositionGraph, AttributeGraph]
+KnowledgeGraph = CompositionGraph | AttributeGraph
 
 __all__ = ["AttributeGraph", "CompositionGraph", "KnowledgeGraph", "compare"]

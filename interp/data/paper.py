@@ -36,8 +36,8 @@ from typing import Any
 
 from interp.data.config import DataConfig, config_from_dict
 from interp.data.dataset import PROBE_SPLITS, SPLITS, KGDataset
-from interp.data.records import ANSWER_CLOSE, ANSWER_OPEN, Example
 from interp.data.graphs import KnowledgeGraph
+from interp.data.records import ANSWER_CLOSE, ANSWER_OPEN, Example
 from interp.data.tasks import TaskSchema, TaskSchemaError, known_tasks, schema_for
 from interp.data.vocab import TOKEN_NAMES, Vocab, split_tokens, token_role
 from interp.errors import ConfigError, DatasetFormatError

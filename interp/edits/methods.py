@@ -41,7 +41,6 @@ from interp.models import to_bridge
 from interp.models.protocol import Bridge
 from interp.train.objective import answer_logits
 
-
 STOP_PROB = 0.9
 """Both methods stop once the edited prompt gives the new target this probability."""
 

@@ -32,7 +32,15 @@ from transformers import GPT2LMHeadModel
 
 from interp.configs import check_range
 from interp.data import KGDataset
-from interp.edits.facts import EditError, FactEdit, composition_graph, control_facts, dependent_facts, independent_facts, make_edit
+from interp.edits.facts import (
+    EditError,
+    FactEdit,
+    composition_graph,
+    control_facts,
+    dependent_facts,
+    independent_facts,
+    make_edit,
+)
 from interp.edits.methods import finetune_edit, key_covariance, prompt_batch, rome_edit
 from interp.train.objective import answer_logits
 

@@ -33,6 +33,7 @@ Dimension names, beside the package's (see :mod:`interp`):
 """
 
 from interp.features.activations import Activations, PromptSet, check_site, collect_activations, prompt_set
+from interp.features.attribution_graph import AttributionGraph, AttributionGraphError, attribution_graph, prompt_tokens
 from interp.features.config import (
     ARCHITECTURES,
     DictionaryConfig,
@@ -41,11 +42,37 @@ from interp.features.config import (
     EmptyPromptSetError,
     FeatureError,
 )
+from interp.features.das import DAS, DASResult, das_pairs, interchange_accuracy, train_das
+from interp.features.das_runs import DASPoint, boundless_das, das_curve, das_over_checkpoints, full_interchange
+from interp.features.dashboard import (
+    Dashboard,
+    FeatureDashboard,
+    dashboard_data,
+    feature_activations,
+    feature_logits,
+    variable_matches,
+)
 from interp.features.dictionary import SparseDictionary
+from interp.features.graph_json import (
+    GraphFormatError,
+    graph_to_json,
+    load_graph_json,
+    write_graph_files,
+    write_graph_json,
+)
+from interp.features.graph_prune import PruneResult, graph_scores, node_influence, prune_graph
 from interp.features.io import check_compatible, load_dictionary, model_fingerprint, save_dictionary, site_width
 from interp.features.metrics import DictionaryMetrics, evaluate_dictionary, reconstruction_metrics, splice_metrics
+from interp.features.probing import (
+    ProbeResult,
+    SingleFeatures,
+    best_single_features,
+    k_sparse_probe,
+    probe_site,
+    split_rows,
+)
+from interp.features.steering import SteeringResult, add_direction, set_features, set_subspace, steer, steer_variable
 from interp.features.train import TrainingResult, train_dictionary, train_on_model, train_on_run
-from interp.features.dashboard import Dashboard, FeatureDashboard, dashboard_data, feature_activations, feature_logits, variable_matches
 from interp.features.transcoder import (
     Transcoder,
     TranscoderConfig,
@@ -65,13 +92,6 @@ from interp.features.transcoder_train import (
     train_transcoders_on_model,
     train_transcoders_on_run,
 )
-from interp.features.attribution_graph import AttributionGraph, AttributionGraphError, attribution_graph, prompt_tokens
-from interp.features.graph_prune import PruneResult, graph_scores, node_influence, prune_graph
-from interp.features.graph_json import GraphFormatError, graph_to_json, load_graph_json, write_graph_files, write_graph_json
-from interp.features.probing import ProbeResult, SingleFeatures, best_single_features, k_sparse_probe, probe_site, split_rows
-from interp.features.das import DAS, DASResult, das_pairs, interchange_accuracy, train_das
-from interp.features.das_runs import DASPoint, boundless_das, das_curve, das_over_checkpoints, full_interchange
-from interp.features.steering import SteeringResult, add_direction, set_features, set_subspace, steer, steer_variable
 
 __all__ = [
     "ARCHITECTURES",

@@ -127,9 +127,9 @@ class Activations:
     hook_name: str
     acts: Float[Tensor, "row d_in"]
     prompts: PromptSet
-    example: Int[Tensor, "row"]
+    example: Int[Tensor, " row"]
     """Which prompt of ``prompts.batch`` each row comes from."""
-    position: Int[Tensor, "row"]
+    position: Int[Tensor, " row"]
     """The prompt position of each row."""
 
     @property

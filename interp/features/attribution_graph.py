@@ -57,7 +57,13 @@ from interp.features.config import FeatureError
 from interp.features.io import model_fingerprint
 from interp.features.transcoder import Transcoder, check_transcoder
 from interp.intervene import (
-    GradLeaf, Patch, Read, activation_gradients, as_bridge, check_tokens, run_with_interventions,
+    GradLeaf,
+    Patch,
+    Read,
+    activation_gradients,
+    as_bridge,
+    check_tokens,
+    run_with_interventions,
 )
 from interp.models.protocol import Bridge, HookedModel
 
@@ -73,19 +79,19 @@ class AttributionGraphError(FeatureError):
 class AttributionGraph:
     """Direct effects between the nodes of one prompt's local replacement model (see the module docstring)."""
 
-    input_tokens: Int[Tensor, "pos"]
+    input_tokens: Int[Tensor, " pos"]
     token_strings: list[str]
     active_features: Int[Tensor, "feature 3"]
     """``(layer, pos, feature index)`` of each feature node."""
-    activations: Float[Tensor, "feature"]
-    logit_tokens: Int[Tensor, "logit"]
+    activations: Float[Tensor, " feature"]
+    logit_tokens: Int[Tensor, " logit"]
     logit_strings: list[str]
-    logit_probabilities: Float[Tensor, "logit"]
+    logit_probabilities: Float[Tensor, " logit"]
     adjacency: Float[Tensor, "node node"]
     """``adjacency[target, source]``: the direct effect of ``source`` on ``target``."""
-    bias: Float[Tensor, "node"]
+    bias: Float[Tensor, " node"]
     """Each target's bias term (zero for error and embedding nodes, which have no inputs)."""
-    values: Float[Tensor, "node"]
+    values: Float[Tensor, " node"]
     """Feature pre-activations and logits (the targets' values); zero for error and embedding nodes."""
     errors: Float[Tensor, "layer pos d_model"]
     n_layers: int
@@ -124,11 +130,11 @@ class AttributionGraph:
             raise AttributionGraphError(f"feature {feature} of layer {layer} is not active at position {pos}")
         return int(hit[0, 0])
 
-    def targets(self) -> Int[Tensor, "target"]:
+    def targets(self) -> Int[Tensor, " target"]:
         """Indices of the nodes with inputs: features and logits."""
         return torch.cat([torch.arange(self.n_features), torch.arange(self.logit_index(0), self.n_nodes)])
 
-    def residuals(self) -> Float[Tensor, "target"]:
+    def residuals(self) -> Float[Tensor, " target"]:
         """``value - (sum of incoming edges + bias)`` for every target: zero up to rounding."""
         t = self.targets()
         return self.values[t] - (self.adjacency[t].sum(-1) + self.bias[t])
@@ -138,7 +144,7 @@ class AttributionGraph:
 
 
 # ------------------------------------------------------------------------------ inputs
-def prompt_tokens(dataset: Any, tokens: Sequence[str]) -> Int[Tensor, "pos"]:
+def prompt_tokens(dataset: Any, tokens: Sequence[str]) -> Int[Tensor, " pos"]:
     """Token ids of a prompt given as token strings (``["<e_0>", "<r_18>", "<r_9>"]``)."""
     if len(tokens) == 0:
         raise AttributionGraphError("the prompt is empty; give at least one token")
@@ -160,7 +166,7 @@ def _check_transcoders(bridge: Bridge, transcoders: Mapping[int, Transcoder], ch
         check_transcoder(tc, bridge, check_weights=check_weights)
 
 
-def _logit_targets(probs: Float[Tensor, "d_vocab"], max_n_logits: int, desired_logit_prob: float,
+def _logit_targets(probs: Float[Tensor, " d_vocab"], max_n_logits: int, desired_logit_prob: float,
                    answer: int | None) -> list[int]:
     top_p, top_idx = probs.topk(min(max_n_logits, probs.shape[0]))
     cutoff = int(torch.searchsorted(top_p.cumsum(0), torch.tensor(desired_logit_prob, dtype=top_p.dtype))) + 1
@@ -174,7 +180,7 @@ def _logit_targets(probs: Float[Tensor, "d_vocab"], max_n_logits: int, desired_l
 def attribution_graph(
     model: HookedModel,
     transcoders: Mapping[int, Transcoder],
-    tokens: Int[Tensor, "pos"] | Sequence[int],
+    tokens: Int[Tensor, " pos"] | Sequence[int],
     *,
     vocab: Any = None,
     answer: int | str | None = None,
@@ -253,7 +259,7 @@ def _build(bridge: Bridge, tcs: dict[int, Transcoder], prompt: Tensor, vocab: An
         ivs = [*freeze, *[GradLeaf(tc.hook_name_out) for tc in tcs.values()],
                *[Read(tc.hook_name, store=xs, detach=False) for tc in tcs.values()]]
 
-        def objective(lg: Tensor, rows: Tensor = rows) -> Tensor:
+        def objective(lg: Tensor, rows: Tensor = rows, xs: dict[str, Tensor] = xs) -> Tensor:
             out = lg.new_zeros(rows.shape[0])
             is_feat = rows < n_feat
             for layer, tc in tcs.items():

@@ -117,7 +117,7 @@ class DAS(nn.Module):
         """The rotation ``W``: orthogonal, its columns the rotated basis."""
         return self.rotation.weight
 
-    def mask(self) -> Float[Tensor, "d_model"]:
+    def mask(self) -> Float[Tensor, " d_model"]:
         """The weight of each rotated coordinate in the interchange: 1 for the first ``d``, else the soft mask."""
         if self.mask_logits is None:
             raw = self.rotation.parametrizations.weight.original
@@ -205,7 +205,7 @@ def patched_logits(
 class _Prepared:
     base: Float[Tensor, "batch pos d_model"]
     source: Float[Tensor, "batch d_model"]
-    expected: Int[Tensor, "batch"]
+    expected: Int[Tensor, " batch"]
     position: int
 
 

@@ -64,11 +64,11 @@ class FeatureActivations:
     prompts: PromptSet
     examples: list[Example]
     """The record of each prompt of ``prompts.batch``."""
-    example: Int[Tensor, "row"]
-    position: Int[Tensor, "row"]
-    row: Int[Tensor, "nz"]
-    feature: Int[Tensor, "nz"]
-    value: Float[Tensor, "nz"]
+    example: Int[Tensor, " row"]
+    position: Int[Tensor, " row"]
+    row: Int[Tensor, " nz"]
+    feature: Int[Tensor, " nz"]
+    value: Float[Tensor, " nz"]
     ln_scale: float
     """The mean final-LayerNorm scale at the rows (the linearisation's divisor)."""
     position_names: list[str]
@@ -83,7 +83,7 @@ class FeatureActivations:
         table[self.example, self.position] = torch.arange(self.n_rows)
         return table
 
-    def frequency(self) -> Float[Tensor, "d_sae"]:
+    def frequency(self) -> Float[Tensor, " d_sae"]:
         """The fraction of rows on which each feature is active."""
         return torch.bincount(self.feature, minlength=self.d_sae).double() / max(self.n_rows, 1)
 
@@ -147,7 +147,7 @@ class Dashboard:
     n_rows: int
     n_prompts: int
     position_names: list[str]
-    frequencies: Float[Tensor, "d_sae"]
+    frequencies: Float[Tensor, " d_sae"]
     features: list[FeatureDashboard]
     logit_note: str
     selection: str = ""
@@ -249,7 +249,7 @@ def feature_logits(
 
 
 # --------------------------------------------------------------------------- ground truth
-def variable_values(dataset: KGDataset, examples: Sequence[Example]) -> dict[str, Int[Tensor, "batch"]]:
+def variable_values(dataset: KGDataset, examples: Sequence[Example]) -> dict[str, Int[Tensor, " batch"]]:
     """Per task variable (the schema's lens targets), the token id it has in each prompt (-1: undefined)."""
     schema = dataset.schema
     out = {}
@@ -308,7 +308,7 @@ def select_features(fa: FeatureActivations, matches: list[list[VariableMatch]] |
 
 
 def feature_dashboard(
-    fa: FeatureActivations, feature: int, *, logits: Float[Tensor, "d_vocab"] | None, vocab_tokens: Sequence[str],
+    fa: FeatureActivations, feature: int, *, logits: Float[Tensor, " d_vocab"] | None, vocab_tokens: Sequence[str],
     matches: list[VariableMatch], n_examples: int = 8, n_logits: int = 8, bins: int = 24,
     row_table: Int[Tensor, "batch pos"] | None = None,
 ) -> FeatureDashboard:

@@ -90,7 +90,7 @@ class SparseDictionary(nn.Module):
 
     # -- construction -------------------------------------------------------------------
     @torch.no_grad()
-    def initialize(self, *, b_dec: Float[Tensor, "d_in"] | None = None, seed: int = 0) -> SparseDictionary:
+    def initialize(self, *, b_dec: Float[Tensor, " d_in"] | None = None, seed: int = 0) -> SparseDictionary:
         """Random unit decoder rows, the encoder their transpose (SAELens's default), ``b_dec`` given or zero."""
         gen = torch.Generator().manual_seed(seed)
         w = torch.randn(self.d_sae, self.d_in, generator=gen, dtype=self.W_dec.dtype)

@@ -33,9 +33,11 @@ from interp.features.attribution_graph import AttributionGraph, AttributionGraph
 
 
 class PruneResult(NamedTuple):
-    node_mask: Bool[Tensor, "node"]
+    """What ``prune_graph`` keeps: node and edge masks, and each node's cumulative influence score."""
+
+    node_mask: Bool[Tensor, " node"]
     edge_mask: Bool[Tensor, "node node"]
-    cumulative_scores: Float[Tensor, "node"]
+    cumulative_scores: Float[Tensor, " node"]
 
 
 def normalize_matrix(matrix: Float[Tensor, "node node"]) -> Float[Tensor, "node node"]:
@@ -44,8 +46,8 @@ def normalize_matrix(matrix: Float[Tensor, "node node"]) -> Float[Tensor, "node 
     return a / a.sum(dim=1, keepdim=True).clamp(min=1e-10)
 
 
-def compute_influence(a: Float[Tensor, "node node"], weights: Float[Tensor, "node"], max_iter: int = 1000
-                      ) -> Float[Tensor, "node"]:
+def compute_influence(a: Float[Tensor, "node node"], weights: Float[Tensor, " node"], max_iter: int = 1000
+                      ) -> Float[Tensor, " node"]:
     """``weights @ (a + a² + a³ + ...)`` for a nilpotent ``a`` (an error if it does not end in ``max_iter`` steps)."""
     current = weights @ a
     influence = current.clone()
@@ -57,18 +59,18 @@ def compute_influence(a: Float[Tensor, "node node"], weights: Float[Tensor, "nod
     raise AttributionGraphError(f"influence did not converge in {max_iter} steps; the adjacency matrix has a cycle")
 
 
-def logit_weights(graph: AttributionGraph) -> Float[Tensor, "node"]:
+def logit_weights(graph: AttributionGraph) -> Float[Tensor, " node"]:
     w = torch.zeros(graph.n_nodes, dtype=graph.adjacency.dtype)
     w[graph.n_nodes - graph.n_logits :] = graph.logit_probabilities.to(w.dtype)
     return w
 
 
-def node_influence(graph: AttributionGraph) -> Float[Tensor, "node"]:
+def node_influence(graph: AttributionGraph) -> Float[Tensor, " node"]:
     """Every node's influence on the (probability-weighted) logits."""
     return compute_influence(normalize_matrix(graph.adjacency), logit_weights(graph))
 
 
-def find_threshold(scores: Float[Tensor, "n"], threshold: float) -> Tensor:
+def find_threshold(scores: Float[Tensor, " n"], threshold: float) -> Tensor:
     """The smallest score among the top scores that make up ``threshold`` of their total."""
     ordered = torch.sort(scores, descending=True).values
     cumulative = ordered.cumsum(0) / ordered.sum().clamp(min=1e-30)

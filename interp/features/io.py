@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
-from torch import Tensor
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import Tensor
 
 from interp.errors import ConfigError
 from interp.features.config import DictionaryConfig, DictionaryFormatError, DictionaryMismatchError

@@ -89,8 +89,8 @@ def splice_metrics(
     hook_name: str,
     reconstruct: Reconstruct,
     tokens: Int[Tensor, "batch pos"],
-    answer_pos: Int[Tensor, "batch"],
-    answer: Int[Tensor, "batch"],
+    answer_pos: Int[Tensor, " batch"],
+    answer: Int[Tensor, " batch"],
     where: Bool[Tensor, "batch pos"] | None = None,
 ) -> dict[str, float]:
     """Answer accuracy and cross-entropy clean, with ``reconstruct`` spliced in at ``where``, and zero-ablated there.
@@ -110,7 +110,7 @@ def splice_metrics(
     return average_scores(sums, tokens.shape[0])
 
 
-def answer_score(logits: Float[Tensor, "batch d_vocab"], answer: Int[Tensor, "batch"]) -> tuple[float, float]:
+def answer_score(logits: Float[Tensor, "batch d_vocab"], answer: Int[Tensor, " batch"]) -> tuple[float, float]:
     """Summed correct answers (argmax) and summed cross-entropy of ``logits`` against ``answer``."""
     target = answer.to(logits.device)
     correct = float((logits.argmax(-1) == target).sum())
@@ -132,8 +132,8 @@ def _splice_chunk(
     hook_name: str,
     reconstruct: Reconstruct,
     tokens: Int[Tensor, "batch pos"],
-    answer_pos: Int[Tensor, "batch"],
-    answer: Int[Tensor, "batch"],
+    answer_pos: Int[Tensor, " batch"],
+    answer: Int[Tensor, " batch"],
     where: Bool[Tensor, "batch pos"] | None,
 ) -> dict[str, tuple[float, float]]:
     """Summed correct answers and summed cross-entropy per condition, for one chunk of prompts."""

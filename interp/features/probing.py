@@ -53,7 +53,7 @@ class ProbeRows:
     """Activations at one hook and position, one row per distinct prompt prefix, with the variable's value."""
 
     x: Float[Tensor, "row d_in"]
-    labels: Int[Tensor, "row"]
+    labels: Int[Tensor, " row"]
     """Token id of the variable's value (the bridge entity, the attribute value) per row."""
     prefixes: list[tuple[str, ...]]
 
@@ -173,7 +173,7 @@ class SingleFeatures:
         return float(np.mean(ok))
 
 
-def auroc_matrix(x: Float[Tensor, "row dim"], labels: Int[Tensor, "row"]) -> tuple[list[int], Tensor]:
+def auroc_matrix(x: Float[Tensor, "row dim"], labels: Int[Tensor, " row"]) -> tuple[list[int], Tensor]:
     """AUROC of every dimension for every class (one class against the rest; ties averaged), ``class dim``."""
     classes = sorted(set(labels.tolist()))
     xt = x.T.contiguous().double()  # (dim, row)
@@ -189,7 +189,7 @@ def auroc_matrix(x: Float[Tensor, "row dim"], labels: Int[Tensor, "row"]) -> tup
     return classes, auc
 
 
-def best_single_features(x: Float[Tensor, "row dim"], labels: Int[Tensor, "row"], *, either_sign: bool = False) -> SingleFeatures:
+def best_single_features(x: Float[Tensor, "row dim"], labels: Int[Tensor, " row"], *, either_sign: bool = False) -> SingleFeatures:
     """Per class the dimension with the highest AUROC (``either_sign``: ``max(auc, 1 - auc)``, for raw dimensions)."""
     if x.shape[0] == 0:
         raise EmptyPromptSetError("no rows to score features on; choose a split with inferred prompts")
@@ -207,7 +207,7 @@ def best_single_features(x: Float[Tensor, "row dim"], labels: Int[Tensor, "row"]
 
 
 # ------------------------------------------------------------------------ k-sparse probes
-def f_statistic(x: Float[Tensor, "row dim"], labels: Int[Tensor, "row"]) -> Float[Tensor, "dim"]:
+def f_statistic(x: Float[Tensor, "row dim"], labels: Int[Tensor, " row"]) -> Float[Tensor, " dim"]:
     """One-way ANOVA F per dimension: between-class over within-class variance (0 for a constant dimension)."""
     classes, inverse = torch.unique(labels, return_inverse=True)
     n, g = x.shape[0], len(classes)
@@ -220,7 +220,7 @@ def f_statistic(x: Float[Tensor, "row dim"], labels: Int[Tensor, "row"]) -> Floa
     return torch.where(within > 0, between / within.clamp_min(1e-30), torch.where(between > 0, torch.inf, 0.0))
 
 
-def fit_logistic(x: Float[Tensor, "row dim"], y: Int[Tensor, "row"], n_classes: int, *, l2: float = 1e-3,
+def fit_logistic(x: Float[Tensor, "row dim"], y: Int[Tensor, " row"], n_classes: int, *, l2: float = 1e-3,
                  max_iter: int = 100) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """A multinomial logistic probe on standardised inputs (L-BFGS): ``(weight, bias, mean, std)``."""
     mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
@@ -279,7 +279,7 @@ def k_sparse_probe(train: ProbeRows, evals: Mapping[str, ProbeRows], ks: Sequenc
             if len(rows) == 0:
                 acc[name].append(float("nan"))
                 continue
-            pred = classes[((((rows.x[:, dims] - mean) / std).double() @ w + b)).argmax(1)]
+            pred = classes[(((rows.x[:, dims] - mean) / std).double() @ w + b).argmax(1)]
             acc[name].append(float((pred == rows.labels).double().mean()))
     return acc, order.tolist()
 
@@ -312,8 +312,10 @@ def probe_site(
             raise DictionaryMismatchError(
                 f"the dictionary reads {dictionary.d_in}-wide activations but {hook} is {data.train.x.shape[1]} wide"
             )
-        encode = lambda r: ProbeRows(dictionary.encode(r.x.to(dictionary.W_enc)).detach().float().cpu(),  # noqa: E731
-                                     r.labels, r.prefixes)
+
+        def encode(r):
+            return ProbeRows(dictionary.encode(r.x.to(dictionary.W_enc)).detach().float().cpu(), r.labels, r.prefixes)
+
         data = ProbeSplits(encode(data.train), {k: encode(v) for k, v in data.evals.items()})
     width = data.train.x.shape[1]
     ks = list(default_ks(width) if ks is None else ks)

@@ -41,8 +41,16 @@ from interp.features.activations import check_site, flat
 from interp.features.config import DictionaryMismatchError, EmptyPromptSetError, FeatureError
 from interp.features.das import DASResult
 from interp.features.dictionary import SparseDictionary
-from interp.features.probing import inferred_prompts, best_single_features, probe_rows, variable_position
-from interp.intervene import Patch, as_bridge, cache_activations, check_position, check_vocab, position_mask, run_with_interventions
+from interp.features.probing import best_single_features, inferred_prompts, probe_rows, variable_position
+from interp.intervene import (
+    Patch,
+    as_bridge,
+    cache_activations,
+    check_position,
+    check_vocab,
+    position_mask,
+    run_with_interventions,
+)
 from interp.models.protocol import HookedModel
 
 Edit = Callable[[Tensor], Tensor]
@@ -60,7 +68,7 @@ def set_features(
     return x + ((new - f) @ sae.W_dec).to(x.dtype)
 
 
-def add_direction(x: Float[Tensor, "batch d_in"], direction: Float[Tensor, "d_in"], alpha: float | Tensor) -> Float[Tensor, "batch d_in"]:
+def add_direction(x: Float[Tensor, "batch d_in"], direction: Float[Tensor, " d_in"], alpha: float | Tensor) -> Float[Tensor, "batch d_in"]:
     """``x + alpha * direction`` (a feature's decoder row: its activation raised by ``alpha``)."""
     alpha = torch.as_tensor(alpha, dtype=x.dtype, device=x.device)
     return x + (alpha.reshape(-1, 1) if alpha.ndim else alpha) * direction.to(x.dtype)
@@ -75,7 +83,7 @@ def set_subspace(basis: Float[Tensor, "d_in sub"], x: Float[Tensor, "batch d_in"
 # -------------------------------------------------------------------------------- runs
 @torch.no_grad()
 def steer(model: HookedModel, tokens: Int[Tensor, "batch pos"], hook: str, position: int, edit: Edit,
-          answer_pos: Int[Tensor, "batch"] | None = None) -> Float[Tensor, "batch d_vocab"]:
+          answer_pos: Int[Tensor, " batch"] | None = None) -> Float[Tensor, "batch d_vocab"]:
     """Logits at ``answer_pos`` (default: the last position) with the activation at ``hook``, ``position`` edited."""
     bridge = as_bridge(model)
     check_site(bridge, hook)

@@ -138,7 +138,7 @@ class TrainingResult:
     steps: int = 0
 
 
-def _b_dec_init(x: Float[Tensor, "row d_in"], how: str) -> Float[Tensor, "d_in"]:
+def _b_dec_init(x: Float[Tensor, "row d_in"], how: str) -> Float[Tensor, " d_in"]:
     if how == "zeros":
         return torch.zeros(x.shape[1], dtype=x.dtype)
     if how == "mean":

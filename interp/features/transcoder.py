@@ -45,7 +45,14 @@ from interp.errors import ConfigError
 from interp.features.config import DictionaryConfig, DictionaryFormatError, DictionaryMismatchError, FeatureError
 from interp.features.dictionary import SparseDictionary
 from interp.features.io import (
-    CFG_FILE, WEIGHTS_FILE, config_from_saved, fill_weights, model_fingerprint, read_cfg_json, read_safetensors, site_width,
+    CFG_FILE,
+    WEIGHTS_FILE,
+    config_from_saved,
+    fill_weights,
+    model_fingerprint,
+    read_cfg_json,
+    read_safetensors,
+    site_width,
     write_safetensors,
 )
 from interp.intervene import as_bridge
@@ -140,7 +147,7 @@ class Transcoder(SparseDictionary):
         self.b_dec = nn.Parameter(torch.zeros(cfg.d_out))
 
     @torch.no_grad()
-    def initialize(self, *, b_dec: Float[Tensor, "d_out"] | None = None, seed: int = 0) -> Transcoder:
+    def initialize(self, *, b_dec: Float[Tensor, " d_out"] | None = None, seed: int = 0) -> Transcoder:
         """Random unit decoder rows; the encoder their transpose when ``d_in == d_out`` (else random unit columns)."""
         gen = torch.Generator().manual_seed(seed)
         w = torch.randn(self.d_sae, self.d_out, generator=gen, dtype=self.W_dec.dtype)

@@ -36,10 +36,25 @@ from interp.features.dictionary import batch_topk_mask, topk_mask
 from interp.features.io import model_fingerprint
 from interp.features.metrics import DictionaryMetrics, answer_score, average_scores
 from interp.features.train import (
-    TrainingResult, _aux_k_loss, _b_dec_init, _JumpReLU, _Step, history_row, make_optimizer, optimizer_step,
+    TrainingResult,
+    _aux_k_loss,
+    _b_dec_init,
+    _JumpReLU,
+    _Step,
+    history_row,
+    make_optimizer,
+    optimizer_step,
 )
 from interp.features.transcoder import Transcoder, TranscoderConfig, check_transcoder
-from interp.intervene import Intervention, Read, as_bridge, check_layer, check_vocab, run_with_interventions, zero_ablation
+from interp.intervene import (
+    Intervention,
+    Read,
+    as_bridge,
+    check_layer,
+    check_vocab,
+    run_with_interventions,
+    zero_ablation,
+)
 from interp.models.protocol import HookedModel
 
 
@@ -67,7 +82,7 @@ class TranscoderSplice(Intervention):
         new = new.reshape(act.shape)
         return new if self.where is None else torch.where(self.where.to(act.device)[..., None], new, act)
 
-    def take(self, rows: Int[Tensor, "row"]) -> TranscoderSplice:
+    def take(self, rows: Int[Tensor, " row"]) -> TranscoderSplice:
         pick = lambda t: t if t is None or t.shape[0] == 1 else t[rows.to(t.device)]  # noqa: E731
         return replace(self, error=pick(self.error), where=pick(self.where))
 

@@ -59,6 +59,7 @@ def as_bridge(model: HookedModel) -> Bridge:
 
 
 def n_layers(bridge: Bridge) -> int:
+    """The number of blocks of ``bridge`` (``len(bridge.blocks)``), the layers an analysis sweeps."""
     return len(bridge.blocks)
 
 
@@ -101,6 +102,7 @@ def check_in_vocab(bridge: Bridge, ids: Tensor, name: str = "tokens") -> Tensor:
 
 
 def check_same_shape(a: Tensor, b: Tensor, a_name: str = "clean", b_name: str = "corrupt") -> None:
+    """Refuse two token tensors of different shapes (``a_name`` and ``b_name`` name them in the one-line error)."""
     if tuple(a.shape) != tuple(b.shape):
         raise ShapeMismatchError(
             f"{a_name} and {b_name} must have the same shape; got {tuple(a.shape)} and {tuple(b.shape)} "
@@ -124,12 +126,13 @@ def check_position(pos: int, n_pos: int, what: str = "position", of: str = "the 
 
 
 def check_hook(bridge: Bridge, name: str) -> str:
+    """``name`` if ``bridge`` has a hook of that name; otherwise a one-line ``UnknownHookError``."""
     if name not in bridge.hook_dict:
         raise UnknownHookError(f"unknown hook {name!r}; use TransformerLens names such as blocks.0.hook_resid_pre")
     return name
 
 
-def answer_positions(tokens: Int[Tensor, "batch pos"], answer_pos: Tensor | int | None) -> Int[Tensor, "batch"]:
+def answer_positions(tokens: Int[Tensor, "batch pos"], answer_pos: Tensor | int | None) -> Int[Tensor, " batch"]:
     """Where the answer is predicted, per example (default: the last position)."""
     batch, n_pos = tokens.shape
     if answer_pos is None:

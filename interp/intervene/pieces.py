@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Union
+from typing import Any
 
 import torch
 from jaxtyping import Bool, Int
@@ -18,7 +18,7 @@ from torch import Tensor
 
 from interp.intervene.checks import ShapeMismatchError, check_position
 
-Where = Union[Bool[Tensor, "batch pos"], Bool[Tensor, "batch pos head_index"], None]
+Where = Bool[Tensor, "batch pos"] | Bool[Tensor, "batch pos head_index"] | None
 """Which entries of an activation an intervention touches (``None``: all of them)."""
 
 IN_PLACE_HOOKS = ("hook_resid_mid",)
@@ -30,7 +30,7 @@ input; writing into the tensor changes the residual stream, as patching resid_mi
 """
 
 
-def _take(t: Tensor | None, rows: Int[Tensor, "row"]) -> Tensor | None:
+def _take(t: Tensor | None, rows: Int[Tensor, " row"]) -> Tensor | None:
     """Rows ``rows`` of a per-example tensor; scalars and batch-1 tensors broadcast and are kept."""
     if t is None or t.ndim == 0 or t.shape[0] == 1:
         return t
@@ -62,7 +62,7 @@ class Intervention:
             return act
         return new
 
-    def take(self, rows: Int[Tensor, "row"]) -> Intervention:
+    def take(self, rows: Int[Tensor, " row"]) -> Intervention:
         """The same edit for a batch made of rows ``rows`` of the original batch."""
         return self
 
@@ -132,7 +132,7 @@ class Patch(Intervention):
             return value.expand_as(act).clone()
         return torch.where(_expand(self.where.to(act.device), act), value, act)
 
-    def take(self, rows: Int[Tensor, "row"]) -> Patch:
+    def take(self, rows: Int[Tensor, " row"]) -> Patch:
         return replace(self, value=_take(self.value, rows), where=_take(self.where, rows))
 
 
@@ -149,7 +149,7 @@ class AddNoise(Intervention):
             return act + noise
         return act + noise * _expand(self.where.to(act.device), act)
 
-    def take(self, rows: Int[Tensor, "row"]) -> AddNoise:
+    def take(self, rows: Int[Tensor, " row"]) -> AddNoise:
         return replace(self, noise=_take(self.noise, rows), where=_take(self.where, rows))
 
 

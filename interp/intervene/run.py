@@ -25,7 +25,7 @@ def run_with_interventions(
     interventions: Iterable[Intervention] = (),
     *,
     start_at_layer: int | None = None,
-    answer_pos: Int[Tensor, "batch"] | None = None,
+    answer_pos: Int[Tensor, " batch"] | None = None,
 ) -> Float[Tensor, "batch pos d_vocab"] | Float[Tensor, "batch d_vocab"]:
     """One forward with every intervention hooked in; returns the logits.
 
@@ -75,11 +75,11 @@ def activation_gradients(
     bridge: Bridge,
     tokens: Int[Tensor, "batch pos"],
     hooks: Sequence[str],
-    objective: Callable[[Tensor], Float[Tensor, "batch"]],
+    objective: Callable[[Tensor], Float[Tensor, " batch"]],
     interventions: Sequence[Intervention] = (),
     *,
-    answer_pos: Int[Tensor, "batch"] | None = None,
-) -> tuple[dict[str, Tensor], dict[str, Tensor], Float[Tensor, "batch"]]:
+    answer_pos: Int[Tensor, " batch"] | None = None,
+) -> tuple[dict[str, Tensor], dict[str, Tensor], Float[Tensor, " batch"]]:
     """The activations at ``hooks``, the gradient of ``objective`` with respect to each, and its values.
 
     One forward (``interventions`` applied, then a :class:`GradLeaf` at ``hook_embed`` and a

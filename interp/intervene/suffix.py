@@ -202,7 +202,7 @@ def run_suffix(
     *,
     start_layer: int,
     start_pos: int,
-    answer_pos: Int[Tensor, "row"],
+    answer_pos: Int[Tensor, " row"],
     resume_at: str | None = None,
     resume: Mapping[str, Tensor] | None = None,
 ) -> Float[Tensor, "row d_vocab"]:

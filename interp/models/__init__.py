@@ -24,7 +24,15 @@ from interp.models.gpt2 import (
     shared_parameter_groups,
     to_bridge,
 )
-from interp.models.looped import applied_loops, iteration_ends, loop_accuracy, loop_stack_size, n_loops, per_iteration, with_loops
+from interp.models.looped import (
+    applied_loops,
+    iteration_ends,
+    loop_accuracy,
+    loop_stack_size,
+    n_loops,
+    per_iteration,
+    with_loops,
+)
 from interp.models.protocol import Bridge, HookedModel
 
 __all__ = [

@@ -103,7 +103,7 @@ def iteration_ends(n_stack: int, loops: int) -> list[int]:
     return [t * n_stack for t in range(loops + 1)]
 
 
-def per_iteration(values: Float[Tensor, "layer *rest"], n_stack: int) -> Float[Tensor, "iteration *rest"]:
+def per_iteration(values: Float[Tensor, " layer *rest"], n_stack: int) -> Float[Tensor, " iteration *rest"]:
     """Rows of a per-layer lens table (``n_layers + 1`` rows) at the end of each iteration."""
     n_rows = values.shape[0]
     if (n_rows - 1) % n_stack:

@@ -11,7 +11,7 @@ protocol is runtime-checkable: ``isinstance(x, Bridge)`` checks that the members
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, Union, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor, nn
 from transformers import GPT2LMHeadModel
@@ -49,7 +49,7 @@ class Bridge(Protocol):
     def set_use_attn_in(self, use_attn_in: bool) -> None: ...
 
 
-HookedModel = Union[Bridge, GPT2LMHeadModel]
+HookedModel = Bridge | GPT2LMHeadModel
 """A model an analysis accepts: a :class:`Bridge`, or a GPT-2 it wraps with ``to_bridge``."""
 
 __all__ = ["Bridge", "HookedModel"]

@@ -70,6 +70,7 @@ def unique_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def checkpoint_name(step: int) -> str:
+    """The folder name of the checkpoint at ``step``: ``step_NNNNNNN``."""
     return f"step_{step:07d}"
 
 

@@ -171,7 +171,7 @@ class RunConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         if not isinstance(data, dict):
             raise ConfigError("a run config must be a mapping with keys name, data, model, train")
         unknown = sorted(set(data) - {"name", "data", "model", "train", "data_dir"}, key=repr)
@@ -197,11 +197,11 @@ class RunConfig:
             data_dir=data_dir,
         )
 
-    def with_data_from(self, directory: str | Path, dataset_config: DataConfig | None) -> "RunConfig":
+    def with_data_from(self, directory: str | Path, dataset_config: DataConfig | None) -> RunConfig:
         """This config for a dataset read from ``directory`` whose own config is ``dataset_config``."""
         return dataclasses.replace(self, data=dataset_config, data_dir=str(Path(directory).resolve()))
 
-    def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> "RunConfig":
+    def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> RunConfig:
         """Apply ``section.key=value`` overrides (``train.lr=1e-3``, ``data.phi=9``, ``model.n_layers=4``)."""
         changes: dict[str, Any] = {}
         per_section: dict[str, list[str]] = {"data": [], "model": [], "train": []}

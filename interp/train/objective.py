@@ -23,7 +23,7 @@ from interp.data.dataset import PROBE_SPLITS, KGDataset, TokenBatch
 EVAL_CHUNK = 4096
 
 
-def answer_logits(model: GPT2LMHeadModel, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, "batch"]) -> Float[Tensor, "batch d_vocab"]:
+def answer_logits(model: GPT2LMHeadModel, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, " batch"]) -> Float[Tensor, "batch d_vocab"]:
     """Logits at the answer position only: the residual stream everywhere, the unembedding once."""
     width = int(answer_pos.max()) + 1
     hidden = model.transformer(input_ids=tokens[:, :width]).last_hidden_state  # (batch, pos, d_model)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -21,7 +22,6 @@ from interp.models import default_device
 from interp.train.config import TrainConfig
 from interp.train.grokfast import GradientFilter
 from interp.train.muon import Muon
-
 
 _NS_DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
 

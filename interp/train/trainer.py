@@ -160,7 +160,7 @@ class Trainer:
     def batch_size(self) -> int:
         return min(self.config.train.batch_size, len(self.train_batch))
 
-    def batch_indices(self, step: int) -> Int[Tensor, "batch"]:
+    def batch_indices(self, step: int) -> Int[Tensor, " batch"]:
         """Indices of the batch for 0-based ``step``: epoch ``e`` uses permutation seeded by (seed, e).
 
         With ``train.atomic_fraction`` the batch joins two such streams: the atomic rows and the others."""
@@ -173,7 +173,7 @@ class Trainer:
         rows = self.batch_indices(step)
         return self.train_batch[rows], None if self._atomic is None else self._atomic[rows]
 
-    def _stream(self, key: int, rows: Int[Tensor, "rows"], step: int, size: int) -> Int[Tensor, "size"]:
+    def _stream(self, key: int, rows: Int[Tensor, " rows"], step: int, size: int) -> Int[Tensor, " size"]:
         """Rows ``size * i .. size * (i + 1)`` of stream ``key``'s shuffle of ``rows`` for its epoch of ``step``."""
         per_epoch = len(rows) // size
         epoch, i = divmod(step, per_epoch)
@@ -182,7 +182,7 @@ class Trainer:
             self._perms[key] = (epoch, rows[torch.randperm(len(rows), generator=gen).to(self.device)])
         return self._perms[key][1][i * size : (i + 1) * size]
 
-    def _batch_streams(self, atomic: Tensor | None) -> list[tuple[int, Int[Tensor, "rows"], int]]:
+    def _batch_streams(self, atomic: Tensor | None) -> list[tuple[int, Int[Tensor, " rows"], int]]:
         """(key, rows, rows per batch) of each stream a batch draws from: the whole split (key 0),
         or with ``atomic_fraction`` the atomic facts (1) and the other training prompts (2);
         ``atomic`` marks the training rows that are atomic facts."""

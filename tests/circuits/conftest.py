@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import pytest
 
+from circuits.tasks import Task, comparison_task, composition_task
 from interp.models import ModelConfig
 from interp.train import RunConfig, TrainConfig, train
 
-from circuits.tasks import Task, comparison_task, composition_task
-
 from ..tiny import (  # noqa: F401 (fixtures)
-    TINY_GRAPH, bridge, bridge64, comparison_graph, graph, one_thread, single_thread, tiny_bridge,
+    TINY_GRAPH,
+    bridge,
+    bridge64,
+    comparison_graph,
+    graph,
+    one_thread,
+    single_thread,
+    tiny_bridge,
 )
 from .browser import find_chromium, install_chromium
 

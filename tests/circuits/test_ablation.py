@@ -6,11 +6,10 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from interp.intervene import generator_from
-
 from circuits.ablation import ABLATIONS, ablation_reference, circuit_logits, evaluate_circuit, faithfulness_curve
 from circuits.edges import writer_outputs
 from circuits.graph import CircuitError, CircuitGraph, ModelGraph, Node
+from interp.intervene import generator_from
 
 from ..typecheck import unchecked
 
@@ -74,8 +73,8 @@ def test_circuit_run_matches_transformer_lens_faithfulness(bridge64, task):
     for i in range(4):
         a, b = int(task.clean_answer[i]), int(task.corrupt_answer[i])
         res = faithfulness(bridge64, task.clean[i : i + 1], task.corrupt[i : i + 1],
-                           lambda lg: lg[0, -1, a] - lg[0, -1, b], circuit)
-        m = lambda lg: float(lg[i, a] - lg[i, b])  # noqa: E731
+                           lambda lg, a=a, b=b: lg[0, -1, a] - lg[0, -1, b], circuit)
+        m = lambda lg, i=i, a=a, b=b: float(lg[i, a] - lg[i, b])  # noqa: E731
         assert (m(ours) - m(corrupt)) / (m(clean) - m(corrupt)) == pytest.approx(res.recovered, rel=1e-9, abs=1e-9)
 
 

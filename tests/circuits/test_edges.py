@@ -13,11 +13,10 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from interp.attribution import attribution_patch
-from interp.patching import logit_diff
-
 from circuits.edges import edge_attribution, edge_patch
 from circuits.graph import CircuitError, Node
+from interp.attribution import attribution_patch
+from interp.patching import logit_diff
 
 from ..typecheck import unchecked
 
@@ -51,7 +50,7 @@ def test_eap_equals_transformer_lens_edge_attribution(bridge64, task):
     space = ours.space
     totals: dict = {}
     for i, (a, b) in enumerate(answers):  # TransformerLens scores one pair at a time, metric on its logits
-        res = tl_attribution_patch(bridge64, src[i : i + 1], run[i : i + 1], lambda lg: lg[0, -1, a] - lg[0, -1, b],
+        res = tl_attribution_patch(bridge64, src[i : i + 1], run[i : i + 1], lambda lg, a=a, b=b: lg[0, -1, a] - lg[0, -1, b],
                                    EdgeAttributionConfig(granularity="edge"))
         for edge, s in res.edge_scores.items():
             totals[edge] = totals.get(edge, 0.0) + s / len(answers)

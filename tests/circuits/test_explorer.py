@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from interp.models import ModelConfig, build_model
-
 from circuits.ablation import Faithfulness
 from circuits.explorer import explorer_data, explorer_figure, export_weights, rounded_model
 from circuits.explorer.data import MAX_EDGES, graph_nodes, query_data, timeline_data
@@ -22,6 +20,7 @@ from circuits.explorer.weights import BLOCK_PARAMS
 from circuits.pruning import connected
 from circuits.space import CircuitError
 from circuits.tasks import composition_task
+from interp.models import ModelConfig, build_model
 
 from ..tiny import TINY_MODEL
 

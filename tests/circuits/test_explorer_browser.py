@@ -14,14 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from interp.models import to_bridge
-from interp.runs import read_metrics
-
 from circuits.explorer import rounded_model
 from circuits.explorer.page import explorer_figures
 from circuits.render import Section, page
 from circuits.report import CURVES, position_labels
 from circuits.space import ModelGraph
+from interp.models import to_bridge
+from interp.runs import read_metrics
 
 from ..tiny import single_thread
 from .browser import Watched, launch

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from circuits.formation import circuit_formation
 from interp.counterfactuals import counterfactual_batch
 from interp.patching import top1
 from interp.train import load_checkpoint
 from interp.train.checkpoint import list_checkpoints
-
-from circuits.formation import circuit_formation
 
 
 def test_formation_rows_per_checkpoint_and_state(tiny_run_dir):

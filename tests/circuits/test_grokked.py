@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import pytest
 
-from interp.lens import dataset_lens
-from interp.models import to_bridge
-
 from circuits.discover import find_circuit, handoff
 from circuits.formation import circuit_formation
 from circuits.localize import locate_bridge
 from circuits.tasks import composition_task
+from interp.lens import dataset_lens
+from interp.models import to_bridge
 
 from ..tiny import single_thread
 

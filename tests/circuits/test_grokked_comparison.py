@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import pytest
 
-from interp.models import to_bridge
-
 from circuits.discover import circuit_shape, find_circuit
 from circuits.localize import interchange, locate_values, value_pairs
 from circuits.nodes import node_importance
 from circuits.tasks import comparison_task
+from interp.models import to_bridge
 
 from ..tiny import single_thread
 

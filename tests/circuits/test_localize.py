@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from interp.data import CompositionConfig, compare, generate
-from interp.patching import top1
-
 from circuits.localize import bridge_pairs, interchange, locate_bridge, locate_values, value_pairs
 from circuits.tasks import dataset_task
+from interp.data import CompositionConfig, compare, generate
+from interp.patching import top1
 
 
 def test_bridge_pairs_follow_the_graph(graph):

@@ -34,7 +34,7 @@ def ds(request) -> KGDataset:
 
 
 def test_labels_agree_with_values(ds):
-    for split, examples in ds.splits.items():
+    for examples in ds.splits.values():
         for ex in examples:
             if is_query(ex):
                 attr, e1, e2 = query(ex)
@@ -53,7 +53,7 @@ def test_labels_agree_with_values(ds):
 def test_per_attribute_entity_split(ds):
     cfg = ds.config
     assert ds.graph["attributes"] == [f"<attr_{j}>" for j in range(cfg.n_attributes)]
-    for attr, oods in ds.graph["ood_entities"].items():
+    for oods in ds.graph["ood_entities"].values():
         assert len(oods) == len(set(oods)) == round(cfg.ood_fraction * cfg.n_entities)
     values = [v for row in ds.graph["values"] for v in row]
     assert len(values) == cfg.n_entities * cfg.n_attributes and set(values) <= set(range(cfg.n_values))
@@ -151,7 +151,7 @@ def derive_from_provenance(ex, train_atomic, train_queries) -> str:
     prov = ex.provenance
     atomic_values = {(e, a): int(v.strip("<>")) for e, a, v in prov["atomic"]}
     used = {tuple(c[:3]): c[3] for c in prov["comparisons"]}
-    for (e, a), v in atomic_values.items():
+    for e, a in atomic_values:
         assert (e, a) in train_atomic
     for q, label in used.items():
         assert train_queries[q] == label
@@ -168,7 +168,7 @@ def derive_from_provenance(ex, train_atomic, train_queries) -> str:
     directions = set()
     for chain in prov["chains"]:
         assert all(at_least(x, y) for x, y in itertools.pairwise(chain))
-        assert all(not (x, attr) in atomic_values or (x, attr) in train_atomic for x in chain[1:-1])
+        assert all((x, attr) not in atomic_values or (x, attr) in train_atomic for x in chain[1:-1])
         directions.add((chain[0], chain[-1]))
     label = 1 if directions == {(e1, e2), (e2, e1)} else 2 if directions == {(e1, e2)} else 0
     assert directions in ({(e1, e2)}, {(e2, e1)}, {(e1, e2), (e2, e1)})

@@ -14,9 +14,9 @@ from interp.data import (
     load_dataset,
     task_schema,
 )
-from interp.errors import GrokscopeError
 from interp.data.graphs import compare
 from interp.data.tasks import ComparisonSchema, KHopSchema, register, schema_for
+from interp.errors import GrokscopeError
 
 DATASETS = {"composition": "composition", "khop": "khop", "comparison": "comparison", "complex": "complex_ds"}
 """Registered schema -> the data fixture generated with it."""
@@ -124,7 +124,7 @@ def test_every_swap_rule_changes_the_answer_by_the_graph(case, id_only):
 def test_interchange_sources_change_the_intermediate(case):
     _, ds = case
     schema = ds.schema
-    for target, where in schema.intermediates.items():
+    for target in schema.intermediates:
         for ex in ds.examples("train_inferred")[:10]:
             for prompt, expected in schema.interchange_sources(ds.kg, ex, target):
                 assert len(prompt) == schema.n_pos and _uses_only_id_facts(ds, prompt)

@@ -38,7 +38,7 @@ def test_edit_propagation_compares_the_same_run_with_and_without_shared_blocks()
         assert set(trials) == {"standard", "shared", "looped"}
         assert not trials["standard"].model.share_layers and trials["standard"].model.loops == 1
         assert trials["shared"].model.share_layers and trials["looped"].model.loops > 1
-        def untied(name):
+        def untied(name, trials=trials):
             d = trials[name].to_dict()
             d.pop("name"), d["model"].pop("share_layers"), d["model"].pop("loops")
             return d

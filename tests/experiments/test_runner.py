@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from experiments import EXPERIMENTS, plan_experiment, run_experiment
-from experiments.runner import run_trial
 from experiments.cli import app
+from experiments.runner import run_trial
 from interp.runs import read_metrics
 
 from .conftest import micro_experiment

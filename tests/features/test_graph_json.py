@@ -9,8 +9,15 @@ import pytest
 import torch
 
 from circuits.feature_graph import feature_graph_figure, feature_graph_html
-from interp.features import GraphFormatError, attribution_graph, graph_to_json, load_graph_json, prompt_tokens, \
-    prune_graph, write_graph_files
+from interp.features import (
+    GraphFormatError,
+    attribution_graph,
+    graph_to_json,
+    load_graph_json,
+    prompt_tokens,
+    prune_graph,
+    write_graph_files,
+)
 
 from .test_attribution_graph import random_transcoders
 

@@ -13,7 +13,6 @@ import json
 import tempfile
 from pathlib import Path
 
-import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -110,8 +109,10 @@ def test_saved_dictionaries_load_or_fail_in_one_line(name, other, file, swap, hi
 
 # -- attribution-graph JSON ----------------------------------------------------------------------
 def _graph() -> dict:
-    node = lambda i, kind: {"node_id": f"n{i}", "feature": i, "layer": str(i), "ctx_idx": i, "feature_type": kind,  # noqa: E731
-                            "jsNodeId": f"j{i}", "influence": None, "activation": 0.5, "clerp": ""}
+    def node(i, kind):
+        return {"node_id": f"n{i}", "feature": i, "layer": str(i), "ctx_idx": i, "feature_type": kind,
+                "jsNodeId": f"j{i}", "influence": None, "activation": 0.5, "clerp": ""}
+
     return {
         "metadata": {"slug": "g", "scan": "s", "transcoder_list": [], "prompt_tokens": ["<e_0>"], "prompt": "<e_0>",
                      "schema_version": 1},

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 from torch.testing import assert_close
-from transformer_lens import patching as tl
 
 import interp.patching as patching
 from interp.intervene import AddNoise, Patch, Read, gaussian_noise

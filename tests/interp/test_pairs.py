@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from circuits.tasks import Task, composition_task, dataset_task, task_from_counterfactuals
 from interp.counterfactuals import CounterfactualBatch, CounterfactualError, counterfactual_batch
 from interp.data import ComplexConfig, generate
 from interp.intervene import InterventionError, ShapeMismatchError
 from interp.pairs import PromptPairs, concat_pairs
 from interp.tracing import trace_counterfactual
-
-from circuits.tasks import Task, composition_task, dataset_task, task_from_counterfactuals
 
 from ..tiny import tiny_bridge
 
@@ -50,7 +49,7 @@ def test_dataset_task_mixes_the_schema_swaps(graph, comparison_graph):
 def test_bad_pairs_are_one_line(graph, one_line):
     task = composition_task(graph, n=6)
     with pytest.raises(InterventionError) as err:
-        task.swap
+        _ = task.swap
     assert "do not swap one token in every row" in one_line(err.value)
     with pytest.raises(ShapeMismatchError) as err:
         PromptPairs("x", task.clean, task.corrupt, task.clean_answer, task.corrupt_answer, ["a", "b"])

@@ -3,7 +3,9 @@
 Each notebook in ``notebooks/`` is executed with nbclient in a fresh kernel (the venv's
 ipykernel, one thread), pointed at the session's grokked runs through ``GROKSCOPE_RUN_DIR``
 / ``GROKSCOPE_COMPARISON_RUN_DIR`` (tests/conftest.py), so nothing is trained here. The
-executed copies go to a temporary folder; the committed notebooks hold no outputs.
+executed copies go to a temporary folder; the committed notebooks hold no outputs. A copy
+that ran every cell without an error is also saved (atomically) into ``docs/notebooks/``
+(git-ignored), where the documentation site renders it (docs/notebooks.md).
 
 Every notebook ends with a cell tagged ``findings`` that prints ``key: value`` lines; the
 thresholds below are those of the scientific tests (tests/interp/test_grokked.py,
@@ -21,7 +23,10 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from interp.io import atomic_write_text
+
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+DOCS_NOTEBOOK_DIR = NOTEBOOK_DIR.parent / "docs" / "notebooks"  # executed copies the site renders (git-ignored)
 NOTEBOOKS = {
     "grokking": "01_grokking_dynamics.ipynb",
     "lens": "02_bridge_entity_logit_lens.ipynb",
@@ -64,7 +69,8 @@ def on_notebook(key: str):
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory, request):
-    """``executed(key)``: the notebook run top to bottom (cached per module), outputs in a temporary folder."""
+    """``executed(key)``: the notebook run top to bottom (cached per module), outputs in a temporary folder
+    (and in ``docs/notebooks/`` when every cell ran without an error)."""
     cache: dict[str, nbformat.NotebookNode] = {}
 
     def run(key: str) -> nbformat.NotebookNode:
@@ -78,6 +84,8 @@ def executed(tmp_path_factory, request):
                                     resources={"metadata": {"path": str(work)}})
             client.execute(env=env)
             nbformat.write(nb, work / NOTEBOOKS[key])  # for a look after a failure; never into notebooks/
+            if not _errors(nb) and all(c.execution_count is not None for c in nb.cells if c.cell_type == "code"):
+                atomic_write_text(DOCS_NOTEBOOK_DIR / NOTEBOOKS[key], nbformat.writes(nb))
             cache[key] = nb
         return cache[key]
 
@@ -86,6 +94,10 @@ def executed(tmp_path_factory, request):
 
 def _outputs(nb: nbformat.NotebookNode) -> list[dict]:
     return [out for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])]
+
+
+def _errors(nb: nbformat.NotebookNode) -> list[str]:
+    return [f"{o['ename']}: {o['evalue']}" for o in _outputs(nb) if o.get("output_type") == "error"]
 
 
 def findings(nb: nbformat.NotebookNode) -> dict[str, float]:
@@ -135,7 +147,7 @@ def test_notebooks_read_their_run_from_the_environment(name):
 def test_notebook_runs_top_to_bottom_with_plots_and_renderers(executed, key):
     nb = executed(key)
     outputs = _outputs(nb)
-    errors = [f"{o['ename']}: {o['evalue']}" for o in outputs if o.get("output_type") == "error"]
+    errors = _errors(nb)
     assert not errors, errors
     assert all(c.execution_count is not None for c in nb.cells if c.cell_type == "code")  # every cell ran
     assert any("image/png" in o.get("data", {}) for o in outputs), "no matplotlib figure"
