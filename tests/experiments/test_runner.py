@@ -125,7 +125,9 @@ def ray_cluster(tmp_path):
     """An existing one-CPU Ray cluster, started the way a user would (``ray start --head``)."""
     port = _free_port()
     ray_bin = Path(sys.executable).with_name("ray")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # this Ray's `ray start` turns token authentication on, and its clients (`ray status`, the sweep) leave
+    # it off unless told: the cluster runs without it, as the clients expect
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
     # --block keeps the head in this process's care: terminating it stops this cluster only
     head = subprocess.Popen(
         [str(ray_bin), "start", "--head", "--block", "--num-cpus=1", f"--port={port}",
@@ -134,7 +136,7 @@ def ray_cluster(tmp_path):
     )
     address = f"127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 240  # generous: the head is slow to start beside a training on the other worker
+        deadline = time.monotonic() + 60
         while True:
             status = subprocess.run([str(ray_bin), "status", f"--address={address}"], capture_output=True, env=env)
             if status.returncode == 0:
