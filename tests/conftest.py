@@ -35,6 +35,7 @@ def pytest_configure(config):
     torch.set_num_threads(threads)
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
 
+
 FIXTURE_RUNS = {"grokked_comparison_run_dir": "comparison-tiny-adamw", "grokked_run_dir": "composition-tiny"}
 """The grokked runs the tests share: fixture name -> preset, the longest training first."""
 
