@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _machine import cpu_name, cpu_vector_unit
+
 SUMMARY = re.compile(r"^=*\s*(\d+ passed.*) in ([\d.]+)s", re.M)
 
 
@@ -47,14 +49,6 @@ def run(command: str, cwd: Path, log: Path) -> tuple[float, str]:
     if proc.returncode != 0:
         sys.exit(f"`{command}` exited with {proc.returncode}; its output is in {log}")
     return seconds, proc.stdout
-
-
-def cpu_name() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        return re.search(r"model name\s*:\s*(.*)", text).group(1).strip()
-    except (OSError, AttributeError):
-        return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -81,7 +75,7 @@ def main() -> None:
         found = SUMMARY.findall(out)
         counts, pytest_s = (found[-1][0], float(found[-1][1])) if found else ("?", float("nan"))
         rows.append((label, command, seconds, pytest_s, counts))
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}; commit {head}\n")
+    print(f"machine: {cpu_name()} ({cpu_vector_unit()}), {os.cpu_count()} cores; Python {platform.python_version()}; commit {head}\n")
     print("| run | command | wall (s) | pytest (s) | result |")
     print("|---|---|---:|---:|---|")
     for label, command, seconds, pytest_s, counts in rows:

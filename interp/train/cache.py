@@ -179,7 +179,8 @@ def cached_train(config: RunConfig, cache_dir: str | Path, *, wait: bool = True)
     """
     from interp.train.trainer import train
 
-    entry = entry_dir(config, cache_dir)
+    parts = key_parts(config)
+    entry = entry_dir(config, cache_dir, parts["code"])
     if _is_ready(entry):
         return entry
     with _entry_lock(entry, wait=wait) as held:
@@ -198,7 +199,7 @@ def cached_train(config: RunConfig, cache_dir: str | Path, *, wait: bool = True)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
-        atomic_write_json(_manifest(entry), {**key_parts(config), "files": files}, indent=1)
+        atomic_write_json(_manifest(entry), {**parts, "files": files}, indent=1)
     return entry
 
 
