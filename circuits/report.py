@@ -14,7 +14,9 @@
 5. the circuit found by EAP-IG, drawn as a graph, with its faithfulness and completeness
    under mean and resample ablation;
 6. attention patterns of the circuit's heads on a few prompts (circuitsvis);
-7. circuit formation: the key states' causal strength and MRR over the checkpoints.
+7. circuit formation: the key states' causal strength and MRR over the checkpoints;
+8. for modular arithmetic, Nanda's progress measures and the Fourier view of the weights across
+   the checkpoints (:mod:`circuits.progress_report`), after the curves.
 
 The file needs no network: SVG is inline, circuitsvis runs from its bundled script, and the
 explorer's scripts and float16 weights are inlined.
@@ -315,6 +317,14 @@ def build_report(
             "Per checkpoint: the causal strength (top-1 change rate) of the key states and the lens MRR of what "
             "they hold (Wang et al. 2024, Figure 4b-c).",
         ))
+
+    from circuits.progress_report import is_modular, progress_section
+
+    if is_modular(ds) and len(list_checkpoints(run_dir)) >= 2:
+        try:
+            sections.insert(2, progress_section(run_dir, ds, log=say))
+        except (GrokscopeError, ValueError) as err:
+            sections.insert(2, Section("Progress measures", [error_figure(f"not available: {err}")], ""))
 
     if (run_dir / "features").is_dir():  # sparse dictionaries saved by `grokscope features train`
         from circuits.feature_report import features_section

@@ -5,6 +5,7 @@
     grokscope train composition-small --out runs/p --data paper/composition   # on existing files
     grokscope resume runs/comp                            # continue a stopped run
     grokscope report runs/comp                            # one self-contained HTML report
+    grokscope progress runs/modadd                        # Nanda's progress measures per checkpoint
     grokscope run                                         # the main job on the default config
     grokscope experiment phi-sweep                        # a named sweep on Ray (see `grokscope experiments`)
 
@@ -165,6 +166,25 @@ def _report(run_dir: Path, out: Path | None, *, n: int = 200, formation: bool = 
     except GrokscopeError as err:
         _fail(err)
     raise AssertionError("unreachable")
+
+
+@app.command()
+def progress(
+    run_dir: Path = typer.Argument(..., help="a run directory of a modular-arithmetic task (e.g. modular-addition-fast)"),
+) -> None:
+    """Nanda's progress measures at every checkpoint, as JSON lines (also kept in RUN_DIR/progress.jsonl),
+    then the phases of grokking they show."""
+    import json
+
+    try:
+        from interp.progress import detect_phases, progress_measures
+
+        rows = progress_measures(run_dir)
+    except GrokscopeError as err:
+        _fail(err)
+    for row in rows:
+        typer.echo(json.dumps(row, sort_keys=True))
+    typer.echo(json.dumps({"phases": detect_phases(rows)}))
 
 
 @app.command()

@@ -1,7 +1,7 @@
-"""Shared fixtures: a composition and a comparison model that really grokked, trained once.
+"""Shared fixtures: composition, comparison and modular-addition models that really grokked, trained once.
 
-``composition-tiny`` and ``comparison-tiny-adamw`` (the comparison fixture: grokked
-in-distribution) train in a few minutes on one CPU thread. Their runs live in an on-disk
+``composition-tiny``, ``comparison-tiny-adamw`` (the comparison fixture: grokked
+in-distribution) and ``modular-addition-tiny`` train in minutes on one CPU thread. Their runs live in an on-disk
 cache (``interp.train.cache``: ``.pytest_cache/d/grokscope-runs`` at the repository root, or
 ``$GROKSCOPE_TEST_CACHE``) keyed by the run config and a hash of the training code: a cold run
 trains each once, a warm run trains nothing, and a change to the trainer trains them again.
@@ -36,7 +36,11 @@ def pytest_configure(config):
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
 
 
-FIXTURE_RUNS = {"grokked_comparison_run_dir": "comparison-tiny-adamw", "grokked_run_dir": "composition-tiny"}
+FIXTURE_RUNS = {
+    "grokked_comparison_run_dir": "comparison-tiny-adamw",
+    "grokked_run_dir": "composition-tiny",
+    "grokked_modular_run_dir": "modular-addition-tiny",
+}
 """The grokked runs the tests share: fixture name -> preset, the longest training first."""
 
 
@@ -106,9 +110,22 @@ def grokked_comparison(grokked_comparison_run_dir):
     return load_checkpoint(grokked_comparison_run_dir, device="cpu")
 
 
+@pytest.fixture(scope="session")
+def grokked_modular_run_dir(request, tmp_path_factory):
+    """A + b mod 53 trained until test accuracy >= 99% (``modular-addition-tiny``, Nanda's model; read only)."""
+    return _grokked_run("grokked_modular_run_dir", request, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def grokked_modular(grokked_modular_run_dir):
+    """The grokked modular-addition model (``LoadedRun``) on the CPU."""
+    return load_checkpoint(grokked_modular_run_dir, device="cpu")
+
+
 # ------------------------------------------------------------------------------ markers
 SLOW_FIXTURES = frozenset(
-    {"grokked_run_dir", "grokked_composition", "grokked_comparison_run_dir", "grokked_comparison"}
+    {"grokked_run_dir", "grokked_composition", "grokked_comparison_run_dir", "grokked_comparison",
+     "grokked_modular_run_dir", "grokked_modular"}
 )
 """Fixtures that train a model until it groks: a test that uses one (directly or through
 another fixture) is ``slow``."""

@@ -151,3 +151,19 @@ def test_resume_restarts_a_run_stopped_before_its_first_checkpoint(tmp_path):
     ]
     again = load_checkpoint(run_dir, device="cpu").model.state_dict()
     assert all(torch.equal(weights[k], again[k]) for k in weights)
+
+
+def test_progress_prints_a_row_per_checkpoint_and_the_phases(tmp_path):
+    run = tmp_path / "mod"
+    sets = ["data.modulus=13", "data.probe_size=20", "train.max_steps=60", "train.checkpoint_every=20",
+            "train.checkpoint_dense_until=60", "train.eval_every=20", "train.progress=false", "train.tensorboard=false"]
+    out = runner.invoke(app, ["train", "modular-addition-tiny", "--out", str(run)] + [x for s in sets for x in ("--set", s)])
+    assert out.exit_code == 0, out.output
+    out = runner.invoke(app, ["progress", str(run)])
+    assert out.exit_code == 0, out.output
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [row["step"] for row in lines[:-1]] == [20, 40, 60] and "phases" in lines[-1]
+    assert set(lines[0]) >= {"key_frequencies", "restricted_loss", "excluded_loss", "gini_embedding", "weight_norm"}
+    saved = [json.loads(line) for line in (run / "progress.jsonl").read_text().splitlines()]
+    assert saved == lines[:-1]
+    assert "does not exist" in _one_line_error(runner.invoke(app, ["progress", str(tmp_path / "missing")]))

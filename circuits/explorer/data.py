@@ -82,7 +82,7 @@ def timeline_data(snapshots: Sequence[Snapshot], sizes: Sequence[int]) -> dict[s
     checkpoints = []
     for snap in snapshots:
         ck: dict[str, Any] = {"step": snap.step, "lens": snap.lens, "tracing": snap.tracing, "accuracy": snap.accuracy,
-                              "faithfulness": snap.faithfulness, "errors": snap.errors}
+                              "faithfulness": snap.faithfulness, "errors": snap.errors, "fourier": snap.fourier}
         if snap.scores is not None:
             s = snap.scores.scores
             ck["scores"] = [round(float(s[k]), 5) for k in keys]

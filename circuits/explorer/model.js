@@ -44,7 +44,8 @@
     relu: x => Math.max(0, x),
   };
 
-  function layerNorm(x, w, b, eps) {
+  function layerNorm(x, w, b, eps) {  // the identity where the model has no LayerNorm (no weight)
+    if (!w) return x;
     const n = x.length;
     let mean = 0;
     for (let i = 0; i < n; i++) mean += x[i];
@@ -72,7 +73,7 @@
       this.cfg = spec.config;
       this.wte = decode(spec.wte);
       this.wpe = decode(spec.wpe);
-      this.lnf = {w: decode(spec.ln_f.weight), b: decode(spec.ln_f.bias)};
+      this.lnf = spec.ln_f ? {w: decode(spec.ln_f.weight), b: decode(spec.ln_f.bias)} : {w: null, b: null};
       this.unembed = spec.unembed ? decode(spec.unembed) : this.wte;
       this.blocks = spec.blocks.map(blk => {
         const o = {};

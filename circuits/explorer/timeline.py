@@ -8,7 +8,9 @@ sizes ``k`` the circuit at that checkpoint is the strongest ``k`` edges that lie
 from the embeddings to the logits (as :func:`circuits.discover.find_circuit` builds it),
 with its faithfulness under mean ablation (:class:`circuits.ablation.Faithfulness`). The
 page then shows, at each checkpoint, which edges are in the circuit: the generalising
-circuit forming.
+circuit forming. For modular arithmetic it also shows the Fourier view of the weights (each
+frequency's norm in ``W_E`` and ``W_U W_out``, :mod:`interp.fourier`): the key frequencies
+standing out as the circuit forms.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from circuits.pruning import connected
 from circuits.space import CircuitError
 from circuits.tasks import Task, dataset_task
 from interp.data import KGDataset, task_schema
+from interp.data.operations import MODULAR, OperationTable
 from interp.errors import CheckpointError, GrokscopeError
+from interp.fourier import ModularTask, fourier_measures
 from interp.lens import dataset_lens
 from interp.models import to_bridge
 from interp.runs import list_checkpoints, load_checkpoint
@@ -74,6 +78,8 @@ class Snapshot:
     faithfulness: list[float | None] = field(default_factory=list)
     accuracy: dict[str, float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    fourier: dict[str, Any] = field(default_factory=dict)
+    """Modular arithmetic: each frequency's norm in ``W_E`` and ``W_U W_out`` (rows), each row scaled to its maximum."""
 
 
 def _rounded(t: torch.Tensor) -> list[list[float]]:
@@ -94,6 +100,11 @@ def snapshot(model: Any, dataset: KGDataset, task: Task, sizes: Sequence[int], *
         snap.tracing = {k: _rounded(t) for k, t in trace_counterfactual(bridge, dataset, n=n, seed=seed).items()}
     except GrokscopeError as err:
         snap.errors.append(f"tracing: {err}")
+    if isinstance(dataset.kg, OperationTable) and dataset.kg.operation in MODULAR:
+        row = fourier_measures(bridge, ModularTask(dataset))
+        norms = [row["embedding_frequency_norms"], row["unembed_out_frequency_norms"]]
+        snap.fourier = {"rows": ["W_E", "W_U W_out"], "key": row["key_frequencies"],
+                        "norms": [[round(v / (max(r) or 1.0), 4) for v in r] for r in norms]}
     snap.scores = edge_attribution(bridge, task.clean, task.corrupt, task.metric(), method="eap-ig",
                                    ig_steps=ig_steps, answer_pos=task.answer_pos, positions=task.positions)
     snap.masks = [top_circuit(snap.scores, k) for k in sizes]

@@ -58,6 +58,13 @@
     const maps = [];
     for (const [name, m] of Object.entries(ck.lens)) maps.push(heatmap(m, STATES, POS, {title: `lens MRR of ${name}`, rowTitle: "state"}));
     for (const [name, m] of Object.entries(ck.tracing)) maps.push(heatmap(m, STATES, POS, {title: `swap ${name}: top-1 change`, rowTitle: "state"}));
+    const F = ck.fourier;
+    if (F && F.norms) {  // modular arithmetic: each frequency's norm in the weights (* a key frequency)
+      const freqs = F.norms[0].map((_, j) => `${j + 1}${F.key.includes(j + 1) ? "*" : ""}`);
+      const cells = F.norms.map(r => r.map(v => ({v, label: "", tip: v.toFixed(2)})));  // too narrow for text
+      maps.push(heatmap(cells.reverse(), F.rows.slice().reverse(), freqs,
+        {title: "Fourier norm per frequency (* key frequency)", rowTitle: "weights", cell: 20}));
+    }
     put("gsx-heat", ...maps);
     drawCircuit();
   }

@@ -45,7 +45,10 @@ def export_weights(model: torch.nn.Module) -> dict[str, Any]:
         raise CircuitError("the page runs plain GPT-2 attention (no inverse-layer scaling or reordering)")
     sd = model.state_dict()
     tied = model.lm_head.weight.data_ptr() == model.transformer.wte.weight.data_ptr()
-    blocks = [{name: _b64(sd[f"transformer.h.{i}.{name}"]) for name in BLOCK_PARAMS} for i in range(cfg.n_layer)]
+    # a model without LayerNorm (model.normalization = "none") has no ln_* parameters: the page skips them
+    normalized = "transformer.ln_f.weight" in sd
+    blocks = [{name: _b64(sd[f"transformer.h.{i}.{name}"]) for name in BLOCK_PARAMS if f"transformer.h.{i}.{name}" in sd}
+              for i in range(cfg.n_layer)]
     out: dict[str, Any] = {
         "config": {"n_layers": cfg.n_layer, "n_heads": cfg.n_head, "d_model": cfg.n_embd,
                    "d_mlp": int(sd["transformer.h.0.mlp.c_fc.weight"].shape[1]) if cfg.n_layer else 0,
@@ -53,9 +56,10 @@ def export_weights(model: torch.nn.Module) -> dict[str, Any]:
                    "activation": act, "tied": tied},
         "wte": _b64(sd["transformer.wte.weight"]),
         "wpe": _b64(sd["transformer.wpe.weight"]),
-        "ln_f": {"weight": _b64(sd["transformer.ln_f.weight"]), "bias": _b64(sd["transformer.ln_f.bias"])},
         "blocks": blocks,
     }
+    if normalized:
+        out["ln_f"] = {"weight": _b64(sd["transformer.ln_f.weight"]), "bias": _b64(sd["transformer.ln_f.bias"])}
     if not tied:
         out["unembed"] = _b64(sd["lm_head.weight"])
     return out

@@ -24,10 +24,12 @@ Splits: ``train`` and the probes ``id_atomic``, ``ood_atomic``, ``train_inferred
 
 from __future__ import annotations
 
+from interp.data.algorithmic import algorithmic_vocab, generate_algorithmic
 from interp.data.comparison import compare, comparison_vocab, generate_comparison, generate_complex
 from interp.data.composition import composition_vocab, depth_test, generate_composition, heldout_chains
 from interp.data.config import (
     DATA_PRESETS,
+    AlgorithmicConfig,
     ComparisonConfig,
     ComplexConfig,
     CompositionConfig,
@@ -49,14 +51,16 @@ def generate(config: DataConfig) -> KGDataset:
         "composition": generate_composition,
         "comparison": generate_comparison,
         "complex": generate_complex,
+        "algorithmic": generate_algorithmic,
     }
     if getattr(config, "task", None) not in generators:
-        raise ConfigError(f"cannot generate data for {config!r}; expected a composition, comparison or complex config")
+        raise ConfigError(f"cannot generate data for {config!r}; expected a composition, comparison, complex or algorithmic config")
     return generators[config.task](config)
 
 
 __all__ = [
     "DATA_PRESETS",
+    "AlgorithmicConfig",
     "PAD",
     "SCHEMAS",
     "SPECIALS",
@@ -76,6 +80,7 @@ __all__ = [
     "UnknownSplitError",
     "UnknownTokenError",
     "Vocab",
+    "algorithmic_vocab",
     "compare",
     "comparison_vocab",
     "composition_vocab",
@@ -84,6 +89,7 @@ __all__ = [
     "depth_test",
     "heldout_chains",
     "generate",
+    "generate_algorithmic",
     "generate_comparison",
     "generate_complex",
     "generate_composition",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from interp.configs import apply_overrides, check_range, from_dict
+from interp.data.operations import is_prime
 from interp.errors import ConfigError
 
 MAX_CHAINS = 20_000_000
@@ -209,12 +210,40 @@ class ComplexConfig:
         _check_entity_split(self)
 
 
-DataConfig = CompositionConfig | ComparisonConfig | ComplexConfig
+@dataclass
+class AlgorithmicConfig:
+    """A binary operation table ``a o b = c`` (Power et al. 2022; Nanda et al. 2023), split at random.
+
+    ``operation`` is one of :data:`interp.data.operations.OPERATIONS` (modular ``add``, ``sub``,
+    ``mul``, ``div``, ``x2y2`` = a^2 + b^2 over Z_``modulus``; ``s5``: composition in the
+    permutation group S5, which ignores ``modulus``). A fraction ``train_fraction`` of the
+    defined pairs trains; the rest is the ``test_id`` split (all of it: grokking is measured
+    on every held-out pair), and ``train_inferred`` is a probe of ``probe_size`` training pairs.
+    """
+
+    operation: Literal["add", "sub", "mul", "div", "x2y2", "s5"] = "add"
+    modulus: int = 113
+    train_fraction: float = 0.3
+    probe_size: int = 3000
+    seed: int = 0
+    task: Literal["algorithmic"] = "algorithmic"
+
+    def __post_init__(self) -> None:
+        check_range("modulus", self.modulus, low=2)
+        if self.operation == "div" and not is_prime(self.modulus):
+            raise ConfigError(f"modulus = {self.modulus} must be a prime for operation = div (every b != 0 invertible)")
+        _check_fraction("train_fraction", self.train_fraction)
+        _check_sizes(self, ("probe_size",))
+        check_range("seed", self.seed, low=0)
+
+
+DataConfig = CompositionConfig | ComparisonConfig | ComplexConfig | AlgorithmicConfig
 
 CONFIG_CLASSES: dict[str, type] = {
     "composition": CompositionConfig,
     "comparison": ComparisonConfig,
     "complex": ComplexConfig,
+    "algorithmic": AlgorithmicConfig,
 }
 
 DATA_PRESETS: dict[str, DataConfig] = {
@@ -241,8 +270,13 @@ DATA_PRESETS: dict[str, DataConfig] = {
     # For tests and notebooks: a comparison graph that groks in-distribution within minutes.
     "comparison-tiny": ComparisonConfig(n_entities=100, n_attributes=4, n_values=10, phi=18.0, probe_size=1000),
     "complex-small": ComplexConfig(n_entities=250, n_attributes=20, n_values=20, n_hard_per_label=50, probe_size=1000),
+    # Nanda et al. 2023: a + b mod 113, 30% of the 12,769 pairs train.
+    "modular-addition": AlgorithmicConfig(operation="add", modulus=113, train_fraction=0.3),
+    # Power et al. 2022 / Grokfast (Lee et al. 2024): a * b mod 97, half of the pairs train.
+    "modular-multiplication": AlgorithmicConfig(operation="mul", modulus=97, train_fraction=0.5),
+    "s5": AlgorithmicConfig(operation="s5", train_fraction=0.5),
 }
-"""Named data configs: the paper's three settings and laptop-sized versions."""
+"""Named data configs: the paper's three settings, laptop-sized versions and the algorithmic tasks."""
 
 
 def data_config(name_or_task: str, overrides: list[str] | tuple[str, ...] = ()) -> DataConfig:

@@ -9,7 +9,9 @@ graph (counterfactuals, interchange sources) draws its candidates in a reproduci
 
 * :class:`CompositionGraph`: atomic facts ``(h, r, t, is_ood)`` of the composition tasks;
 * :class:`AttributeGraph`: a value per (entity, attribute) and the OOD entities per
-  attribute, for comparison and complex reasoning.
+  attribute, for comparison and complex reasoning;
+* :class:`~interp.data.operations.OperationTable`: an operation and its training pairs, for
+  the algorithmic tasks.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from interp.data.operations import OperationTable
 from interp.errors import GrokscopeError
 
 
@@ -123,6 +126,6 @@ class AttributeGraph:
         return entity in self.ood.get(attribute, set())
 
 
-KnowledgeGraph = CompositionGraph | AttributeGraph
+KnowledgeGraph = CompositionGraph | AttributeGraph | OperationTable
 
 __all__ = ["AttributeGraph", "CompositionGraph", "KnowledgeGraph", "compare"]

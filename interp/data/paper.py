@@ -38,7 +38,7 @@ from interp.data.config import DataConfig, config_from_dict
 from interp.data.dataset import PROBE_SPLITS, SPLITS, KGDataset
 from interp.data.graphs import KnowledgeGraph
 from interp.data.records import ANSWER_CLOSE, ANSWER_OPEN, Example
-from interp.data.tasks import TaskSchema, TaskSchemaError, known_tasks, schema_for
+from interp.data.tasks import SCHEMAS, TaskSchema, TaskSchemaError, known_tasks, schema_for
 from interp.data.vocab import TOKEN_NAMES, Vocab, split_tokens, token_role
 from interp.errors import ConfigError, DatasetFormatError
 
@@ -272,14 +272,20 @@ def _train_example(ex: Example, schema: TaskSchema) -> Example:
     return dataclasses.replace(ex, type="atomic" if schema.is_atomic(ex) else "inferred")
 
 
+def _schema_class(task: str) -> type[TaskSchema]:
+    return next(cls for cls in SCHEMAS.values() if cls.task == task)
+
+
 def _infer_task(vocab_path: Path, vocab: Vocab, examples: list[Example]) -> str:
+    if any(t.startswith("<op_") for t in vocab.tokens):
+        return "algorithmic"
     if any(t.startswith("<r_") for t in vocab.tokens):
         return "composition"
     if any(t.startswith("<attr_") for t in vocab.tokens):
         if any(ex.input_tokens[0] == "<q>" or ex.type == "test_hard" for ex in examples):
             return "complex"
         return "comparison"
-    raise DatasetFormatError(f"{vocab_path}: cannot tell the task: no <r_N> relation or <attr_N> attribute tokens")
+    raise DatasetFormatError(f"{vocab_path}: cannot tell the task: no <r_N> relation, <attr_N> attribute or <op_NAME> operator tokens")
 
 
 _SHAPES: dict[str, tuple[tuple[tuple[str, ...], str], tuple[tuple[str, ...], str]]] = {
@@ -306,6 +312,8 @@ def _matches(tokens: tuple[str, ...], shape: tuple[str, ...]) -> bool:
 
 def record_problem(task: str, example: Example) -> str | None:
     """What makes ``example`` no record of ``task`` (its shape, its answer, its type); None if it is one."""
+    if task not in _SHAPES:  # a task whose schema checks its own records
+        return _schema_class(task).record_problem(example)
     if len(example.target_tokens) != 2:
         return f"target_text must be input_text, one answer token, then {ANSWER_CLOSE}; got {example.target_text!r}"
     (atomic, a_role), (inferred, i_role) = _SHAPES[task]
@@ -345,6 +353,8 @@ def graph_problem(task: str, graph: Any, vocab: Vocab) -> str | None:
     """What makes ``graph`` (a ``graph.json``) no graph of ``task``; None if it is one."""
     if not isinstance(graph, dict):
         return "expected a JSON object"
+    if task not in _SHAPES:
+        return _schema_class(task).graph_problem(graph, vocab)
     if task == "composition":
         facts = graph.get("atomic")
         if not isinstance(facts, list):

@@ -4,7 +4,8 @@ Tokens are whole strings such as ``<e_3>``, ``<r_1>``, ``<attr_2_0>``; a record'
 their concatenation (``"<e_3><r_1><r_7>"``), which :func:`split_tokens` splits back. A
 token's name says its role (:func:`token_role`, the paper's naming): ``<e_N>`` entities,
 ``<r_N>`` relations, ``<attr_N>`` attributes, ``<attr_N_K>`` comparison labels, ``<N>``
-attribute values, and the specials; the dataset reader refuses any other name. The
+attribute values (and the elements of the algorithmic tasks), ``<op_NAME>`` operators
+(:mod:`interp.data.operations`), and the specials; the dataset reader refuses any other name. The
 order follows the paper's ``vocab.json`` (entities, relations or attributes and values,
 then the specials); ``<pad>`` is always present, last.
 """
@@ -29,10 +30,11 @@ ROLES = {
     "attribute": re.compile(r"<attr_[0-9]+>"),
     "label": re.compile(r"<attr_[0-9]+_[012]>"),
     "value": re.compile(r"<(?:0|[1-9][0-9]{0,8})>"),
+    "operator": re.compile(r"<op_[a-z0-9]+>"),
 }
 """The token names a dataset may use, by role (the paper's naming), besides the specials and ``<pad>``."""
 
-TOKEN_NAMES = "<e_N> entities, <r_N> relations, <attr_N> attributes, <attr_N_K> labels (K 0-2), <N> values (0 to 999999999), " + " ".join(
+TOKEN_NAMES = "<e_N> entities, <r_N> relations, <attr_N> attributes, <attr_N_K> labels (K 0-2), <N> values (0 to 999999999), <op_NAME> operators, " + " ".join(
     SPECIALS + [PAD]
 )
 """The naming rule, as errors state it."""

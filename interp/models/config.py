@@ -35,6 +35,9 @@ class ModelConfig:
     init_range: float = 0.02
     layer_norm_eps: float = 1e-5
     tie_embeddings: bool = True
+    # "none": no LayerNorm anywhere (Nanda et al.'s modular-addition model); the residual
+    # stream is then read by the unembedding as it is
+    normalization: Literal["layernorm", "none"] = "layernorm"
 
     def __post_init__(self) -> None:
         check_range("model.n_layers", self.n_layers, low=1)

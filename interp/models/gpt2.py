@@ -70,6 +70,18 @@ def tie_blocks(model: GPT2LMHeadModel, n_unique: int) -> None:
                 setattr(mod_t, pname, param)
 
 
+def remove_layer_norms(model: GPT2LMHeadModel) -> None:
+    """Replace every LayerNorm of ``model`` (``ln_1``, ``ln_2``, ``ln_f``) by the identity."""
+    for block in model.transformer.h:
+        block.ln_1, block.ln_2 = nn.Identity(), nn.Identity()
+    model.transformer.ln_f = nn.Identity()
+
+
+def has_layer_norm(model: nn.Module) -> bool:
+    """Does ``model`` normalise its residual stream (False for ``model.normalization = "none"``)."""
+    return any(isinstance(m, nn.LayerNorm) for m in model.modules())
+
+
 def build_model(
     cfg: ModelConfig,
     d_vocab: int,
@@ -97,6 +109,8 @@ def build_model(
         if seed is not None:
             torch.manual_seed(seed)
         model = GPT2LMHeadModel(config)
+    if cfg.normalization == "none":
+        remove_layer_norms(model)
     if cfg.n_loops > 1:
         tie_blocks(model, cfg.n_stack)
     return model.to(device if device is not None else default_device())
@@ -135,13 +149,18 @@ def to_bridge(model: GPT2LMHeadModel, *, process_weights: bool | None = None) ->
     ``process_weights`` (default: on unless layers are shared) applies TransformerLens's
     output-preserving weight processing (fold LayerNorm, centre writing weights), as
     ``HookedTransformer`` did. It is off for parameter-shared models, where it would process
-    shared tensors once per applied layer.
+    shared tensors once per applied layer, and for models without LayerNorm, whose norm
+    slots (still hooked: ``hook_scale`` is 1, ``hook_normalized`` the input) pass through.
     """
+    from transformer_lens.model_bridge.generalized_components.normalization import NormalizationBridge
     from transformer_lens.model_bridge.sources import build_bridge_from_module
 
     shared = bool(shared_parameter_groups(model.transformer.h))
+    normalised = has_layer_norm(model)
     if process_weights is None:
-        process_weights = not shared
+        process_weights = not shared and normalised
+    if process_weights and not normalised:
+        raise ConfigError("process_weights=True folds LayerNorm, and this model has none; leave it unset")
     view = copy.deepcopy(model).eval()
     # The bridge logs a note about the missing tokenizer; there is none by design.
     tl_logger = logging.getLogger("transformer_lens")
@@ -149,6 +168,9 @@ def to_bridge(model: GPT2LMHeadModel, *, process_weights: bool | None = None) ->
     tl_logger.setLevel(logging.ERROR)
     try:
         bridge = build_bridge_from_module(view, "GPT2LMHeadModel", hf_config=view.config, model_name="grokscope-gpt2")
+        for module in bridge.modules():  # TL's own switch for a norm slot that is the identity
+            if isinstance(module, NormalizationBridge) and isinstance(module.original_component, nn.Identity):
+                module.use_native_layernorm_autograd = True
         bridge.enable_compatibility_mode(
             disable_warnings=True, no_processing=not process_weights, center_unembed=False
         )

@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from interp.configs import apply_overrides, check_range, field_name, from_dict, load_config_file, to_dict
-from interp.data import ComparisonConfig, ComplexConfig, CompositionConfig, config_from_dict, data_config
+from interp.data import ComplexConfig, CompositionConfig, DataConfig, config_from_dict, data_config
 from interp.errors import ConfigError
 from interp.models.config import ModelConfig
-
-DataConfig = CompositionConfig | ComparisonConfig | ComplexConfig
 
 
 @dataclass
@@ -67,6 +65,10 @@ class TrainConfig:
     # Cross-entropy against (1 - eps) one-hot + eps uniform over the vocabulary, as the looped
     # ("recurrent-depth") transformer studies train (eps 0.1); 0 is the paper's plain loss.
     label_smoothing: float = 0.0
+    # Grokking without weight decay (Prieto et al. 2025, interp.train.stability): cross-entropy
+    # through StableMax instead of softmax, and/or each gradient orthogonal to its parameter (⊥Grad).
+    loss_function: Literal["softmax", "stablemax"] = "softmax"
+    orthogonal_grad: bool = False
     # Looped models only: train the atomic facts with the stack applied this many times
     # (e.g. 1) and every other prompt with all of model.loops, so that each fact must be
     # recalled within that many iterations, where a multi-hop prompt's next hop reads it.
@@ -254,9 +256,36 @@ _FAST_TRAIN = {
 }
 
 
+# Nanda et al. 2023's modular-addition model and optimiser: 1 layer, d_model 128, 4 heads,
+# d_mlp 512, ReLU, no LayerNorm, untied embeddings, TransformerLens's init scale 0.8/sqrt(128);
+# full batch, AdamW 1e-3, weight decay 1, betas 0.9/0.98, 10 warm-up steps, no clipping. Training
+# goes on after grokking: the clean-up phase comes after it.
+_NANDA_MODEL = {"n_layers": 1, "d_model": 128, "n_heads": 4, "d_mlp": 512, "activation": "relu",
+                "normalization": "none", "tie_embeddings": False, "init_range": 0.0707}
+_NANDA_TRAIN = {
+    "batch_size": 1_000_000, "lr": 1e-3, "beta2": 0.98, "weight_decay": 1.0, "warmup_steps": 10, "grad_clip": 0.0,
+    "loss_on_eos": False, "answer_only_unembed": True, "max_steps": 25_000, "stop_after_grok": False,
+    "eval_every": 100, "eval_size": 100_000, "checkpoint_every": 100, "checkpoint_dense_until": 1_000,
+    "checkpoint_sparse_every": 500, "threads": None,
+}
+
+
 def presets() -> dict[str, RunConfig]:
     """The named run configs; ``grokscope train NAME`` accepts each key."""
     return {
+        "modular-addition": _preset("modular-addition", "modular-addition", _NANDA_MODEL, _NANDA_TRAIN),
+        # The same model on a + b mod 53 with half the pairs trained and 3x the learning rate:
+        # memorises at once and groks near step 1,800 (BENCHMARKS.md), with the three phases.
+        "modular-addition-fast": _preset(
+            "modular-addition-fast", data_config("modular-addition", ["modulus=53", "train_fraction=0.5", "probe_size=500"]),
+            _NANDA_MODEL, {**_NANDA_TRAIN, "lr": 3e-3, "max_steps": 2_400, "checkpoint_dense_until": 2_400},
+        ),
+        # 10x Nanda's learning rate: groks in a few hundred steps; the tests' modular-addition run.
+        "modular-addition-tiny": _preset(
+            "modular-addition-tiny", data_config("modular-addition", ["modulus=53", "train_fraction=0.5", "probe_size=500"]),
+            _NANDA_MODEL, {**_NANDA_TRAIN, "lr": 1e-2, "max_steps": 500, "eval_every": 50, "checkpoint_every": 50,
+                           "checkpoint_dense_until": 500},
+        ),
         # The default: Muon for the hidden matrices, init scale 0.04, weight decay 0.7, cosine
         # decay over 2,500 steps, on 3 layers with d_mlp 256 (half GPT-2's 4 x d_model). How it
         # was found and how fast it groks: BENCHMARKS.md.

@@ -19,6 +19,7 @@ from torch import Tensor
 from transformers import GPT2LMHeadModel
 
 from interp.data.dataset import PROBE_SPLITS, KGDataset, TokenBatch
+from interp.train.stability import stablemax_cross_entropy
 
 EVAL_CHUNK = 4096
 
@@ -32,18 +33,20 @@ def answer_logits(model: GPT2LMHeadModel, tokens: Int[Tensor, "batch pos"], answ
 
 
 def batch_loss(model: GPT2LMHeadModel, batch: TokenBatch, *, answer_only: bool, loss_on_eos: bool,
-               label_smoothing: float = 0.0) -> Tensor:
-    """Mean cross-entropy over the target tokens of ``batch`` (the paper's loss), optionally label-smoothed."""
+               label_smoothing: float = 0.0, stablemax: bool = False) -> Tensor:
+    """Mean cross-entropy over the target tokens of ``batch`` (the paper's loss), optionally label-smoothed,
+    through softmax or (``stablemax``) StableMax (:mod:`interp.train.stability`)."""
+    cross_entropy = stablemax_cross_entropy if stablemax else F.cross_entropy
     if answer_only:
-        return F.cross_entropy(answer_logits(model, batch.tokens, batch.answer_pos), batch.answer,
-                               label_smoothing=label_smoothing)
+        return cross_entropy(answer_logits(model, batch.tokens, batch.answer_pos), batch.answer,
+                             label_smoothing=label_smoothing)
     logits = model(input_ids=batch.tokens).logits[:, :-1]  # (batch, pos-1, d_vocab)
     targets = batch.tokens[:, 1:]
     mask = batch.loss_mask[:, :-1]
     if not loss_on_eos:
         pos = torch.arange(mask.shape[1], device=mask.device)[None, :]
         mask = pos == batch.answer_pos[:, None]
-    return F.cross_entropy(logits[mask], targets[mask], label_smoothing=label_smoothing)
+    return cross_entropy(logits[mask], targets[mask], label_smoothing=label_smoothing)
 
 
 @torch.no_grad()

@@ -62,6 +62,7 @@ from interp.train.optim import (
     restore_trainer_tensors,
     trainer_tensors,
 )
+from interp.train.stability import orthogonalize_gradients_
 
 
 @dataclass
@@ -240,6 +241,8 @@ class Trainer:
             loss.backward()
         if self.filter is not None:
             self.filter.apply()
+        if tc.orthogonal_grad:
+            orthogonalize_gradients_(self.params)
         if tc.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, tc.grad_clip, foreach=True)
         if self.scaler is not None:
@@ -257,7 +260,7 @@ class Trainer:
 
         def loss_of(part: TokenBatch) -> Tensor:
             return batch_loss(self.model, part, answer_only=tc.answer_only_unembed, loss_on_eos=tc.loss_on_eos,
-                              label_smoothing=tc.label_smoothing)
+                              label_smoothing=tc.label_smoothing, stablemax=tc.loss_function == "stablemax")
 
         if tc.atomic_loops is None:
             return loss_of(batch)

@@ -101,7 +101,7 @@ def test_presets_and_overrides():
     assert data_config("composition") == CompositionConfig()
     assert data_config("comparison") == ComparisonConfig()
     assert data_config("complex") == ComplexConfig()
-    assert {cfg.task for cfg in DATA_PRESETS.values()} == {"composition", "comparison", "complex"}
+    assert {cfg.task for cfg in DATA_PRESETS.values()} == {"composition", "comparison", "complex", "algorithmic"}
 
 
 @pytest.mark.parametrize("name", sorted(DATA_PRESETS))

@@ -147,3 +147,25 @@ def test_bad_model_config_is_one_line(kwargs, field):
         ModelConfig(**kwargs)
     message = str(err.value)
     assert "\n" not in message and field in message
+
+
+def test_a_model_without_layer_norm_is_bridged_exactly():
+    """Nanda's model has no LayerNorm: the HF module has none, the bridge's norm slots pass the stream through
+    (still hooked), its logits are the module's, and the logit lens of the last layer is the logits."""
+    cfg = ModelConfig(n_layers=2, d_model=32, n_heads=4, d_mlp=64, activation="relu", normalization="none",
+                      tie_embeddings=False, init_range=0.2)
+    model = build_model(cfg, D_VOCAB, N_CTX, seed=0, device="cpu").double()
+    assert not any(isinstance(m, torch.nn.LayerNorm) for m in model.modules())
+    assert not any("ln" in name for name, _ in model.named_parameters())
+    tokens = _tokens()
+    bridge = to_bridge(model)
+    logits, cache = bridge.run_with_cache(tokens)
+    torch.testing.assert_close(logits, model(tokens).logits, rtol=0, atol=1e-10)
+    resid = cache[f"blocks.{cfg.n_layers - 1}.hook_resid_post"]
+    torch.testing.assert_close(cache["ln_final.hook_normalized"], resid, rtol=0, atol=0)
+    torch.testing.assert_close(bridge.unembed(bridge.ln_final(resid)), logits, rtol=0, atol=1e-10)
+    # the stream is not normalised: a residual scaled by 3 gives 3x the logits (minus the bias)
+    bias = bridge.unembed(torch.zeros_like(resid))
+    torch.testing.assert_close(bridge.unembed(bridge.ln_final(3 * resid)) - bias, 3 * (logits - bias))
+    with pytest.raises(ConfigError, match="has none"):
+        to_bridge(model, process_weights=True)

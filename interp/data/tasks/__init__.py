@@ -9,7 +9,7 @@ Usage::
     SCHEMAS["comparison"]().lens_targets   # ('answer', 'attr', 'e1', 'e2', 'v1', 'v2')
 
 :data:`SCHEMAS` maps a schema's name to its class. A dataset's ``task`` names a family
-(``composition``, ``comparison``, ``complex``); the first registered schema of that task
+(``composition``, ``comparison``, ``complex``, ``algorithmic``); the first registered schema of that task
 whose :meth:`~TaskSchema.fit` accepts the dataset's config and examples describes it (a
 composition with ``n_hops > 2`` gets ``khop``). To add a task, write a module with a
 :class:`TaskSchema` subclass and :func:`register` it here.
@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from interp.data.records import Example
+from interp.data.tasks.algorithmic import AlgorithmicSchema
 from interp.data.tasks.base import Candidate, Intermediate, KeyState, TaskSchema, TaskSchemaError, choices
 from interp.data.tasks.comparison import ComparisonSchema
 from interp.data.tasks.complex import ComplexSchema
@@ -42,7 +43,7 @@ def register(schema: type[TaskSchema]) -> type[TaskSchema]:
     return schema
 
 
-for _schema in (CompositionSchema, KHopSchema, ComparisonSchema, ComplexSchema):
+for _schema in (CompositionSchema, KHopSchema, ComparisonSchema, ComplexSchema, AlgorithmicSchema):
     register(_schema)
 
 
@@ -74,6 +75,7 @@ def task_schema(dataset: KGDataset | str) -> TaskSchema:
 
 __all__ = [
     "SCHEMAS",
+    "AlgorithmicSchema",
     "Candidate",
     "ComparisonSchema",
     "ComplexSchema",

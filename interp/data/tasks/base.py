@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
 from interp.data.graphs import AttributeGraph, CompositionGraph, KnowledgeGraph
+from interp.data.operations import OperationTable
 from interp.data.records import Example
 from interp.data.vocab import Vocab
 from interp.errors import GrokscopeError
@@ -56,10 +57,10 @@ class TaskSchema(ABC):
     """What a task's prompts are: positions, swaps, lens targets, key states, graph look-ups."""
 
     name: ClassVar[str]
-    """Registry key (``composition``, ``khop``, ``comparison``, ``complex``)."""
+    """Registry key (``composition``, ``khop``, ``comparison``, ``complex``, ``algorithmic``)."""
     task: ClassVar[str]
     """The ``KGDataset.task`` this schema describes."""
-    graph_type: ClassVar[type[CompositionGraph] | type[AttributeGraph]]
+    graph_type: ClassVar[type[CompositionGraph] | type[AttributeGraph] | type[OperationTable]]
 
     positions: tuple[str, ...]
     """Names of the positions of an inferred prompt, in order."""

@@ -1,0 +1,133 @@
+"""Progress measures over a run's checkpoints, and the three phases of grokking they show.
+
+Nanda et al. (2023) follow a grokking run of modular addition with measures that move
+*before* the test loss does: the Fourier structure of the weights
+(:mod:`interp.fourier`), the restricted loss (only the generalising circuit kept) and the
+excluded loss (it removed), and the total weight norm. They split training into
+
+1. **memorisation**: the training loss falls, the test loss does not;
+2. **circuit formation**: the Fourier circuit grows (restricted loss falls, excluded loss
+   rises, weights grow sparse in frequency) while the test loss stays high;
+3. **clean-up**: weight decay removes the memorising components; the test loss falls
+   steeply (grokking) and then levels off.
+
+:func:`progress_measures` computes one row per checkpoint (key frequencies fixed from the
+final checkpoint, as in the paper) and :func:`detect_phases` the three phases' step
+ranges, by stated criteria: memorisation ends at the first checkpoint with training
+accuracy >= 0.99; clean-up is the test loss's descent, from the first checkpoint (after
+its peak) where it has fallen 10% of the way, in log scale, from that peak to its final
+value, to the first where it has fallen 90%. ``grokscope progress RUN`` prints the rows as
+JSON lines and keeps them in ``RUN/progress.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from interp.fourier import ModularTask, fourier_measures, key_frequencies, neuron_frequencies
+from interp.io import atomic_write_text
+from interp.runs import iter_checkpoints, list_checkpoints, load_checkpoint
+
+FIELDS = frozenset({
+    "step", "key_frequencies", "embedding_key_power", "gini_embedding", "gini_unembed_out", "single_frequency_neurons",
+    "train_loss", "test_loss", "train_accuracy", "test_accuracy", "restricted_loss", "excluded_loss",
+    "embedding_frequency_norms", "unembed_out_frequency_norms", "weight_norm",
+})
+"""The measures of a row: a saved file that lacks one is stale and computed again."""
+MEMORISED = 0.99
+"""Training accuracy that ends memorisation."""
+DESCENT = (0.1, 0.9)
+"""Clean-up runs from 10% to 90% of the test loss's fall (log scale) from its peak to its final value."""
+
+
+def weight_norm(model: torch.nn.Module) -> float:
+    """The total L2 norm of a model's parameters (each shared tensor once)."""
+    return float(torch.sqrt(sum(p.detach().double().pow(2).sum() for p in model.parameters())))
+
+
+def final_key_frequencies(run_dir: str | Path) -> list[int]:
+    """The key frequencies of a run's last checkpoint."""
+    loaded = load_checkpoint(run_dir, device="cpu")
+    task = ModularTask(loaded.dataset)
+    row = fourier_measures(loaded.model, task)
+    return list(row["key_frequencies"])
+
+
+def progress_measures(run_dir: str | Path, *, save: bool = True) -> list[dict[str, Any]]:
+    """One row of measures per checkpoint of the run in ``run_dir`` (oldest first); with ``save``, also
+    written to ``RUN_DIR/progress.jsonl``."""
+    run_dir = Path(run_dir)
+    key = final_key_frequencies(run_dir)
+    rows: list[dict[str, Any]] = []
+    task: ModularTask | None = None
+    for loaded in iter_checkpoints(run_dir, device="cpu"):
+        task = task or ModularTask(loaded.dataset)
+        row = {"step": loaded.step, **fourier_measures(loaded.model, task, key), "weight_norm": weight_norm(loaded.model)}
+        rows.append(row)
+    if save:
+        text = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
+        atomic_write_text(run_dir / "progress.jsonl", text)
+    return rows
+
+
+def read_progress(run_dir: str | Path) -> list[dict[str, Any]] | None:
+    """The rows of ``RUN_DIR/progress.jsonl`` if they cover every checkpoint of the run with every measure of
+    :data:`FIELDS`; None otherwise."""
+    run_dir = Path(run_dir)
+    path = run_dir / "progress.jsonl"
+    if not path.is_file():
+        return None
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except json.JSONDecodeError:
+        return None
+    steps = [int(c.name.rsplit("_", 1)[1]) for c in list_checkpoints(run_dir)]
+    complete = all(isinstance(r, dict) and FIELDS <= set(r) for r in rows)
+    return rows if complete and [r.get("step") for r in rows] == steps else None
+
+
+def detect_phases(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The step ranges of memorisation, circuit formation and clean-up (None where a phase was not reached)."""
+    memorised = next((r["step"] for r in rows if r["train_accuracy"] >= MEMORISED), None)
+    phases: dict[str, Any] = {
+        "memorisation": [0, memorised] if memorised is not None else None,
+        "circuit_formation": None,
+        "cleanup": None,
+        "criteria": (
+            f"memorisation ends at train accuracy >= {MEMORISED}; clean-up spans {DESCENT[0]:.0%} to "
+            f"{DESCENT[1]:.0%} of the test loss's fall (log scale) from its peak after memorisation to its last value"
+        ),
+    }
+    if memorised is None:
+        return phases
+    after = [r for r in rows if r["step"] >= memorised]
+    logs = [math.log(max(r["test_loss"], 1e-12)) for r in after]
+    peak = max(range(len(logs)), key=logs.__getitem__)
+    top, bottom = logs[peak], logs[-1]
+    if top - bottom < math.log(2):  # the test loss never fell by half: no clean-up yet
+        return phases
+    start = next(after[i]["step"] for i in range(peak, len(logs)) if logs[i] <= top - DESCENT[0] * (top - bottom))
+    end = next(after[i]["step"] for i in range(peak, len(logs)) if logs[i] <= top - DESCENT[1] * (top - bottom))
+    phases["circuit_formation"] = [memorised, start]
+    phases["cleanup"] = [start, end]
+    return phases
+
+
+__all__ = [
+    "DESCENT",
+    "FIELDS",
+    "MEMORISED",
+    "detect_phases",
+    "final_key_frequencies",
+    "key_frequencies",
+    "neuron_frequencies",
+    "progress_measures",
+    "read_progress",
+    "weight_norm",
+]
