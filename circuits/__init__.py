@@ -56,16 +56,15 @@ from circuits.localize import (
     value_pairs,
 )
 from circuits.nodes import NodeImportance, node_importance
-from circuits.report import (
+from circuits.report import build_report, write_report
+from circuits.sections import (
     attention_figures,
-    build_report,
     circuit_figures,
     formation_figures,
     grokking_curves,
     lens_figures,
     localization_figures,
     tracing_figures,
-    write_report,
 )
 from circuits.tasks import (
     Task,

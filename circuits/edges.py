@@ -53,7 +53,8 @@ from interp.intervene import (
 )
 from interp.metrics import Metric, run_metric
 from interp.models.protocol import Bridge, HookedModel
-from interp.patching import Site, patch_sites
+from interp.patching import patch_sites
+from interp.sites import Site
 
 Method = Literal["eap", "eap-ig"]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiments.registry import Plan
+from experiments.plan import Plan
 from experiments.results import ANALYSIS_FILE, machine_description, trial_record, trial_row, write_results
 from interp.errors import ConfigError, GrokscopeError
 from interp.io import atomic_write_json

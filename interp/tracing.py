@@ -60,7 +60,7 @@ def trace_counterfactual(
     """The paper's causal tracing: top-1 change rate per (layer, position), per swapped token.
 
     ``family="resid"`` pastes the residual after ``l`` blocks (``l = 0..n_layers``, as in the
-    logit lens); any family of :data:`interp.patching.FAMILIES` works. ``swaps`` defaults to
+    logit lens); any family of :data:`interp.sites.FAMILIES` works. ``swaps`` defaults to
     the task schema's swaps: ``h, r1, r2`` (composition) or ``e1, e2, attr`` (comparison).
     """
     bridge = as_bridge(model)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from experiments.cli import app
 from interp.data import load_dataset
 from interp.runs import latest_checkpoint, list_checkpoints, load_checkpoint, read_metrics, stored_config
-from tests.train.test_trainer import QUICK
+from tests.tiny import QUICK
 
 runner = CliRunner()
 

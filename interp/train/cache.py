@@ -5,8 +5,8 @@
 any other, returns the same folder without training. The key is a hash of
 
 * the run config (its JSON, as ``config.json`` stores it),
-* the source of the training code: every module of ``interp`` that ``interp.train.trainer``
-  imports, directly or not (found by reading the imports, so an analysis module that changes
+* the source of the training code: every module of ``interp`` that ``interp.train.start``
+  (the entry points, and through them the trainer) imports, directly or not (found by reading the imports, so an analysis module that changes
   keeps the cache),
 * the torch and transformers versions (they decide the float trajectory).
 
@@ -43,7 +43,7 @@ from interp.train.config import RunConfig
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 """The ``interp`` package folder, whose training modules the key hashes."""
 
-ENTRY_MODULE = "interp.train.trainer"
+ENTRY_MODULE = "interp.train.start"
 
 
 def _module_file(module: str, root: Path) -> Path | None:
@@ -177,7 +177,7 @@ def cached_train(config: RunConfig, cache_dir: str | Path, *, wait: bool = True)
     With ``wait=False`` a run that another process is training now gives None at once instead
     of waiting for it. Training errors propagate and leave no entry behind.
     """
-    from interp.train.trainer import train
+    from interp.train.start import train
 
     parts = key_parts(config)
     entry = entry_dir(config, cache_dir, parts["code"])

@@ -2,7 +2,9 @@
 
 The paper trains next-token prediction on the target tokens (the answer entity, then
 ``</a>``); ``</a>`` is always predictable, so the fast recipes score the answer only and
-compute the unembedding at the answer position alone (the same loss, much cheaper).
+compute the unembedding at the answer position alone (the same loss, much cheaper). With
+``train.atomic_loops`` a looped model's atomic facts are trained with fewer loops than the
+other prompts (:func:`atomic_loops_loss`).
 Accuracy is exact match of the greedy prediction at the answer position; a task's query
 types (``test_ood/eq`` ...: :meth:`~interp.data.tasks.TaskSchema.query_types`) are scored
 like splits.
@@ -11,14 +13,16 @@ like splits.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformers import GPT2LMHeadModel
 
 from interp.data.dataset import PROBE_SPLITS, KGDataset, TokenBatch
+from interp.models.looped import applied_loops
 
 EVAL_CHUNK = 4096
 
@@ -44,6 +48,20 @@ def batch_loss(model: GPT2LMHeadModel, batch: TokenBatch, *, answer_only: bool, 
         pos = torch.arange(mask.shape[1], device=mask.device)[None, :]
         mask = pos == batch.answer_pos[:, None]
     return F.cross_entropy(logits[mask], targets[mask], label_smoothing=label_smoothing)
+
+
+def atomic_loops_loss(model: GPT2LMHeadModel, batch: TokenBatch, atomic: Bool[Tensor, " batch"], atomic_loops: int,
+                      **options: Any) -> Tensor:
+    """:func:`batch_loss` of a looped model whose ``atomic`` rows (the atomic facts) run with the stack
+    applied ``atomic_loops`` times and the other rows with all of its loops: the mean over all rows.
+    ``options`` are :func:`batch_loss`'s keyword arguments."""
+    total = batch.tokens.new_zeros((), dtype=torch.float32)
+    for rows, loops in ((atomic, atomic_loops), (~atomic, None)):
+        if bool(rows.any()):
+            part = batch[torch.nonzero(rows).flatten()]
+            with applied_loops(model, loops) if loops is not None else contextlib.nullcontext():
+                total = total + batch_loss(model, part, **options) * (len(part) / len(batch))
+    return total
 
 
 @torch.no_grad()

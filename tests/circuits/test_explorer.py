@@ -134,7 +134,7 @@ def test_queries_carry_the_datasets_answers(graph):
 
 
 def test_comparison_queries_have_every_position(comparison_graph):
-    from circuits.report import position_labels
+    from circuits.sections import position_labels
 
     labels = position_labels(comparison_graph)
     q = query_data(comparison_graph, labels)

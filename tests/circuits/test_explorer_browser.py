@@ -17,7 +17,7 @@ import torch
 from circuits.explorer import rounded_model
 from circuits.explorer.page import explorer_figures
 from circuits.render import Section, page
-from circuits.report import CURVES, position_labels
+from circuits.sections import CURVES, position_labels
 from circuits.space import ModelGraph
 from interp.models import to_bridge
 from interp.runs import read_metrics

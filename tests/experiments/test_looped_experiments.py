@@ -99,7 +99,7 @@ def test_loop_depth_scores_more_loops_and_deeper_chains(tmp_path):
                                            ("composition-tiny-looped-ood", "looped-1x4")])
 def test_ood_presets_are_the_looped_experiments_trials(preset, trial):
     """The presets RESULTS.md reports are the tiny looped experiment's trials, run on their own."""
-    from interp.train.config import presets
+    from interp.train.presets import presets
 
     cfg = presets()[preset]
     planned = {t.name: t.config for t in plan_experiment("looped", "tiny").trials}[trial]

@@ -11,18 +11,10 @@ import torch
 
 from circuits.feature_dashboard import dashboard_figure, dashboard_page, histogram_svg
 from interp.features import DictionaryConfig, FeatureError, SparseDictionary, collect_activations, site_width
-from interp.features.dashboard import (
-    Dashboard,
-    FeatureDashboard,
-    TopExample,
-    VariableMatch,
-    dashboard_data,
-    feature_activations,
-    feature_logits,
-    residual_directions,
-    select_features,
-    variable_matches,
-)
+from interp.features.dashboard import Dashboard, FeatureDashboard, TopExample, dashboard_data, select_features
+from interp.features.encoded import feature_activations
+from interp.features.ground_truth import VariableMatch, variable_matches
+from interp.features.logit_effects import feature_logits, residual_directions
 from interp.intervene import cache_activations
 
 from .conftest import SITE, identity_dictionary

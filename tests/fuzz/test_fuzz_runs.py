@@ -26,7 +26,7 @@ from interp.runs import LoadedRun, latest_checkpoint, load_checkpoint, read_metr
 from interp.train import RunConfig, train
 from tests.fuzz.conftest import check_error, damage_bytes, tree_digest
 from tests.fuzz.test_fuzz_configs import VALUES
-from tests.train.test_trainer import quick_config
+from tests.tiny import quick_config
 
 STEPS = ("step_0000010", "step_0000020")
 FILES = ["config.json", "metrics.jsonl", "latest", "summary.json", "data/vocab.json", "data/train.json", "data/config.json"] + [

@@ -9,7 +9,8 @@ from torch.testing import assert_close
 import interp.patching as patching
 from interp.intervene import AddNoise, Patch, Read, gaussian_noise
 from interp.intervene.suffix import suffix_supported
-from interp.patching import Site, activation_patch, baseline_metric, logit_diff, patch_sites, tl_metric
+from interp.patching import activation_patch, baseline_metric, logit_diff, patch_sites, tl_metric
+from interp.sites import Site
 
 from .test_patching import TL_SWEEPS
 

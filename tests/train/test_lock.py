@@ -15,7 +15,7 @@ import pytest
 from interp.lock import LOCK_FILE, RunLockedError, is_locked, run_lock
 from interp.runs import read_metrics, stored_config
 from interp.train import resume, train, train_or_resume
-from tests.train.test_trainer import QUICK, quick_config
+from tests.tiny import QUICK, quick_config
 
 ROOT = Path(__file__).resolve().parents[2]
 HOLD = "import sys, time; from interp.lock import run_lock\nwith run_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)"

@@ -7,7 +7,7 @@ import torch
 
 from interp.train import Trainer, load_run_config
 from interp.train.muon import BF16_MIN_SIDE, Muon, fast_ns_dtype, orthogonalize
-from tests.train.test_trainer import QUICK
+from tests.tiny import QUICK
 
 SHAPES = [(16, 48), (40, 16), (24, 24)]  # wide, tall (transposed inside) and square
 
