@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from circuits.discover import find_circuit
     from circuits.localize import locate_bridge
-    from circuits.report import build_report
     from circuits.tasks import composition_task
+    from circuits.views.report import build_report
     from interp.lens import dataset_lens
     from interp.models import to_bridge
     from interp.runs import load_checkpoint

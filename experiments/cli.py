@@ -159,7 +159,7 @@ def report(
 
 def _report(run_dir: Path, out: Path | None, *, n: int = 200, formation: bool = True) -> Path:
     try:
-        from circuits.report import write_report
+        from circuits.views.report import write_report
 
         return write_report(run_dir, out, n=n, formation=formation, log=lambda msg: typer.echo(msg, err=True))
     except GrokscopeError as err:

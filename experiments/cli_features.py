@@ -59,7 +59,7 @@ def _check_name(name: str) -> str:
 
 def _load(run_dir: Path, name: str, device: str) -> tuple[Any, Any]:
     """The run's last checkpoint (``LoadedRun``) and its dictionary ``name``, checked against the model."""
-    from circuits.feature_report import dictionary_path, is_transcoder_set
+    from circuits.views.feature_report import dictionary_path, is_transcoder_set
     from interp.features import load_dictionary
     from interp.runs import load_checkpoint
 
@@ -90,7 +90,7 @@ def train(
 ) -> None:
     """Train a sparse dictionary on the run's last checkpoint and save it into RUN_DIR/features/NAME."""
     try:
-        from circuits.feature_report import features_dir
+        from circuits.views.feature_report import features_dir
         from interp.features import ARCHITECTURES, DictionaryConfig, evaluate_dictionary, save_dictionary, train_on_run
 
         default = default_name("transcoders" if transcoder else site, arch, k)
@@ -137,7 +137,7 @@ def _train_transcoder(run_dir: Path, site: str, arch: str, k: int, expansion: in
 @features_app.command("list")
 def list_(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
     """List the dictionaries saved in RUN_DIR/features."""
-    from circuits.feature_report import saved_dictionaries
+    from circuits.views.feature_report import saved_dictionaries
 
     found = saved_dictionaries(run_dir)
     if not found:
@@ -184,7 +184,7 @@ def dashboard(
 ) -> None:
     """Write a self-contained HTML dashboard of a saved dictionary's features."""
     try:
-        from circuits.feature_dashboard import write_dashboard
+        from circuits.views.feature_dashboard import write_dashboard
         from interp.features.dashboard import dashboard_data
 
         if n < 1:
@@ -219,7 +219,7 @@ def graph(
 ) -> None:
     """The attribution graph of one prompt through the run's transcoders, as Neuronpedia JSON."""
     try:
-        from circuits.feature_report import dictionary_path, is_transcoder_set, saved_dictionaries
+        from circuits.views.feature_report import dictionary_path, is_transcoder_set, saved_dictionaries
         from interp.features import attribution_graph, load_transcoders, prompt_tokens, write_graph_json
         from interp.runs import load_checkpoint
 
@@ -237,8 +237,8 @@ def graph(
         path = write_graph_json(g, out, re.sub(r"[^A-Za-z0-9]+", "-", prompt).strip("-") or "graph",
                                 node_threshold=node_threshold, edge_threshold=edge_threshold)
         if html is not None:
-            from circuits.feature_graph import feature_graph_figure
-            from circuits.figures import Section, page
+            from circuits.views.feature_graph import feature_graph_figure
+            from circuits.views.figures import Section, page
             from interp.io import atomic_write_text
 
             fig = feature_graph_figure(g, title=f"{prompt} (largest residual {g.max_residual():.2g})")

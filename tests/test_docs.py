@@ -95,7 +95,7 @@ def test_cli_page_lists_every_command_with_its_options(site):
 def test_api_reference_has_a_page_per_module_rendered_from_docstrings(site):
     hooks = _hooks()
     modules = [m for p in hooks.PACKAGES for m in hooks.modules(p)]
-    assert {"interp.lens", "interp.data.tasks.base", "circuits.explorer.page", "experiments.runner"} <= set(modules)
+    assert {"interp.lens", "interp.data.tasks.base", "circuits.views.explorer.page", "experiments.runner"} <= set(modules)
     assert not any(m.startswith("experiments.cli") for m in modules)  # on the CLI page instead
     for module in modules:
         assert (site / "reference" / module / "index.html").is_file(), module

@@ -18,7 +18,7 @@ A dashboard (in the style of SAE-dashboard and Neuronpedia) says, for one featur
 
     data = dashboard_data(sae, run.model, run.dataset, n=8, select="aligned")
     data.features[0].top_examples[0].tokens, data.features[0].best_match
-    # circuits.feature_dashboard.dashboard_figure(data) renders it
+    # circuits.views.feature_dashboard.dashboard_figure(data) renders it
 """
 
 from __future__ import annotations

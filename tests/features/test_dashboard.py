@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 import pytest
 import torch
 
-from circuits.feature_dashboard import dashboard_figure, dashboard_page, histogram_svg
+from circuits.views.feature_dashboard import dashboard_figure, dashboard_page, histogram_svg
 from interp.features import DictionaryConfig, FeatureError, SparseDictionary, collect_activations, site_width
 from interp.features.dashboard import Dashboard, FeatureDashboard, TopExample, dashboard_data, select_features
 from interp.features.encoded import feature_activations

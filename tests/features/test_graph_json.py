@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from circuits.feature_graph import feature_graph_figure, feature_graph_html
+from circuits.views.feature_graph import feature_graph_figure, feature_graph_html
 from interp.features import (
     GraphFormatError,
     attribution_graph,

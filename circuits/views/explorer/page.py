@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from transformers import GPT2LMHeadModel
 
-from circuits.explorer.data import explorer_data
-from circuits.explorer.timeline import Snapshot, checkpoint_snapshots, circuit_sizes
-from circuits.figures import Figure, js_json
 from circuits.space import CircuitError
+from circuits.views.explorer.data import explorer_data
+from circuits.views.explorer.timeline import Snapshot, checkpoint_snapshots, circuit_sizes
+from circuits.views.figures import Figure, js_json
 from interp.data import KGDataset
 
 SCRIPTS = ("model.js", "plots.js", "ui.js")

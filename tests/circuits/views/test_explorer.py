@@ -12,17 +12,17 @@ import pytest
 import torch
 
 from circuits.ablation import Faithfulness
-from circuits.explorer import explorer_data, explorer_figure, export_weights, rounded_model
-from circuits.explorer.data import MAX_EDGES, graph_nodes, query_data, timeline_data
-from circuits.explorer.page import asset
-from circuits.explorer.timeline import circuit_sizes, pick_checkpoints, snapshot, top_circuit
-from circuits.explorer.weights import BLOCK_PARAMS
 from circuits.pruning import connected
 from circuits.space import CircuitError
 from circuits.tasks import composition_task
+from circuits.views.explorer import explorer_data, explorer_figure, export_weights, rounded_model
+from circuits.views.explorer.data import MAX_EDGES, graph_nodes, query_data, timeline_data
+from circuits.views.explorer.page import asset
+from circuits.views.explorer.timeline import circuit_sizes, pick_checkpoints, snapshot, top_circuit
+from circuits.views.explorer.weights import BLOCK_PARAMS
 from interp.models import ModelConfig, build_model
 
-from ..tiny import TINY_MODEL
+from ...tiny import TINY_MODEL
 
 
 def _decode(t: dict) -> np.ndarray:
@@ -134,7 +134,7 @@ def test_queries_carry_the_datasets_answers(graph):
 
 
 def test_comparison_queries_have_every_position(comparison_graph):
-    from circuits.sections import position_labels
+    from circuits.views.sections import position_labels
 
     labels = position_labels(comparison_graph)
     q = query_data(comparison_graph, labels)

@@ -14,9 +14,9 @@ from typing import Any
 
 from transformers import GPT2LMHeadModel
 
-from circuits.explorer.timeline import Snapshot
-from circuits.explorer.weights import export_weights
 from circuits.space import ModelGraph, Node
+from circuits.views.explorer.timeline import Snapshot
+from circuits.views.explorer.weights import export_weights
 from interp.data import KGDataset
 
 QUERY_SPLITS = ("test_id", "train_inferred", "test_ood")

@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 import torch
 
-from circuits.explorer import rounded_model
-from circuits.explorer.page import explorer_figures
-from circuits.render import Section, page
-from circuits.sections import CURVES, position_labels
 from circuits.space import ModelGraph
+from circuits.views.explorer import rounded_model
+from circuits.views.explorer.page import explorer_figures
+from circuits.views.render import Section, page
+from circuits.views.sections import CURVES, position_labels
 from interp.models import to_bridge
 from interp.runs import read_metrics
 
-from ..tiny import single_thread
+from ...tiny import single_thread
 from .browser import Watched, launch
 
 pytestmark = pytest.mark.xdist_group("explorer-browser")  # one worker builds the module's fixtures

@@ -10,7 +10,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from circuits.figures import FONT, PALETTE, Figure, esc, fmt_number
+from circuits.views.figures import FONT, PALETTE, Figure, esc, fmt_number
 
 
 # ------------------------------------------------------------------------------ colours

@@ -10,7 +10,7 @@ the graph (tokens, labels) is HTML-escaped. The input is the Neuronpedia JSON
 (:func:`interp.features.graph_to_json` / :func:`interp.features.load_graph_json`) or an
 :class:`interp.features.AttributionGraph` (pruned here with the default thresholds)::
 
-    from circuits.feature_graph import feature_graph_figure
+    from circuits.views.feature_graph import feature_graph_figure
     feature_graph_figure(load_graph_json(PATH), title="e0 r18 r9")   # displays inline in a notebook
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from circuits.figures import FONT, Figure, esc, fmt_number
+from circuits.views.figures import FONT, Figure, esc, fmt_number
 from interp.features import AttributionGraph, graph_to_json
 from interp.features.graph_json import check_graph_json
 
@@ -152,7 +152,7 @@ def _node_svg(node: dict[str, Any], x: float, y: float, size: float, tokens: lis
 
 def feature_graph_figure(graph: AttributionGraph | dict[str, Any], *, title: str = "", max_edges: int | None = 400,
                          max_per_cell: int = 8) -> Figure:
-    """:func:`feature_graph_html` as a :class:`~circuits.figures.Figure` (``_repr_html_`` for notebooks, report pages)."""
+    """:func:`feature_graph_html` as a :class:`~circuits.views.figures.Figure` (``_repr_html_`` for notebooks, report pages)."""
     return Figure(feature_graph_html(graph, title=title, max_edges=max_edges, max_per_cell=max_per_cell), title=title)
 
 

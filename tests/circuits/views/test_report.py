@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from circuits.graph import CircuitGraph
-from circuits.render import Section, attention_heads, circuit_svg, circuitsvis_bundle, heatmap, line_chart, page
+from circuits.views.render import Section, attention_heads, circuit_svg, circuitsvis_bundle, heatmap, line_chart, page
 
 EVIL = ['<script>alert("x")</script>', '"><img src=x onerror=alert(1)>', "a&b", "</a>"]
 
@@ -104,7 +104,7 @@ def test_circuit_svg_draws_every_edge_and_mover(tiny_report):
 
 
 def test_write_report_cli_contract(tiny_run_dir, tmp_path):
-    from circuits.report import write_report
+    from circuits.views.report import write_report
 
     out = write_report(tiny_run_dir, tmp_path / "sub" / "r.html", n=12, formation=False, explorer=False)
     assert isinstance(out, Path) and out == tmp_path / "sub" / "r.html" and out.is_file()

@@ -4,7 +4,7 @@
 (and the circuit as ``RUN_DIR/report.circuit.json``):
 
 1. grokking curves (accuracies over training, from ``metrics.jsonl``);
-   then the interactive explorer (:mod:`circuits.explorer`): a checkpoint slider over the
+   then the interactive explorer (:mod:`circuits.views.explorer`): a checkpoint slider over the
    accuracy curves, the lens and tracing heatmaps and the circuit at up to 8 checkpoints, an
    edge-count slider with the circuit's faithfulness at that size, and the final model itself
    running in the page (queries, logit lens, patching one state from a second query);
@@ -21,7 +21,7 @@ explorer's scripts and float16 weights are inlined.
 A section that cannot be computed (an untrained model has no circuit to find) shows its
 error instead; the rest of the report is still written.
 
-Each section is a function of :mod:`circuits.sections` returning :class:`~circuits.render.Figure` s
+Each section is a function of :mod:`circuits.views.sections` returning :class:`~circuits.views.render.Figure` s
 (``lens_figures``, ``tracing_figures`` ...): a notebook calls the same functions and displays the
 figures inline.
 """
@@ -36,17 +36,19 @@ from typing import Any
 import torch
 
 from circuits.discover import find_circuit
-from circuits.explorer.page import explorer_figures
 from circuits.formation import circuit_formation
 from circuits.graph import CircuitGraph
 from circuits.localize import localize
-from circuits.render import (
+from circuits.space import ModelGraph
+from circuits.tasks import dataset_task
+from circuits.views.explorer.page import explorer_figures
+from circuits.views.render import (
     Figure,
     Section,
     error_figure,
     page,
 )
-from circuits.sections import (
+from circuits.views.sections import (
     CURVES,
     attention_figures,
     circuit_figures,
@@ -57,8 +59,6 @@ from circuits.sections import (
     position_labels,
     tracing_figures,
 )
-from circuits.space import ModelGraph
-from circuits.tasks import dataset_task
 from interp.errors import GrokscopeError
 from interp.io import atomic_write_text
 from interp.models import to_bridge
@@ -187,7 +187,7 @@ def build_report(
         ))
 
     if (run_dir / "features").is_dir():  # sparse dictionaries saved by `grokscope features train`
-        from circuits.feature_report import features_section
+        from circuits.views.feature_report import features_section
 
         say("features")
         sections.extend(features_section(run_dir, bridge, ds, log=say))

@@ -8,7 +8,7 @@ largest is outlined, unread positions are grey, the answer follows in italics).
 
 The data comes from :func:`interp.features.dashboard.dashboard_data`; every token name is
 HTML-escaped (``<e_3>`` is text, never a tag) and nothing is fetched from the network.
-A :class:`~circuits.figures.Figure` shows inline in a notebook (``_repr_html_``);
+A :class:`~circuits.views.figures.Figure` shows inline in a notebook (``_repr_html_``);
 :func:`dashboard_page` is one standalone HTML document.
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from circuits.charts import color, intensity
-from circuits.figures import FONT, Figure, Section, esc, fmt_number, page
+from circuits.views.charts import color, intensity
+from circuits.views.figures import FONT, Figure, Section, esc, fmt_number, page
 from interp.features.dashboard import Dashboard, FeatureDashboard, TopExample
 from interp.io import atomic_write_text
 

@@ -1,7 +1,7 @@
 """The sections of a run's report as figures: curves, heatmaps, the circuit, attention, formation.
 
 Each function computes one analysis of a model (or reads one already computed) and returns
-:class:`~circuits.render.Figure` s: :func:`circuits.report.build_report` puts them into the
+:class:`~circuits.views.render.Figure` s: :func:`circuits.views.report.build_report` puts them into the
 page, and a notebook calls the same functions and displays the figures inline.
 """
 
@@ -16,7 +16,7 @@ import torch
 from circuits.discover import circuit_shape
 from circuits.graph import CircuitGraph
 from circuits.localize import Localization
-from circuits.render import Figure, attention_heads, circuit_svg, heatmap, line_chart, table
+from circuits.views.render import Figure, attention_heads, circuit_svg, heatmap, line_chart, table
 from interp.data import KGDataset, task_schema
 from interp.intervene import as_bridge, cache_activations
 from interp.lens import dataset_lens

@@ -10,7 +10,7 @@ train`` writes them), one folder each in SAELens's layout::
 features, accuracy and loss recovered when spliced in) and the dashboards of its features
 best aligned with a task variable. For a set of transcoders (a folder with ``transcoders.json``,
 :func:`interp.features.save_transcoders`) it gives the scores of the replacement model and
-the attribution graph of one held-out prompt, drawn by :mod:`circuits.feature_graph`.
+the attribution graph of one held-out prompt, drawn by :mod:`circuits.views.feature_graph`.
 A dictionary that cannot be read or does not fit the run's model shows its one-line error;
 the rest of the report is unaffected. A run without ``features/`` gets no section.
 """
@@ -21,9 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from circuits.feature_dashboard import dashboard_figure
-from circuits.feature_graph import feature_graph_figure
-from circuits.figures import Figure, Section, error_figure, table
+from circuits.views.feature_dashboard import dashboard_figure
+from circuits.views.feature_graph import feature_graph_figure
+from circuits.views.figures import Figure, Section, error_figure, table
 from interp.data import KGDataset
 from interp.errors import GrokscopeError
 from interp.features import (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from circuits.figures import FONT, Figure, esc, fmt_number
 from circuits.graph import CircuitGraph, Node
+from circuits.views.figures import FONT, Figure, esc, fmt_number
 
 
 # ------------------------------------------------------------------------- circuit graph
