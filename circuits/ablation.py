@@ -96,8 +96,9 @@ def ablation_reference(
         return writer_outputs(bridge, corrupt)
     if ablation == "zero":
         space = ModelGraph.of(bridge, tokens.shape[1])
-        return torch.zeros(1, tokens.shape[1], space.n_writers, int(bridge.cfg.d_model), dtype=bridge.W_E.dtype,
-                           device=tokens.device)
+        return torch.zeros(
+            1, tokens.shape[1], space.n_writers, int(bridge.cfg.d_model), dtype=bridge.W_E.dtype, device=tokens.device
+        )
     ref = tokens if reference is None else check_tokens(bridge, reference, "reference")
     if ref.shape[1] != tokens.shape[1]:
         raise CircuitError(f"reference prompts have {ref.shape[1]} positions but the prompts have {tokens.shape[1]}")
@@ -136,7 +137,9 @@ class EdgeAblation(Intervention):
         diff = current - self.reference.to(current)
         mask = self.ablate.to(diff)
         if act.ndim == 4:
-            fix = einops.einsum(diff, mask, "batch pos writer d_model, pos writer head_index -> batch pos head_index d_model")
+            fix = einops.einsum(
+                diff, mask, "batch pos writer d_model, pos writer head_index -> batch pos head_index d_model"
+            )
         else:
             fix = einops.einsum(diff, mask, "batch pos writer d_model, pos writer -> batch pos d_model")
         return act - fix.to(act)
@@ -275,8 +278,9 @@ class Faithfulness:
         self.task = task
         self.ablation = ablation
         self.metric = task.metric() if metric is None else metric
-        self.reference = ablation_reference(self.bridge, task.clean, ablation, corrupt=task.corrupt,
-                                            reference=reference, seed=seed)
+        self.reference = ablation_reference(
+            self.bridge, task.clean, ablation, corrupt=task.corrupt, reference=reference, seed=seed
+        )
         self.space = ModelGraph.of(self.bridge, task.n_pos)
 
     def run(self, circuit: CircuitGraph | Bool[Tensor, "pos writer reader"]) -> CircuitRun:

@@ -219,8 +219,10 @@ class ModelGraph:
     def allowed(self) -> Bool[Tensor, "pos writer reader"]:
         """True for every edge of the graph: a writer feeds each reader after it (do not modify)."""
         w_depth = self.writer_depth
-        r_layer = torch.tensor([self.reader(0, r)[0].layer if r < self.n_readers - 1 else self.n_layers
-                                for r in range(self.n_readers)], dtype=torch.float)
+        r_layer = torch.tensor(
+            [self.reader(0, r)[0].layer if r < self.n_readers - 1 else self.n_layers for r in range(self.n_readers)],
+            dtype=torch.float,
+        )
         r_is_mlp = torch.tensor([self.reader(0, r)[1] == "mlp" for r in range(self.n_readers)])
         # an MLP also reads its own layer's heads (depth L), a head only layers below (depth < L)
         feeds = (w_depth[:, None] < r_layer[None, :]) | (r_is_mlp[None, :] & (w_depth[:, None] == r_layer[None, :]))

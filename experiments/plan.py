@@ -83,16 +83,25 @@ def plan_experiment(
     swept = set().union(*(_keys(t.overrides) for t in sc.trials))
     clash = sorted(_keys(overrides) & swept)
     if clash:
-        raise ConfigError(f"--set {clash[0]} changes what experiment {exp.name} sweeps; drop it or define a new experiment")
+        raise ConfigError(
+            f"--set {clash[0]} changes what experiment {exp.name} sweeps; drop it or define a new experiment"
+        )
     names = [t.name for t in sc.trials]
     if len(set(names)) != len(names) or not names:
         raise ConfigError(f"experiment {exp.name} at scale {scale} needs at least one trial and distinct trial names")
     planned = []
     for trial in sc.trials:
         try:
-            cfg = load_run_config(trial.preset or sc.preset, [
-                *sc.overrides, *RUNNER_DEFAULTS, *overrides, *trial.overrides, f"name={exp.name}-{trial.name}",
-            ])
+            cfg = load_run_config(
+                trial.preset or sc.preset,
+                [
+                    *sc.overrides,
+                    *RUNNER_DEFAULTS,
+                    *overrides,
+                    *trial.overrides,
+                    f"name={exp.name}-{trial.name}",
+                ],
+            )
             values = {column_name(c): config_value(cfg, c) for c in exp.columns}
         except ConfigError as err:
             raise ConfigError(f"experiment {exp.name}, trial {trial.name}: {err}") from None

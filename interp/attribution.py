@@ -75,7 +75,9 @@ def attribution_patch(
             act, grad = acts[h], grads[h]  # a node that does not reach the metric has a zero gradient
             delta = src[h].to(act) - act
             if act.ndim == 4:  # per head: z (d_head) or result (d_model)
-                est = einops.einsum(delta, grad, "batch pos head_index d, batch pos head_index d -> pos head_index batch")
+                est = einops.einsum(
+                    delta, grad, "batch pos head_index d, batch pos head_index d -> pos head_index batch"
+                )
             else:
                 est = einops.einsum(delta, grad, "batch pos d_model, batch pos d_model -> pos batch")
             per_layer.append(est)

@@ -99,10 +99,14 @@ class PromptPairs:
         pick = lambda xs: None if xs is None else [xs[int(i)] for i in idx]  # noqa: E731
         return replace(
             self,
-            clean=self.clean[idx], corrupt=self.corrupt[idx],
-            clean_answer=self.clean_answer[idx], corrupt_answer=self.corrupt_answer[idx],
-            examples=pick(self.examples), swaps=pick(self.swaps),
-            counterfactuals=pick(self.counterfactuals), index=pick(self.index),
+            clean=self.clean[idx],
+            corrupt=self.corrupt[idx],
+            clean_answer=self.clean_answer[idx],
+            corrupt_answer=self.corrupt_answer[idx],
+            examples=pick(self.examples),
+            swaps=pick(self.swaps),
+            counterfactuals=pick(self.counterfactuals),
+            index=pick(self.index),
         )
 
     def decode(self, row: int, which: str = "clean") -> list[str]:
@@ -117,6 +121,7 @@ def concat_pairs(
     """Several pairs (e.g. one counterfactual batch per swapped token) as one, rows concatenated."""
     if not parts:
         raise InterventionError("no prompt pairs to concatenate")
+
     def cat(field: str) -> Tensor:
         return torch.cat([getattr(p, field) for p in parts])
 
@@ -126,10 +131,17 @@ def concat_pairs(
         return [x for p in parts for x in getattr(p, field)]
 
     return PromptPairs(
-        name, cat("clean"), cat("corrupt"), cat("clean_answer"), cat("corrupt_answer"),
+        name,
+        cat("clean"),
+        cat("corrupt"),
+        cat("clean_answer"),
+        cat("corrupt_answer"),
         list(positions if positions is not None else parts[0].positions),
         vocab if vocab is not None else parts[0].vocab,
-        examples=rows("examples"), swaps=rows("swaps"), counterfactuals=rows("counterfactuals"), index=rows("index"),
+        examples=rows("examples"),
+        swaps=rows("swaps"),
+        counterfactuals=rows("counterfactuals"),
+        index=rows("index"),
     )
 
 

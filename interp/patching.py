@@ -202,7 +202,9 @@ def patch_sites(
     extra = suffix_reads(bridge, starts[0], kv) if suffix else []
     resume_at = resume_points(sites, interventions) if suffix else {}
     resume_store: dict[str, Tensor] = {}
-    extra += [Read(f"blocks.{L}.{name}", store=resume_store) for L, at in resume_at.items() for name in RESUME_READS[at]]
+    extra += [
+        Read(f"blocks.{L}.{name}", store=resume_store) for L, at in resume_at.items() for name in RESUME_READS[at]
+    ]
     base_logits, base_acts = cache_activations(bridge, tokens, hooks, [*first, *interventions, *extra])
     base_metric = run_metric(metric, base_logits, pos_idx).detach()  # = baseline_metric(...), same forward
     kv_names = kv_hooks(starts[0], n) if suffix else []
@@ -245,12 +247,26 @@ def patch_sites(
             logits = run_with_interventions(bridge, resid, pieces, start_at_layer=g.layer, answer_pos=pos_idx[e_rows])
         else:
             cached = src if g.from_source else kv
-            keys, values = ({j: cached[f"blocks.{j}.attn.hook_{kind}"][e_rows, : g.pos].to(device)
-                             for j in range(g.layer, n)} for kind in ("k", "v"))
+            keys, values = (
+                {j: cached[f"blocks.{j}.attn.hook_{kind}"][e_rows, : g.pos].to(device) for j in range(g.layer, n)}
+                for kind in ("k", "v")
+            )
             at = None if g.from_source else resume_at.get(g.layer)
-            resume = {name: resume_store[f"blocks.{g.layer}.{name}"][e_rows] for name in RESUME_READS[at]} if at else None
-            logits = run_suffix(bridge, resid, keys, values, pieces, start_layer=g.layer, start_pos=g.pos,
-                                answer_pos=pos_idx[e_rows], resume_at=at, resume=resume)
+            resume = (
+                {name: resume_store[f"blocks.{g.layer}.{name}"][e_rows] for name in RESUME_READS[at]} if at else None
+            )
+            logits = run_suffix(
+                bridge,
+                resid,
+                keys,
+                values,
+                pieces,
+                start_layer=g.layer,
+                start_pos=g.pos,
+                answer_pos=pos_idx[e_rows],
+                resume_at=at,
+                resume=resume,
+            )
         out[s_rows.cpu(), e_rows.cpu()] = metric(logits, e_rows).to(dtype).cpu()
     return out, base_metric
 
@@ -291,8 +307,15 @@ def activation_patch(
         bridge, family_name, tokens.shape[1], layers=layers, positions=positions, window=window
     )
     values, _ = patch_sites(
-        bridge, tokens, source, sites, metric,
-        answer_pos=answer_pos, interventions=interventions, max_rows=max_rows, skip_noops=skip_noops,
+        bridge,
+        tokens,
+        source,
+        sites,
+        metric,
+        answer_pos=answer_pos,
+        interventions=interventions,
+        max_rows=max_rows,
+        skip_noops=skip_noops,
         reuse_kv=reuse_kv,
     )
     shape = (len(layer_list), len(pos_list)) + ((n_heads,) if n_heads else ()) + (tokens.shape[0],)

@@ -82,7 +82,6 @@ def window_layers(layer: int, window: int, n: int) -> range:
     return range(max(0, layer - window // 2), min(n, layer - (-window // 2)))
 
 
-
 def family_sites(
     bridge: Bridge,
     family_name: str,

@@ -18,8 +18,14 @@ from interp.models import ModelConfig, build_model, to_bridge
 from interp.train import RunConfig, load_run_config
 
 TINY_GRAPH = CompositionConfig(
-    n_entities=40, n_relations=10, out_degree=4, ood_fraction=0.1, phi=3.0,
-    test_id_fraction=0.05, probe_size=60, seed=0,
+    n_entities=40,
+    n_relations=10,
+    out_degree=4,
+    ood_fraction=0.1,
+    phi=3.0,
+    test_id_fraction=0.05,
+    probe_size=60,
+    seed=0,
 )
 TINY_COMPARISON = ComparisonConfig(n_entities=30, n_attributes=3, n_values=10, phi=2.0, probe_size=60, seed=0)
 TINY_MODEL = ModelConfig(n_layers=3, d_model=32, n_heads=4, init_range=0.15)
@@ -49,8 +55,6 @@ QUICK = [
 def quick_config(*extra: str) -> RunConfig:
     """``composition-tiny`` with the :data:`QUICK` overrides, then ``extra`` ones."""
     return load_run_config("composition-tiny", QUICK + list(extra))
-
-
 
 
 @contextmanager

@@ -99,23 +99,32 @@ def build_report(
 
     say("grokking curves")
     metrics = read_metrics(run_dir) if (run_dir / "metrics.jsonl").is_file() else []
-    sections.append(Section(
-        "Grokking", _guard(lambda: [grokking_curves(metrics)]) if metrics else [error_figure("no metrics.jsonl")],
-        "Exact-match accuracy on the training set and the probe splits. Grokking: training accuracy saturates "
-        "first; held-out in-distribution (test_id) accuracy rises much later.",
-    ))
+    sections.append(
+        Section(
+            "Grokking",
+            _guard(lambda: [grokking_curves(metrics)]) if metrics else [error_figure("no metrics.jsonl")],
+            "Exact-match accuracy on the training set and the probe splits. Grokking: training accuracy saturates "
+            "first; held-out in-distribution (test_id) accuracy rises much later.",
+        )
+    )
     say("logit lens")
-    sections.append(Section(
-        "Logit lens", _guard(lambda: lens_figures(bridge, ds, n=n)),
-        "The residual stream after l blocks, read through the final LayerNorm and unembedding: mean reciprocal "
-        "rank of a token over training-inferred prompts.",
-    ))
+    sections.append(
+        Section(
+            "Logit lens",
+            _guard(lambda: lens_figures(bridge, ds, n=n)),
+            "The residual stream after l blocks, read through the final LayerNorm and unembedding: mean reciprocal "
+            "rank of a token over training-inferred prompts.",
+        )
+    )
     say("causal tracing")
-    sections.append(Section(
-        "Causal tracing", _guard(lambda: tracing_figures(bridge, ds, n=n)),
-        "One input token is swapped so that the answer changes; the swapped run's state S[l, p] is pasted into "
-        "the clean run. High: the answer depends on what that state carries about the swapped token.",
-    ))
+    sections.append(
+        Section(
+            "Causal tracing",
+            _guard(lambda: tracing_figures(bridge, ds, n=n)),
+            "One input token is swapped so that the answer changes; the swapped run's state S[l, p] is pasted into "
+            "the clean run. High: the answer depends on what that state carries about the swapped token.",
+        )
+    )
 
     say("localisation")
 
@@ -123,12 +132,15 @@ def build_report(
         found["locs"] = localize(bridge, ds, n=n)
         return localization_figures(found["locs"])
 
-    sections.append(Section(
-        "Where the intermediate lives", _guard(where),
-        "Lens: the intermediate is top-1. Causal: swapping the token that sets it and pasting the state changes "
-        "the answer. Interchange: pasting the state from a prompt whose intermediate differs makes the model give "
-        "the answer that intermediate implies.",
-    ))
+    sections.append(
+        Section(
+            "Where the intermediate lives",
+            _guard(where),
+            "Lens: the intermediate is top-1. Causal: swapping the token that sets it and pasting the state changes "
+            "the answer. Interchange: pasting the state from a prompt whose intermediate differs makes the model give "
+            "the answer that intermediate implies.",
+        )
+    )
 
     say("circuit discovery")
 
@@ -136,18 +148,23 @@ def build_report(
         found["circuit"] = find_circuit(bridge, dataset_task(ds, n=max(1, n // 3), device=bridge.cfg.device))
         return circuit_figures(found["circuit"])
 
-    sections.append(Section(
-        "Circuit", _guard(discover),
-        "Edges scored by EAP-IG on clean against corrupt prompts; the fewest strongest edges that keep 90% of the "
-        "logit difference under mean ablation. Blue edges: corrupting them lowers the metric. Dashed arcs: a head "
-        "reads keys/values at one position and writes at a later one.",
-    ))
+    sections.append(
+        Section(
+            "Circuit",
+            _guard(discover),
+            "Edges scored by EAP-IG on clean against corrupt prompts; the fewest strongest edges that keep 90% of the "
+            "logit difference under mean ablation. Blue edges: corrupting them lowers the metric. Dashed arcs: a head "
+            "reads keys/values at one position and writes at a later one.",
+        )
+    )
     say("attention patterns")
-    sections.append(Section(
-        "Attention patterns of the circuit's heads",
-        _guard(lambda: attention_figures(bridge, ds, found.get("circuit"))),
-        "Destination (row) by source (column) attention of each head, on held-out prompts.",
-    ))
+    sections.append(
+        Section(
+            "Attention patterns of the circuit's heads",
+            _guard(lambda: attention_figures(bridge, ds, found.get("circuit"))),
+            "Destination (row) by source (column) attention of each head, on held-out prompts.",
+        )
+    )
 
     if explorer:
         say("explorer")
@@ -155,19 +172,34 @@ def build_report(
         def explore() -> list[Figure]:
             circuit = found.get("circuit")
             n_edges = ModelGraph.of(bridge, len(position_labels(ds))).n_edges if circuit is not None else None
-            return explorer_figures(run_dir, run.model, ds, position_labels(ds), step=run.step,
-                                    circuit_size=len(circuit) if circuit is not None else None, n_edges=n_edges,
-                                    metrics=list(metrics), curves=CURVES, n=min(n, 100),
-                                    max_checkpoints=explorer_checkpoints, device=device,
-                                    node_features=dict(node_features or {}), log=say)
+            return explorer_figures(
+                run_dir,
+                run.model,
+                ds,
+                position_labels(ds),
+                step=run.step,
+                circuit_size=len(circuit) if circuit is not None else None,
+                n_edges=n_edges,
+                metrics=list(metrics),
+                curves=CURVES,
+                n=min(n, 100),
+                max_checkpoints=explorer_checkpoints,
+                device=device,
+                node_features=dict(node_features or {}),
+                log=say,
+            )
 
-        sections.insert(1, Section(
-            "Explorer", _guard(explore),
-            "Drag the checkpoint slider to watch the circuit form: accuracy, lens and tracing heatmaps and the "
-            "circuit (its strongest edges at that checkpoint; hover an edge for its score, click a node). Below, the "
-            "final model runs in this page: pick a prompt, read its answer and logit lens, and patch any state "
-            "from a second prompt.",
-        ))
+        sections.insert(
+            1,
+            Section(
+                "Explorer",
+                _guard(explore),
+                "Drag the checkpoint slider to watch the circuit form: accuracy, lens and tracing heatmaps and the "
+                "circuit (its strongest edges at that checkpoint; hover an edge for its score, click a node). Below, the "
+                "final model runs in this page: pick a prompt, read its answer and logit lens, and patch any state "
+                "from a second prompt.",
+            ),
+        )
 
     if formation:
         say("circuit formation")
@@ -177,14 +209,18 @@ def build_report(
                 return [error_figure("only one checkpoint: nothing to follow over training")]
             locs = found.get("locs")
             layer = next(iter(locs.values())).best_layer if locs else None
-            return formation_figures(circuit_formation(run_dir, layer=layer, n=min(n, 100), device=device,
-                                                       max_checkpoints=25))
+            return formation_figures(
+                circuit_formation(run_dir, layer=layer, n=min(n, 100), device=device, max_checkpoints=25)
+            )
 
-        sections.append(Section(
-            "Circuit formation", _guard(over_training),
-            "Per checkpoint: the causal strength (top-1 change rate) of the key states and the lens MRR of what "
-            "they hold (Wang et al. 2024, Figure 4b-c).",
-        ))
+        sections.append(
+            Section(
+                "Circuit formation",
+                _guard(over_training),
+                "Per checkpoint: the causal strength (top-1 change rate) of the key states and the lens MRR of what "
+                "they hold (Wang et al. 2024, Figure 4b-c).",
+            )
+        )
 
     if (run_dir / "features").is_dir():  # sparse dictionaries saved by `grokscope features train`
         from circuits.views.feature_report import features_section
@@ -194,15 +230,25 @@ def build_report(
 
     last = metrics[-1] if metrics else {}
     accs = ", ".join(f"{k} {last[k]:.3f}" for k in ("train", "test_id", "test_ood") if last.get(k) is not None)
-    subtitle = (f"{run.config.name}: {ds.task} task, {len(ds.vocab)} tokens; GPT-2 with {m.n_layers} layers, "
-                f"{m.n_heads} heads, d_model {m.d_model}; checkpoint at step {run.step}"
-                + (f"; {accs}" if accs else "") + f". Written {time.strftime('%Y-%m-%d %H:%M')}.")
+    subtitle = (
+        f"{run.config.name}: {ds.task} task, {len(ds.vocab)} tokens; GPT-2 with {m.n_layers} layers, "
+        f"{m.n_heads} heads, d_model {m.d_model}; checkpoint at step {run.step}"
+        + (f"; {accs}" if accs else "")
+        + f". Written {time.strftime('%Y-%m-%d %H:%M')}."
+    )
     return page(f"grokscope report: {run_dir.name}", sections, subtitle=subtitle), found.get("circuit")
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None, *, n: int = 200,
-                 device: torch.device | str | None = "cpu", formation: bool = True, explorer: bool = True,
-                 log: Callable[[str], None] | None = None) -> Path:
+def write_report(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    *,
+    n: int = 200,
+    device: torch.device | str | None = "cpu",
+    formation: bool = True,
+    explorer: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> Path:
     """Write the run's HTML report (default ``RUN_DIR/report.html``) and its circuit JSON next to it
     (``report.circuit.json``); returns the report's path."""
     run_dir = Path(run_dir)

@@ -223,19 +223,37 @@ DATA_PRESETS: dict[str, DataConfig] = {
     "complex": ComplexConfig(),
     # The laptop default: 200 entities, 2,000 atomic facts, ~600 held-out ID inferred facts.
     "composition-small": CompositionConfig(
-        n_entities=200, n_relations=20, out_degree=10, ood_fraction=0.05, phi=8.0,
-        test_id_fraction=0.035, probe_size=1000,
+        n_entities=200,
+        n_relations=20,
+        out_degree=10,
+        ood_fraction=0.05,
+        phi=8.0,
+        test_id_fraction=0.035,
+        probe_size=1000,
     ),
     # For tests and quick demos: groks in about a minute on a laptop CPU.
     "composition-tiny": CompositionConfig(
-        n_entities=100, n_relations=16, out_degree=8, ood_fraction=0.05, phi=7.0,
-        test_id_fraction=0.05, probe_size=500,
+        n_entities=100,
+        n_relations=16,
+        out_degree=8,
+        ood_fraction=0.05,
+        phi=7.0,
+        test_id_fraction=0.05,
+        probe_size=500,
     ),
     # Depth extrapolation: the composition-tiny graph, trained on 2- and 3-hop chains, tested
     # on 4-hop chains (deeper than any training prompt); 10% OOD facts for enough OOD chains.
     "khop-depth-tiny": CompositionConfig(
-        n_entities=100, n_relations=16, out_degree=8, n_hops=3, min_hops=2, test_hops=4, ood_fraction=0.1,
-        phi=5.0, test_id_fraction=0.05, probe_size=500,
+        n_entities=100,
+        n_relations=16,
+        out_degree=8,
+        n_hops=3,
+        min_hops=2,
+        test_hops=4,
+        ood_fraction=0.1,
+        phi=5.0,
+        test_id_fraction=0.05,
+        probe_size=500,
     ),
     "comparison-small": ComparisonConfig(n_entities=200, n_attributes=5, n_values=20, phi=7.2, probe_size=1000),
     # For tests and notebooks: a comparison graph that groks in-distribution within minutes.

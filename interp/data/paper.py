@@ -176,7 +176,9 @@ def load_dataset(directory: str | Path) -> KGDataset:
         raise DatasetFormatError(f"{vocab_path}: {err}") from None
     for line, tok in tokens:
         if token_role(tok) is None:
-            raise DatasetFormatError(f"{vocab_path}:{line}: token {tok!r} has no name grokscope reads; use {TOKEN_NAMES}")
+            raise DatasetFormatError(
+                f"{vocab_path}:{line}: token {tok!r} has no name grokscope reads; use {TOKEN_NAMES}"
+            )
 
     train = _read_examples(directory / "train.json", vocab, need_type=False)
     test = _read_examples(directory / "test.json", vocab, need_type=True)
@@ -193,7 +195,7 @@ def load_dataset(directory: str | Path) -> KGDataset:
         task = meta["task"]
         if meta.get("config") is not None:
             if not isinstance(meta["config"], dict):
-                raise DatasetFormatError(f"{config_path}: \"config\" must be a mapping of data fields or null")
+                raise DatasetFormatError(f'{config_path}: "config" must be a mapping of data fields or null')
             try:
                 config = config_from_dict(meta["config"])
             except ConfigError as err:
@@ -201,7 +203,9 @@ def load_dataset(directory: str | Path) -> KGDataset:
     else:
         task = _infer_task(vocab_path, vocab, [ex for _, ex in train + test])
         if task not in known_tasks():
-            raise DatasetFormatError(f"{vocab_path}: the tokens name a {task} dataset, which no registered schema reads")
+            raise DatasetFormatError(
+                f"{vocab_path}: the tokens name a {task} dataset, which no registered schema reads"
+            )
     for name, records in files.items():
         for line, ex in records:
             problem = record_problem(task, ex)
@@ -225,7 +229,9 @@ def load_dataset(directory: str | Path) -> KGDataset:
         raise DatasetFormatError(f"{directory}: {err}") from None
     n_prompt = schema.n_pos  # every inferred prompt has the schema's positions (k-hop: the same k)
     # ... or, with depth extrapolation (min_hops), 1 + each trained depth min_hops .. n_hops
-    lengths = {n_prompt} | {1 + d for d in range(getattr(config, "min_hops", None) or 0, getattr(config, "n_hops", 0) + 1)}
+    lengths = {n_prompt} | {
+        1 + d for d in range(getattr(config, "min_hops", None) or 0, getattr(config, "n_hops", 0) + 1)
+    }
     for name, records in files.items():
         for line, ex in records:
             if not schema.is_atomic(ex) and len(ex.input_tokens) not in lengths:
@@ -282,5 +288,3 @@ def with_provenance(schema: TaskSchema, kg: KnowledgeGraph, example: Example) ->
 
 
 __all__ = ["load_dataset", "read_json_list", "with_provenance"]
-
-

@@ -37,17 +37,28 @@ _SHAPES: dict[str, tuple[tuple[tuple[str, ...], str], tuple[tuple[str, ...], str
         (("attribute", "<q>", "entity", "<mask>", "entity", "</q>", "<a>"), "label"),
     ),
 }
-_WRITTEN = {"entity": "<e_N>", "relation": "<r_N>", "attribute": "<attr_J>", "value": "<V>", "label": "<attr_J_K>", "+": ".."}
+_WRITTEN = {
+    "entity": "<e_N>",
+    "relation": "<r_N>",
+    "attribute": "<attr_J>",
+    "value": "<V>",
+    "label": "<attr_J_K>",
+    "+": "..",
+}
 _ATOMIC_TYPES = {"atomic", "id_atomic", "ood_atomic"}
 _KNOWN_TYPES = _ATOMIC_TYPES | set(SPLIT_OF_TYPE) | {"inferred"}
 
 
 def _matches(tokens: tuple[str, ...], shape: tuple[str, ...]) -> bool:
     if shape[-1] == "+":
-        return len(tokens) >= len(shape) - 1 and _matches(tokens[: len(shape) - 1], shape[:-1]) and all(
-            token_role(t) == shape[-2] for t in tokens[len(shape) - 1 :]
+        return (
+            len(tokens) >= len(shape) - 1
+            and _matches(tokens[: len(shape) - 1], shape[:-1])
+            and all(token_role(t) == shape[-2] for t in tokens[len(shape) - 1 :])
         )
-    return len(tokens) == len(shape) and all(t == want if want.startswith("<") else token_role(t) == want for t, want in zip(tokens, shape))
+    return len(tokens) == len(shape) and all(
+        t == want if want.startswith("<") else token_role(t) == want for t, want in zip(tokens, shape)
+    )
 
 
 def record_problem(task: str, example: Example) -> str | None:
@@ -74,8 +85,10 @@ def record_problem(task: str, example: Example) -> str | None:
     if prov is not None and not is_atomic:
         key, n, role = ("bridges", len(prompt) - 2, "entity") if task == "composition" else ("values", 2, None)
         got = prov.get(key)
-        ok = isinstance(got, list) and len(got) == n and all(
-            token_role(x) == role if role else isinstance(x, int) and not isinstance(x, bool) for x in got
+        ok = (
+            isinstance(got, list)
+            and len(got) == n
+            and all(token_role(x) == role if role else isinstance(x, int) and not isinstance(x, bool) for x in got)
         )
         if key in prov and not ok:
             what = f"{n} {_WRITTEN[role]} tokens" if role else f"{n} integers"
@@ -97,7 +110,11 @@ def graph_problem(task: str, graph: Any, vocab: Vocab) -> str | None:
             return 'a composition graph needs "atomic": [[h, r, t, is_ood], ...]'
         for i, f in enumerate(facts):
             ok = isinstance(f, list) and len(f) == 4 and _is_str_list(f[:3]) and isinstance(f[3], bool)
-            if not ok or [token_role(t) for t in f[:3]] != ["entity", "relation", "entity"] or any(t not in vocab for t in f[:3]):
+            if (
+                not ok
+                or [token_role(t) for t in f[:3]] != ["entity", "relation", "entity"]
+                or any(t not in vocab for t in f[:3])
+            ):
                 return f"atomic fact {i} = {f!r} is not [<e_N>, <r_N>, <e_N>, true/false] of vocab.json"
         return None
     ents, attrs, values, ood = (graph.get(k) for k in ("entities", "attributes", "values", "ood_entities"))
@@ -109,7 +126,11 @@ def graph_problem(task: str, graph: Any, vocab: Vocab) -> str | None:
             return f"{what} must be distinct {_WRITTEN[role]} tokens of vocab.json; got {(bad or toks)[0]!r}"
     if len(values) != len(ents) or any(not isinstance(row, list) or len(row) != len(attrs) for row in values):
         return f"values must be {len(ents)} rows (entities) of {len(attrs)} values (attributes)"
-    if any(v is not None and (isinstance(v, bool) or not isinstance(v, int) or f"<{v}>" not in vocab) for row in values for v in row):
+    if any(
+        v is not None and (isinstance(v, bool) or not isinstance(v, int) or f"<{v}>" not in vocab)
+        for row in values
+        for v in row
+    ):
         return "every value must be null or an integer whose <V> token is in vocab.json"
     for a, es in ood.items():
         if a not in attrs or not _is_str_list(es) or any(e not in ents for e in es):

@@ -32,8 +32,9 @@ ROLES = {
 }
 """The token names a dataset may use, by role (the paper's naming), besides the specials and ``<pad>``."""
 
-TOKEN_NAMES = "<e_N> entities, <r_N> relations, <attr_N> attributes, <attr_N_K> labels (K 0-2), <N> values (0 to 999999999), " + " ".join(
-    SPECIALS + [PAD]
+TOKEN_NAMES = (
+    "<e_N> entities, <r_N> relations, <attr_N> attributes, <attr_N_K> labels (K 0-2), <N> values (0 to 999999999), "
+    + " ".join(SPECIALS + [PAD])
 )
 """The naming rule, as errors state it."""
 

@@ -92,8 +92,9 @@ class Dashboard:
 
 
 # ------------------------------------------------------------------------------ dashboards
-def select_features(fa: FeatureActivations, matches: list[list[VariableMatch]] | None, n: int,
-                    by: Selection = "aligned") -> list[int]:
+def select_features(
+    fa: FeatureActivations, matches: list[list[VariableMatch]] | None, n: int, by: Selection = "aligned"
+) -> list[int]:
     """The ``n`` most frequent features, or the ``n`` best aligned with a task variable (F1 of the best
     precision match; then frequency). Dead features are never chosen."""
     freq = fa.frequency()
@@ -106,8 +107,15 @@ def select_features(fa: FeatureActivations, matches: list[list[VariableMatch]] |
 
 
 def feature_dashboard(
-    fa: FeatureActivations, feature: int, *, logits: Float[Tensor, " d_vocab"] | None, vocab_tokens: Sequence[str],
-    matches: list[VariableMatch], n_examples: int = 8, n_logits: int = 8, bins: int = 24,
+    fa: FeatureActivations,
+    feature: int,
+    *,
+    logits: Float[Tensor, " d_vocab"] | None,
+    vocab_tokens: Sequence[str],
+    matches: list[VariableMatch],
+    n_examples: int = 8,
+    n_logits: int = 8,
+    bins: int = 24,
     row_table: Int[Tensor, "batch pos"] | None = None,
 ) -> FeatureDashboard:
     """The dashboard of one feature from its activations, its logit row and its ground-truth matches."""
@@ -126,8 +134,9 @@ def feature_dashboard(
             continue
         seen.add(e)
         ex = fa.examples[e]
-        acts = tuple(None if (i := int(table[e, p])) < 0 else per_row.get(i, 0.0)
-                     for p in range(int(batch.prompt_len[e])))
+        acts = tuple(
+            None if (i := int(table[e, p])) < 0 else per_row.get(i, 0.0) for p in range(int(batch.prompt_len[e]))
+        )
         tops.append(TopExample(tuple(ex.input_tokens), ex.answer, acts, int(fa.position[r]), float(vals[j])))
         if len(tops) == n_examples:
             break
@@ -141,9 +150,17 @@ def feature_dashboard(
     top = float(vals.max()) if vals.numel() else 0.0
     hist = torch.histc(vals.double(), bins=bins, min=0.0, max=top) if vals.numel() and top > 0 else torch.zeros(bins)
     return FeatureDashboard(
-        feature, int(sel.sum()) / max(fa.n_rows, 1), int(sel.sum()), top,
-        float(vals.mean()) if vals.numel() else 0.0, tops, promoted, suppressed,
-        [int(c) for c in hist.tolist()], [top * i / bins for i in range(bins + 1)], matches,
+        feature,
+        int(sel.sum()) / max(fa.n_rows, 1),
+        int(sel.sum()),
+        top,
+        float(vals.mean()) if vals.numel() else 0.0,
+        tops,
+        promoted,
+        suppressed,
+        [int(c) for c in hist.tolist()],
+        [top * i / bins for i in range(bins + 1)],
+        matches,
     )
 
 
@@ -155,15 +172,19 @@ def dashboard_data(
     features: Sequence[int] | None = None,
     n: int = 12,
     select: Selection = "aligned",
-    n_examples: int = 8, n_logits: int = 8, bins: int = 24, min_support: int = 5,
+    n_examples: int = 8,
+    n_logits: int = 8,
+    bins: int = 24,
+    min_support: int = 5,
     splits: Sequence[str] | None = None,
     positions: Sequence[int | str] | None = None,
     activations: FeatureActivations | None = None,
 ) -> Dashboard:
     """Dashboards of ``features`` (default: the ``n`` chosen by ``select``) over the dataset's prompts."""
     if n < 1 or n_examples < 1 or n_logits < 1 or bins < 1:
-        raise FeatureError(f"n, n_examples, n_logits and bins must be at least 1 "
-                           f"(got {n}, {n_examples}, {n_logits}, {bins})")
+        raise FeatureError(
+            f"n, n_examples, n_logits and bins must be at least 1 (got {n}, {n_examples}, {n_logits}, {bins})"
+        )
     fa = activations or feature_activations(sae, model, dataset, splits=splits, positions=positions)
     matches = variable_matches(fa, dataset, min_support=min_support)
     if features is None:
@@ -176,17 +197,32 @@ def dashboard_data(
             raise FeatureError(f"features {bad} are out of range; the dictionary has features 0..{sae.d_sae - 1}")
         how = "chosen features"
     logits = feature_logits(sae, model, chosen, fa.ln_scale) if chosen else None
-    note = ("decoder row written to the residual stream, final LayerNorm linearised (centred, divided by the mean "
-            f"scale {fa.ln_scale:.3g}), times W_U; later layers ignored") if logits is not None else \
-        f"no direct path from {sae.hook_name} to the unembedding"
+    note = (
+        (
+            "decoder row written to the residual stream, final LayerNorm linearised (centred, divided by the mean "
+            f"scale {fa.ln_scale:.3g}), times W_U; later layers ignored"
+        )
+        if logits is not None
+        else f"no direct path from {sae.hook_name} to the unembedding"
+    )
     table = fa.row_table()
     dashboards = [
-        feature_dashboard(fa, f, logits=None if logits is None else logits[i], vocab_tokens=dataset.vocab.tokens,
-                          matches=matches[f], n_examples=n_examples, n_logits=n_logits, bins=bins, row_table=table)
+        feature_dashboard(
+            fa,
+            f,
+            logits=None if logits is None else logits[i],
+            vocab_tokens=dataset.vocab.tokens,
+            matches=matches[f],
+            n_examples=n_examples,
+            n_logits=n_logits,
+            bins=bins,
+            row_table=table,
+        )
         for i, f in enumerate(chosen)
     ]
-    return Dashboard(sae.hook_name, sae.d_sae, fa.n_rows, len(fa.examples), fa.position_names, fa.frequency(),
-                     dashboards, note, how)
+    return Dashboard(
+        sae.hook_name, sae.d_sae, fa.n_rows, len(fa.examples), fa.position_names, fa.frequency(), dashboards, note, how
+    )
 
 
 __all__ = ["Dashboard", "FeatureDashboard", "TopExample", "dashboard_data", "feature_dashboard", "select_features"]

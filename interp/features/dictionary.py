@@ -172,7 +172,9 @@ class SparseDictionary(nn.Module):
         return {k: v.detach().contiguous() for k, v in out.items()}
 
     def extra_repr(self) -> str:
-        return f"{self.architecture}, hook_name={self.hook_name!r}, d_in={self.d_in}, d_sae={self.d_sae}, k={self.cfg.k}"
+        return (
+            f"{self.architecture}, hook_name={self.hook_name!r}, d_in={self.d_in}, d_sae={self.d_sae}, k={self.cfg.k}"
+        )
 
 
 __all__ = ["SparseDictionary", "batch_topk_mask", "topk_mask"]

@@ -110,11 +110,23 @@ def feature_activations(
         offset += x.shape[0]
     example, position = prompts.mask.nonzero(as_tuple=True)
     by_prompt, batch = _records(dataset, splits), prompts.batch
-    examples = [by_prompt[tuple(dataset.vocab.decode(t[: int(n)].tolist()))] for t, n in zip(batch.tokens, batch.prompt_len)]
+    examples = [
+        by_prompt[tuple(dataset.vocab.decode(t[: int(n)].tolist()))] for t, n in zip(batch.tokens, batch.prompt_len)
+    ]
     scale = float(torch.cat(scales).mean()) if scales else 1.0
-    return FeatureActivations(sae.hook_name, sae.d_sae, prompts, examples, example, position, torch.cat(rows).cpu(),
-                              torch.cat(feats).cpu(), torch.cat(vals).float().cpu(), scale,
-                              position_names(dataset, prompts.tokens.shape[1]))
+    return FeatureActivations(
+        sae.hook_name,
+        sae.d_sae,
+        prompts,
+        examples,
+        example,
+        position,
+        torch.cat(rows).cpu(),
+        torch.cat(feats).cpu(),
+        torch.cat(vals).float().cpu(),
+        scale,
+        position_names(dataset, prompts.tokens.shape[1]),
+    )
 
 
 __all__ = ["SCALE_HOOK", "FeatureActivations", "feature_activations", "position_names"]

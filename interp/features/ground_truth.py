@@ -76,8 +76,15 @@ def variable_matches(fa: FeatureActivations, dataset: KGDataset, *, min_support:
         used = counts[torch.arange(fa.d_sae), mode] > 0  # (d_sae, P): positions where it fires for the mode
         denom = (totals[mode] * used).sum(-1)
         for i in torch.nonzero(defined >= min_support).flatten().tolist():
-            out[i].append(VariableMatch(name, dataset.vocab.tokens[int(mode[i])], float(best[i]) / int(n_active[i]),
-                                        float(best[i]) / max(int(denom[i]), 1), int(defined[i])))
+            out[i].append(
+                VariableMatch(
+                    name,
+                    dataset.vocab.tokens[int(mode[i])],
+                    float(best[i]) / int(n_active[i]),
+                    float(best[i]) / max(int(denom[i]), 1),
+                    int(defined[i]),
+                )
+            )
     for m in out:
         m.sort(key=lambda x: (-x.precision, -x.recall))
     return out

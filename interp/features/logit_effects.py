@@ -22,8 +22,10 @@ from interp.features.dictionary import SparseDictionary
 from interp.intervene import as_bridge
 from interp.models.protocol import Bridge, HookedModel
 
-_RESID = re.compile(r"^(blocks\.\d+\.(hook_resid_pre|hook_resid_mid|hook_resid_post|hook_attn_out|hook_mlp_out)"
-                    r"|ln_final\.hook_in)$")
+_RESID = re.compile(
+    r"^(blocks\.\d+\.(hook_resid_pre|hook_resid_mid|hook_resid_post|hook_attn_out|hook_mlp_out)"
+    r"|ln_final\.hook_in)$"
+)
 _BLOCK = re.compile(r"^blocks\.(\d+)\.(attn\.hook_z|mlp\.hook_post|attn\.hook_result)$")
 
 

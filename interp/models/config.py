@@ -46,9 +46,7 @@ class ModelConfig:
         check_range("model.init_range", self.init_range, low=0.0, low_open=True)
         check_range("model.layer_norm_eps", self.layer_norm_eps, low=0.0, low_open=True)
         if self.d_model % self.n_heads:
-            raise ConfigError(
-                f"model.d_model = {self.d_model} must be a multiple of model.n_heads = {self.n_heads}"
-            )
+            raise ConfigError(f"model.d_model = {self.d_model} must be a multiple of model.n_heads = {self.n_heads}")
         check_range("model.loops", self.loops, low=1)
         if self.n_ctx is not None:
             check_range("model.n_ctx", self.n_ctx, low=1)

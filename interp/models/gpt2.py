@@ -149,9 +149,7 @@ def to_bridge(model: GPT2LMHeadModel, *, process_weights: bool | None = None) ->
     tl_logger.setLevel(logging.ERROR)
     try:
         bridge = build_bridge_from_module(view, "GPT2LMHeadModel", hf_config=view.config, model_name="grokscope-gpt2")
-        bridge.enable_compatibility_mode(
-            disable_warnings=True, no_processing=not process_weights, center_unembed=False
-        )
+        bridge.enable_compatibility_mode(disable_warnings=True, no_processing=not process_weights, center_unembed=False)
     finally:
         tl_logger.setLevel(previous)
     bridge.set_use_attn_result(True)

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from interp.train.trainer import Trainer, TrainResult
 
 _LAZY = {
-    **dict.fromkeys(("LoadedRun", "iter_checkpoints", "load_checkpoint", "read_metrics", "stored_config"), "interp.runs"),
+    **dict.fromkeys(
+        ("LoadedRun", "iter_checkpoints", "load_checkpoint", "read_metrics", "stored_config"), "interp.runs"
+    ),
     **dict.fromkeys(("accuracy", "answer_logits", "batch_loss"), "interp.train.objective"),
     **dict.fromkeys(("resume", "train", "train_or_resume"), "interp.train.start"),
     **dict.fromkeys(("Trainer", "TrainResult"), "interp.train.trainer"),

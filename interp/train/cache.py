@@ -128,7 +128,10 @@ def _file_hashes(run_dir: Path) -> dict[str, list]:
     files = {}
     for path in sorted(run_dir.rglob("*")):
         if path.is_file() and path.name != LOCK_FILE:
-            files[path.relative_to(run_dir).as_posix()] = [path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest()]
+            files[path.relative_to(run_dir).as_posix()] = [
+                path.stat().st_size,
+                hashlib.sha256(path.read_bytes()).hexdigest(),
+            ]
     return files
 
 
@@ -144,7 +147,9 @@ def _is_ready(entry: Path) -> bool:
     try:
         expected = json.loads(manifest.read_text(encoding="utf-8"))["files"]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-        raise CheckpointError(f"{manifest}: corrupted cache manifest; delete {entry} and {manifest.name} to train it again") from None
+        raise CheckpointError(
+            f"{manifest}: corrupted cache manifest; delete {entry} and {manifest.name} to train it again"
+        ) from None
     found = _file_hashes(entry)
     if found != expected:
         changed = sorted(name for name in set(found) | set(expected) if found.get(name) != expected.get(name))

@@ -82,7 +82,9 @@ class TrainConfig:
     # The splits that must all reach ``grok_threshold`` for the run to count as grokked:
     # test-ID alone is the paper's grokking; add test_ood for a task that also generalises out
     # of distribution (comparison).
-    grok_splits: tuple[Literal["train", "id_atomic", "ood_atomic", "train_inferred", "test_id", "test_ood"], ...] = ("test_id",)
+    grok_splits: tuple[Literal["train", "id_atomic", "ood_atomic", "train_inferred", "test_id", "test_ood"], ...] = (
+        "test_id",
+    )
     memorize_threshold: float = 0.99
     stop_after_grok: bool = True
     # Checkpoints: every ``checkpoint_every`` steps up to ``checkpoint_dense_until``, then every
@@ -99,8 +101,16 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "batch_size", "eval_every", "eval_size", "checkpoint_every",
-                     "checkpoint_sparse_every", "grokfast_window", "muon_ns_steps"):
+        for name in (
+            "max_steps",
+            "batch_size",
+            "eval_every",
+            "eval_size",
+            "checkpoint_every",
+            "checkpoint_sparse_every",
+            "grokfast_window",
+            "muon_ns_steps",
+        ):
             check_range(f"train.{name}", getattr(self, name), low=1)
         for name in ("warmup_steps", "checkpoint_dense_until"):
             check_range(f"train.{name}", getattr(self, name), low=0)
@@ -129,8 +139,10 @@ class TrainConfig:
         if self.max_seconds is not None:
             check_range("train.max_seconds", self.max_seconds, low=0.0, low_open=True)
         if self.answer_only_unembed and self.loss_on_eos:
-            raise ConfigError("train.answer_only_unembed = true needs train.loss_on_eos = false "
-                              "(the unembedding is then computed at the answer position only)")
+            raise ConfigError(
+                "train.answer_only_unembed = true needs train.loss_on_eos = false "
+                "(the unembedding is then computed at the answer position only)"
+            )
 
 
 @dataclass
@@ -153,7 +165,9 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if self.data is None and self.data_dir is None:
-            raise ConfigError("the run config has no data section; name one (data: composition-small) or train with --data DIR")
+            raise ConfigError(
+                "the run config has no data section; name one (data: composition-small) or train with --data DIR"
+            )
         if isinstance(self.data, CompositionConfig) and self.data.probe_hops > self.data.n_hops:
             need = self.data.probe_hops + 3  # head, relations, answer, </a>
             if self.model.n_ctx is None or self.model.n_ctx < need:
@@ -180,7 +194,9 @@ class RunConfig:
             raise ConfigError("a run config must be a mapping with keys name, data, model, train")
         unknown = sorted(set(data) - {"name", "data", "model", "train", "data_dir"}, key=repr)
         if unknown:
-            raise ConfigError(f"unknown field {field_name('', unknown[0])} in run config; known fields: data, data_dir, model, name, train")
+            raise ConfigError(
+                f"unknown field {field_name('', unknown[0])} in run config; known fields: data, data_dir, model, name, train"
+            )
         data_cfg = data.get("data", {})
         data_dir = data.get("data_dir")
         if data_dir is not None and not isinstance(data_dir, str):
@@ -217,9 +233,13 @@ class RunConfig:
             elif section in per_section and "." in key:
                 per_section[section].append(item.split(".", 1)[1])
             else:
-                raise ConfigError(f"override {item!r} must start with data., model. or train. (for example train.lr=1e-3)")
+                raise ConfigError(
+                    f"override {item!r} must start with data., model. or train. (for example train.lr=1e-3)"
+                )
         if per_section["data"] and self.data_dir is not None:
-            raise ConfigError(f"override 'data.{per_section['data'][0]}' cannot change the dataset read from {self.data_dir}")
+            raise ConfigError(
+                f"override 'data.{per_section['data'][0]}' cannot change the dataset read from {self.data_dir}"
+            )
         # each section's overrides apply together, so the result is validated once, as a whole
         for section, items in per_section.items():
             if items:

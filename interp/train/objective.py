@@ -27,7 +27,9 @@ from interp.models.looped import applied_loops
 EVAL_CHUNK = 4096
 
 
-def answer_logits(model: GPT2LMHeadModel, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, " batch"]) -> Float[Tensor, "batch d_vocab"]:
+def answer_logits(
+    model: GPT2LMHeadModel, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, " batch"]
+) -> Float[Tensor, "batch d_vocab"]:
     """Logits at the answer position only: the residual stream everywhere, the unembedding once."""
     width = int(answer_pos.max()) + 1
     hidden = model.transformer(input_ids=tokens[:, :width]).last_hidden_state  # (batch, pos, d_model)
@@ -35,12 +37,14 @@ def answer_logits(model: GPT2LMHeadModel, tokens: Int[Tensor, "batch pos"], answ
     return model.lm_head(hidden[rows, answer_pos])  # (batch, d_vocab)
 
 
-def batch_loss(model: GPT2LMHeadModel, batch: TokenBatch, *, answer_only: bool, loss_on_eos: bool,
-               label_smoothing: float = 0.0) -> Tensor:
+def batch_loss(
+    model: GPT2LMHeadModel, batch: TokenBatch, *, answer_only: bool, loss_on_eos: bool, label_smoothing: float = 0.0
+) -> Tensor:
     """Mean cross-entropy over the target tokens of ``batch`` (the paper's loss), optionally label-smoothed."""
     if answer_only:
-        return F.cross_entropy(answer_logits(model, batch.tokens, batch.answer_pos), batch.answer,
-                               label_smoothing=label_smoothing)
+        return F.cross_entropy(
+            answer_logits(model, batch.tokens, batch.answer_pos), batch.answer, label_smoothing=label_smoothing
+        )
     logits = model(input_ids=batch.tokens).logits[:, :-1]  # (batch, pos-1, d_vocab)
     targets = batch.tokens[:, 1:]
     mask = batch.loss_mask[:, :-1]
@@ -50,8 +54,9 @@ def batch_loss(model: GPT2LMHeadModel, batch: TokenBatch, *, answer_only: bool, 
     return F.cross_entropy(logits[mask], targets[mask], label_smoothing=label_smoothing)
 
 
-def atomic_loops_loss(model: GPT2LMHeadModel, batch: TokenBatch, atomic: Bool[Tensor, " batch"], atomic_loops: int,
-                      **options: Any) -> Tensor:
+def atomic_loops_loss(
+    model: GPT2LMHeadModel, batch: TokenBatch, atomic: Bool[Tensor, " batch"], atomic_loops: int, **options: Any
+) -> Tensor:
     """:func:`batch_loss` of a looped model whose ``atomic`` rows (the atomic facts) run with the stack
     applied ``atomic_loops`` times and the other rows with all of its loops: the mean over all rows.
     ``options`` are :func:`batch_loss`'s keyword arguments."""
@@ -65,7 +70,9 @@ def atomic_loops_loss(model: GPT2LMHeadModel, batch: TokenBatch, atomic: Bool[Te
 
 
 @torch.no_grad()
-def accuracy(model: GPT2LMHeadModel, batch: TokenBatch, *, autocast: contextlib.AbstractContextManager | None = None) -> float:
+def accuracy(
+    model: GPT2LMHeadModel, batch: TokenBatch, *, autocast: contextlib.AbstractContextManager | None = None
+) -> float:
     """Exact match of the answer token (greedy prediction at the answer position)."""
     if len(batch) == 0:
         return float("nan")

@@ -55,18 +55,23 @@ def presets() -> dict[str, RunConfig]:
         # decay over 2,500 steps, on 3 layers with d_mlp 256 (half GPT-2's 4 x d_model). How it
         # was found and how fast it groks: BENCHMARKS.md.
         "composition-small": _preset(
-            "composition-small", "composition-small",
+            "composition-small",
+            "composition-small",
             {**_FAST_MODEL, "n_layers": 3, "d_mlp": 256, "init_range": 0.04},
             {**_FAST_TRAIN, "optimizer": "muon", "weight_decay": 0.7, "max_steps": 2_500},
         ),
         # The same graph with AdamW for every parameter on 4 layers: the reference that
         # benchmarks/time_to_grok.py measures the default against.
         "composition-small-adamw": _preset(
-            "composition-small-adamw", "composition-small", _FAST_MODEL,
+            "composition-small-adamw",
+            "composition-small",
+            _FAST_MODEL,
             {**_FAST_TRAIN, "weight_decay": 0.7, "max_steps": 6_000},
         ),
         "composition-tiny": _preset(
-            "composition-tiny", "composition-tiny", _FAST_MODEL,
+            "composition-tiny",
+            "composition-tiny",
+            _FAST_MODEL,
             {**_FAST_TRAIN, "weight_decay": 1.0, "max_steps": 3_000},
         ),
         "comparison-small": _preset("comparison-small", "comparison-small", _FAST_MODEL, _FAST_TRAIN),
@@ -75,14 +80,23 @@ def presets() -> dict[str, RunConfig]:
         # the run stops at the first evaluation where both pass. OOD comparisons settle only as
         # the learning rate falls, hence the long schedule (BENCHMARKS.md).
         "comparison-tiny": _preset(
-            "comparison-tiny", "comparison-tiny", {**_FAST_MODEL, "init_range": 0.04},
-            {**_FAST_TRAIN, "optimizer": "muon", "max_steps": 20_000, "eval_every": 200,
-             "grok_splits": ("test_id", "test_ood")},
+            "comparison-tiny",
+            "comparison-tiny",
+            {**_FAST_MODEL, "init_range": 0.04},
+            {
+                **_FAST_TRAIN,
+                "optimizer": "muon",
+                "max_steps": 20_000,
+                "eval_every": 200,
+                "grok_splits": ("test_id", "test_ood"),
+            },
         ),
         # The comparison graph with AdamW over 6,000 steps: groks in-distribution only, in a
         # fraction of comparison-tiny's time; the tests' comparison fixture.
         "comparison-tiny-adamw": _preset(
-            "comparison-tiny-adamw", "comparison-tiny", _FAST_MODEL,
+            "comparison-tiny-adamw",
+            "comparison-tiny",
+            _FAST_MODEL,
             {**_FAST_TRAIN, "max_steps": 6_000, "eval_every": 200},
         ),
         # Complex reasoning (appendix F): OOD atomic facts untrained, 3% of ID-ID and ID-OOD
@@ -93,43 +107,73 @@ def presets() -> dict[str, RunConfig]:
             "complex-tiny",
             ComplexConfig(n_entities=200, n_attributes=10, n_values=10, n_hard_per_label=50, probe_size=1000),
             {**_FAST_MODEL, "n_layers": 3, "d_mlp": 256, "init_range": 0.04},
-            {**_FAST_TRAIN, "optimizer": "muon", "max_steps": 20_000, "eval_every": 500,
-             "grok_splits": ("test_id", "test_ood")},
+            {
+                **_FAST_TRAIN,
+                "optimizer": "muon",
+                "max_steps": 20_000,
+                "eval_every": 500,
+                "grok_splits": ("test_id", "test_ood"),
+            },
         ),
         "complex-small": _preset(
-            "complex-small", "complex-small", {**_FAST_MODEL, "init_range": 0.04},
-            {**_FAST_TRAIN, "optimizer": "muon", "max_steps": 40_000, "eval_every": 500,
-             "grok_splits": ("test_id", "test_ood")},
+            "complex-small",
+            "complex-small",
+            {**_FAST_MODEL, "init_range": 0.04},
+            {
+                **_FAST_TRAIN,
+                "optimizer": "muon",
+                "max_steps": 40_000,
+                "eval_every": 500,
+                "grok_splits": ("test_id", "test_ood"),
+            },
         ),
         # Looped (recurrent-depth) composition-tiny: one block applied 4 times, the compute of
         # composition-tiny's 4 layers with a quarter of its block parameters (interp.models.looped).
         "composition-tiny-looped": _preset(
-            "composition-tiny-looped", "composition-tiny", {**_FAST_MODEL, "loops": 4},
+            "composition-tiny-looped",
+            "composition-tiny",
+            {**_FAST_MODEL, "loops": 4},
             {**_FAST_TRAIN, "weight_decay": 1.0, "max_steps": 3_000},
         ),
         # OOD composition at laptop scale (the looped experiment, RESULTS.md "Looped transformers
         # and depth"): composition-tiny with 10% OOD facts, cosine over 15,000 steps, and either
         # the paper's cross-layer sharing (2 blocks applied twice) or one block looped 4 times.
         "composition-tiny-shared-ood": _preset(
-            "composition-tiny-shared-ood", data_config("composition-tiny", ["ood_fraction=0.1", "phi=6.5"]),
+            "composition-tiny-shared-ood",
+            data_config("composition-tiny", ["ood_fraction=0.1", "phi=6.5"]),
             {**_FAST_MODEL, "share_layers": True},
-            {**_FAST_TRAIN, "weight_decay": 1.0, "max_steps": 15_000, "eval_every": 500,
-             "grok_splits": ("test_id", "test_ood")},
+            {
+                **_FAST_TRAIN,
+                "weight_decay": 1.0,
+                "max_steps": 15_000,
+                "eval_every": 500,
+                "grok_splits": ("test_id", "test_ood"),
+            },
         ),
         "composition-tiny-looped-ood": _preset(
-            "composition-tiny-looped-ood", data_config("composition-tiny", ["ood_fraction=0.1", "phi=6.5"]),
+            "composition-tiny-looped-ood",
+            data_config("composition-tiny", ["ood_fraction=0.1", "phi=6.5"]),
             {**_FAST_MODEL, "loops": 4},
-            {**_FAST_TRAIN, "weight_decay": 1.0, "max_steps": 15_000, "eval_every": 500,
-             "grok_splits": ("test_id", "test_ood")},
+            {
+                **_FAST_TRAIN,
+                "weight_decay": 1.0,
+                "max_steps": 15_000,
+                "eval_every": 500,
+                "grok_splits": ("test_id", "test_ood"),
+            },
         ),
         # Depth extrapolation: trained on 2- and 3-hop chains, test-ID / test-OOD on 4-hop chains;
         # positions for prompts of up to 7 hops (n_ctx 10), so more hops can be tried at inference.
         "khop-depth-tiny": _preset(
-            "khop-depth-tiny", "khop-depth-tiny", {**_FAST_MODEL, "n_ctx": 10},
+            "khop-depth-tiny",
+            "khop-depth-tiny",
+            {**_FAST_MODEL, "n_ctx": 10},
             {**_FAST_TRAIN, "max_steps": 4_000, "eval_every": 200},
         ),
         "khop-depth-tiny-looped": _preset(
-            "khop-depth-tiny-looped", "khop-depth-tiny", {**_FAST_MODEL, "loops": 4, "n_ctx": 10},
+            "khop-depth-tiny-looped",
+            "khop-depth-tiny",
+            {**_FAST_MODEL, "loops": 4, "n_ctx": 10},
             {**_FAST_TRAIN, "max_steps": 4_000, "eval_every": 200},
         ),
         # The paper's full composition graph (2,000 entities, 200 relations, out-degree 20, 5%
@@ -137,11 +181,21 @@ def presets() -> dict[str, RunConfig]:
         # facts (train.atomic_fraction), weight decay 0.3 (0.7 keeps the 40,000 facts from being
         # memorised at this size), cosine over 12,000 steps. Progress: BENCHMARKS.md "Time to grok".
         "composition-paper-fast": _preset(
-            "composition-paper-fast", data_config("composition", ["phi=18"]),
+            "composition-paper-fast",
+            data_config("composition", ["phi=18"]),
             {"n_layers": 4, "d_model": 256, "n_heads": 8, "d_mlp": 1024, "init_range": 0.04},
-            {**_FAST_TRAIN, "optimizer": "muon", "weight_decay": 0.3, "batch_size": 512, "atomic_fraction": 0.3,
-             "precision": "bf16", "max_steps": 12_000, "eval_every": 250, "checkpoint_every": 1_000,
-             "checkpoint_dense_until": 0},
+            {
+                **_FAST_TRAIN,
+                "optimizer": "muon",
+                "weight_decay": 0.3,
+                "batch_size": 512,
+                "atomic_fraction": 0.3,
+                "precision": "bf16",
+                "max_steps": 12_000,
+                "eval_every": 250,
+                "checkpoint_every": 1_000,
+                "checkpoint_dense_until": 0,
+            },
         ),
         # The paper's hyper-parameters (model and optimiser) on the small graph: the reference
         # the fast recipe is measured against.

@@ -38,12 +38,16 @@ def train(
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is a file, not a run directory; pick a new --out")
     if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
-        raise ConfigError(f"{run_dir} already holds a run; resume it with `grokscope resume {run_dir}` or pick a new --out")
+        raise ConfigError(
+            f"{run_dir} already holds a run; resume it with `grokscope resume {run_dir}` or pick a new --out"
+        )
     return Trainer(config, run_dir, dataset=dataset, model=model).run(max_steps=max_steps)
 
 
 @holding_run_lock(lambda run_dir, **_: run_dir, create=False)
-def resume(run_dir: str | Path, *, max_steps: int | None = None, overrides: dict[str, Any] | None = None) -> TrainResult:
+def resume(
+    run_dir: str | Path, *, max_steps: int | None = None, overrides: dict[str, Any] | None = None
+) -> TrainResult:
     """Continue the run in ``run_dir`` from its last complete checkpoint.
 
     A run stopped before its first checkpoint (``config.json`` written, no checkpoint) starts

@@ -102,7 +102,9 @@ class Trainer:
         if dataset is None:  # a config with data_dir reads that directory, else generates its data section
             dataset = load_dataset(config.data_dir) if config.data_dir is not None else generate(config.data)
         if config.data_dir is not None and dataset.config != config.data:
-            raise ConfigError(f"the config's data section is not that of the dataset from {config.data_dir}; see RunConfig.with_data_from")
+            raise ConfigError(
+                f"the config's data section is not that of the dataset from {config.data_dir}; see RunConfig.with_data_from"
+            )
         self.dataset = dataset
         self.train_batch = self.dataset.batch("train", self.device)
         if len(self.train_batch) == 0:
@@ -121,7 +123,9 @@ class Trainer:
         # by key prefix in trainer.safetensors: "optimizer" (AdamW) and, with Muon, "muon"
         self.optimizers = build_optimizers(self.model, tc)
         self.filter = (
-            GradientFilter(self.model, tc.grokfast, alpha=tc.grokfast_alpha, lamb=tc.grokfast_lamb, window=tc.grokfast_window)
+            GradientFilter(
+                self.model, tc.grokfast, alpha=tc.grokfast_alpha, lamb=tc.grokfast_lamb, window=tc.grokfast_window
+            )
             if tc.grokfast != "none"
             else None
         )
@@ -134,13 +138,22 @@ class Trainer:
         # which training rows are atomic facts, where a setting treats them apart: atomic_fraction
         # (their own batch stream) or atomic_loops (run with fewer loops)
         atomic = (
-            torch.tensor([self.dataset.schema.is_atomic(ex) for ex in self.dataset.examples("train")],
-                         dtype=torch.bool, device=self.device)
+            torch.tensor(
+                [self.dataset.schema.is_atomic(ex) for ex in self.dataset.examples("train")],
+                dtype=torch.bool,
+                device=self.device,
+            )
             if tc.atomic_fraction is not None or tc.atomic_loops is not None
             else None
         )
-        self.order = BatchOrder(len(self.train_batch), tc.batch_size, tc.seed, device=self.device, atomic=atomic,
-                                atomic_fraction=tc.atomic_fraction)
+        self.order = BatchOrder(
+            len(self.train_batch),
+            tc.batch_size,
+            tc.seed,
+            device=self.device,
+            atomic=atomic,
+            atomic_fraction=tc.atomic_fraction,
+        )
         self._atomic = atomic if tc.atomic_loops is not None else None
 
     @property
@@ -223,8 +236,11 @@ class Trainer:
 
     def _loss(self, batch: TokenBatch, atomic: Tensor | None) -> Tensor:
         tc = self.config.train
-        options = {"answer_only": tc.answer_only_unembed, "loss_on_eos": tc.loss_on_eos,
-                   "label_smoothing": tc.label_smoothing}
+        options = {
+            "answer_only": tc.answer_only_unembed,
+            "loss_on_eos": tc.loss_on_eos,
+            "label_smoothing": tc.label_smoothing,
+        }
         if tc.atomic_loops is None:
             return batch_loss(self.model, batch, **options)
         if atomic is None:
@@ -253,7 +269,11 @@ class Trainer:
         }
         model_state = {k: v for k, v in self.model.state_dict().items()}
         return save_checkpoint(
-            self.run_dir, self.step, model_state, trainer_tensors(self.optimizers, self.filter, self.scaler, self.device), state
+            self.run_dir,
+            self.step,
+            model_state,
+            trainer_tensors(self.optimizers, self.filter, self.scaler, self.device),
+            state,
         )
 
     def load(self, path: str | Path) -> None:
@@ -301,7 +321,10 @@ class Trainer:
         limit = max_steps if max_steps is not None else tc.max_steps
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # the dataset first: a run folder with a config.json always has its data/
-        if not (self.run_dir / "data" / "config.json").is_file() and not (self.run_dir / "data" / "train.json").is_file():
+        if (
+            not (self.run_dir / "data" / "config.json").is_file()
+            and not (self.run_dir / "data" / "train.json").is_file()
+        ):
             self.dataset.save(self.run_dir / "data")
         atomic_write_json(self.run_dir / "config.json", self.config.to_dict(), indent=1)
         writer = open_tensorboard(self.run_dir, self.step) if tc.tensorboard else None

@@ -56,9 +56,20 @@ def tiny_run_dir(tmp_path_factory):
         data=TINY_GRAPH,
         model=ModelConfig(n_layers=2, d_model=32, n_heads=2),
         train=TrainConfig(
-            max_steps=40, batch_size=64, lr=3e-3, warmup_steps=5, eval_every=10, eval_size=100,
-            checkpoint_every=10, checkpoint_dense_until=40, checkpoint_sparse_every=100, device="cpu",
-            threads=1, tensorboard=False, progress=False, stop_after_grok=False,
+            max_steps=40,
+            batch_size=64,
+            lr=3e-3,
+            warmup_steps=5,
+            eval_every=10,
+            eval_size=100,
+            checkpoint_every=10,
+            checkpoint_dense_until=40,
+            checkpoint_sparse_every=100,
+            device="cpu",
+            threads=1,
+            tensorboard=False,
+            progress=False,
+            stop_after_grok=False,
         ),
     )
     with single_thread():

@@ -33,8 +33,16 @@ def test_classic_hook_names(cfg):
     bridge = to_bridge(build_model(cfg, D_VOCAB, N_CTX, seed=0, device="cpu"))
     names = set(bridge.hook_dict)
     for layer in range(cfg.n_layers):
-        for hook in ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out",
-                     "attn.hook_pattern", "attn.hook_z", "attn.hook_result"):
+        for hook in (
+            "hook_resid_pre",
+            "hook_resid_mid",
+            "hook_resid_post",
+            "hook_attn_out",
+            "hook_mlp_out",
+            "attn.hook_pattern",
+            "attn.hook_z",
+            "attn.hook_result",
+        ):
             assert f"blocks.{layer}.{hook}" in names
     assert f"blocks.{cfg.n_layers}.hook_resid_post" not in names
     _, cache = bridge.run_with_cache(_tokens())
@@ -96,7 +104,9 @@ def test_parameter_sharing_shares_storage(shared_cfg):
             assert p is q and p.data_ptr() == q.data_ptr()
     unshared = build_model(ModelConfig(n_layers=4, d_model=32, n_heads=4), D_VOCAB, N_CTX, device="cpu")
     per_block = sum(p.numel() for p in blocks[0].parameters())
-    assert sum(p.numel() for p in unshared.parameters()) - sum(p.numel() for p in model.parameters()) == half * per_block
+    assert (
+        sum(p.numel() for p in unshared.parameters()) - sum(p.numel() for p in model.parameters()) == half * per_block
+    )
     groups = shared_parameter_groups(model.transformer.h)
     assert len(groups) == half * len(list(blocks[0].parameters()))
     # a gradient step moves both applied copies together
@@ -110,9 +120,7 @@ def test_parameter_sharing_shares_storage(shared_cfg):
 def test_shared_layers_are_hookable_under_their_own_names(shared_cfg):
     bridge = to_bridge(build_model(shared_cfg, D_VOCAB, N_CTX, seed=0, device="cpu"))
     fired: list[str] = []
-    hooks = [
-        (f"blocks.{L}.hook_resid_post", lambda t, hook, L=L: fired.append(L)) for L in range(shared_cfg.n_layers)
-    ]
+    hooks = [(f"blocks.{L}.hook_resid_post", lambda t, hook, L=L: fired.append(L)) for L in range(shared_cfg.n_layers)]
     bridge.run_with_hooks(_tokens(), fwd_hooks=hooks)
     assert fired == list(range(shared_cfg.n_layers))
     _, cache = bridge.run_with_cache(_tokens())

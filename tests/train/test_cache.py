@@ -25,8 +25,18 @@ ROOT = Path(run_cache.__file__).resolve().parents[1]
 def test_the_key_hashes_the_training_modules_and_not_the_analyses():
     names = {p.relative_to(ROOT).as_posix() for p in training_sources()}
     # what decides a trained model: the trainer, its optimisers, the model, the data generators
-    assert {"train/start.py", "train/trainer.py", "train/order.py", "train/muon.py", "train/config.py", "models/gpt2.py", "data/composition.py",
-            "data/comparison.py", "__init__.py", "train/__init__.py"} <= names
+    assert {
+        "train/start.py",
+        "train/trainer.py",
+        "train/order.py",
+        "train/muon.py",
+        "train/config.py",
+        "models/gpt2.py",
+        "data/composition.py",
+        "data/comparison.py",
+        "__init__.py",
+        "train/__init__.py",
+    } <= names
     # what only reads a run
     assert not names & {"lens.py", "patching.py", "tracing.py", "attribution.py", "train/cache.py"}
     assert not any(n.startswith("features/") for n in names)
@@ -70,7 +80,9 @@ def test_the_first_call_trains_and_later_calls_read_the_same_run(tmp_path, monke
     assert run_dir == entry_dir(config, tmp_path) and len(calls) == 1
     assert calls[0] != run_dir  # trained beside it, renamed into place when done
     assert cached_train(config, tmp_path) == run_dir and len(calls) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([run_dir.name, f"{run_dir.name}.json", f"{run_dir.name}.lock"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [run_dir.name, f"{run_dir.name}.json", f"{run_dir.name}.lock"]
+    )
     manifest = json.loads((tmp_path / f"{run_dir.name}.json").read_text())
     assert manifest["code"] == training_code_hash() and manifest["torch"] == torch.__version__
     assert "checkpoints/step_0000020/model.safetensors" in manifest["files"]

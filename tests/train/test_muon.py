@@ -57,7 +57,9 @@ def test_float32_iteration_keeps_torchs_momentum_buffers(nesterov):
                 p.grad = g.clone()
             opt.step()
     for i in range(len(SHAPES)):
-        assert torch.equal(ours.state_dict()["state"][i]["momentum_buffer"], ref.state_dict()["state"][i]["momentum_buffer"])
+        assert torch.equal(
+            ours.state_dict()["state"][i]["momentum_buffer"], ref.state_dict()["state"][i]["momentum_buffer"]
+        )
 
 
 @pytest.mark.parametrize("shape", SHAPES)

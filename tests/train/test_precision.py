@@ -21,7 +21,6 @@ from ..tiny import TINY_GRAPH, quick_config, tiny_bridge
 STEPS = 5
 
 
-
 def _trainer(tmp_path, precision: str) -> Trainer:
     config = quick_config(f"train.precision={precision}", "train.device=cpu", "train.warmup_steps=1")
     return Trainer(config, tmp_path / precision)

@@ -23,7 +23,6 @@ def _accuracies(rows):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
 
 
-
 # -- exact resume ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "options",
@@ -46,8 +45,14 @@ def test_resume_is_bit_exact(tmp_path, options):
 @pytest.mark.slow  # a real training process, killed
 def test_resume_after_kill_9_is_bit_exact(tmp_path):
     """A run killed with SIGKILL mid-training resumes to the uninterrupted run's metrics."""
-    overrides = [x for o in QUICK + ["train.max_steps=200", "train.grokfast=window", "train.grokfast_window=7"] for x in ("--set", o)]
-    reference = train(quick_config("train.max_steps=200", "train.grokfast=window", "train.grokfast_window=7"), tmp_path / "ref")
+    overrides = [
+        x
+        for o in QUICK + ["train.max_steps=200", "train.grokfast=window", "train.grokfast_window=7"]
+        for x in ("--set", o)
+    ]
+    reference = train(
+        quick_config("train.max_steps=200", "train.grokfast=window", "train.grokfast_window=7"), tmp_path / "ref"
+    )
     run_dir = tmp_path / "killed"
     cmd = [sys.executable, "-m", "experiments.cli", "train", "composition-tiny", "--out", str(run_dir), *overrides]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
@@ -59,8 +64,12 @@ def test_resume_after_kill_9_is_bit_exact(tmp_path):
     proc.wait()
     killed_at = latest_checkpoint(run_dir)
     assert int(killed_at.name.split("_")[1]) < 200
-    assert not list((run_dir / "checkpoints").glob(".*")) or all(p.is_dir() for p in (run_dir / "checkpoints").glob(".*"))
-    out = subprocess.run([sys.executable, "-m", "experiments.cli", "resume", str(run_dir)], capture_output=True, text=True)
+    assert not list((run_dir / "checkpoints").glob(".*")) or all(
+        p.is_dir() for p in (run_dir / "checkpoints").glob(".*")
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "resume", str(run_dir)], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     assert _accuracies(read_metrics(run_dir)) == _accuracies(read_metrics(tmp_path / "ref"))
     assert reference.step == 200
@@ -130,4 +139,6 @@ def test_a_run_saved_before_a_setting_existed_resumes(tmp_path):
         state_file.write_text(json.dumps(state))
     again = train_or_resume(cfg, run_dir)
     assert again.step == 20 and _accuracies(read_metrics(run_dir)) == _accuracies(read_metrics(tmp_path / "whole"))
-    assert {k: v for k, v in again.metrics.items() if k != "seconds"} == {k: v for k, v in whole.metrics.items() if k != "seconds"}
+    assert {k: v for k, v in again.metrics.items() if k != "seconds"} == {
+        k: v for k, v in whole.metrics.items() if k != "seconds"
+    }

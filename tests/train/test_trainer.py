@@ -132,12 +132,14 @@ def test_grokking_needs_every_grok_split(tmp_path, monkeypatch):
     """With grok_splits (test_id, test_ood) the grokking step is the first evaluation where both pass."""
     trainer = Trainer(quick_config("train.grok_splits=test_id,test_ood", "train.tensorboard=false"), tmp_path)
     assert trainer.config.train.grok_splits == ("test_id", "test_ood")
-    scores = iter([
-        {"test_id": 0.995, "test_ood": 0.40},  # test-ID grokked, OOD not: not yet
-        {"test_id": 0.999, "test_ood": 0.985},  # OOD just under the 0.99 threshold
-        {"test_id": 0.992, "test_ood": 0.991},  # both: the grokking step
-        {"test_id": 0.500, "test_ood": 0.500},  # a later drop does not undo it
-    ])
+    scores = iter(
+        [
+            {"test_id": 0.995, "test_ood": 0.40},  # test-ID grokked, OOD not: not yet
+            {"test_id": 0.999, "test_ood": 0.985},  # OOD just under the 0.99 threshold
+            {"test_id": 0.992, "test_ood": 0.991},  # both: the grokking step
+            {"test_id": 0.500, "test_ood": 0.500},  # a later drop does not undo it
+        ]
+    )
     monkeypatch.setattr(trainer, "evaluate", lambda: {**dict.fromkeys(SPLITS, 1.0), **next(scores)})
     grokked = []
     for step in (100, 200, 300, 400):
@@ -208,7 +210,9 @@ def test_bad_run_config_is_one_line(name, overrides, match, tmp_path):
 
 def test_yaml_config_file(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text("name: mine\ndata: composition-tiny\nmodel: {n_layers: 2, d_model: 32, n_heads: 2}\ntrain: {lr: 0.002}\n")
+    path.write_text(
+        "name: mine\ndata: composition-tiny\nmodel: {n_layers: 2, d_model: 32, n_heads: 2}\ntrain: {lr: 0.002}\n"
+    )
     cfg = load_run_config(path, ["train.max_steps=7"])
     assert (cfg.name, cfg.model.n_layers, cfg.train.lr, cfg.train.max_steps) == ("mine", 2, 0.002, 7)
     path.write_text("train: {lr: [unclosed\n")

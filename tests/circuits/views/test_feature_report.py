@@ -36,8 +36,9 @@ def features_run(run, tmp_path_factory):
     cfg = DictionaryConfig(SITE, k=4, expansion_factor=2, steps=30, batch_size=256)
     result, _ = train_on_model(run.model, run.dataset, cfg)
     save_dictionary(result.dictionary, root / "features" / "resid")
-    tcs = train_transcoders_on_model(run.model, run.dataset, TranscoderConfig.for_layer(0, k=4, expansion_factor=2,
-                                                                                       steps=30, batch_size=256))
+    tcs = train_transcoders_on_model(
+        run.model, run.dataset, TranscoderConfig.for_layer(0, k=4, expansion_factor=2, steps=30, batch_size=256)
+    )
     save_transcoders({layer: r.dictionary for layer, r in tcs.items()}, root / "features" / "tc")
     other = result.dictionary
     other.meta["model_fingerprint"] = "0123456789abcdef"

@@ -24,8 +24,16 @@ def test_report_is_one_offline_file(tiny_report):
     assert not re.search(r"""<(script|link|img|iframe)[^>]+(src|href)\s*=""", html, re.I)
     assert "default-src 'none'" in html  # the page itself forbids fetches
     # every section is there, each with its figures
-    for heading in ("Grokking", "Explorer", "Logit lens", "Causal tracing", "Where the intermediate lives", "Circuit",
-                    "Attention patterns of the circuit", "Circuit formation"):
+    for heading in (
+        "Grokking",
+        "Explorer",
+        "Logit lens",
+        "Causal tracing",
+        "Where the intermediate lives",
+        "Circuit",
+        "Attention patterns of the circuit",
+        "Circuit formation",
+    ):
         assert f"<h2>{heading}" in html
     assert html.count('class="gs-heatmap"') == 3 + 3  # lens targets + swapped tokens
     assert html.count('class="gs-graph"') == 1
@@ -74,7 +82,7 @@ def test_renderers_escape_hostile_labels():
     att = attention_heads(torch.rand(1, 4, 4).tril(), EVIL, [EVIL[0]], title=EVIL[1])
     script = att.html.split("<script>", 1)[1].rsplit("</script>", 1)[0]
     assert "</" not in script and "<" not in script.replace("<script>", "")  # nothing in the data can end the script
-    props = json.loads(script[script.index("{"): script.rindex("}") + 1])
+    props = json.loads(script[script.index("{") : script.rindex("}") + 1])
     assert props["tokens"] == EVIL  # and the data arrives intact
 
 
