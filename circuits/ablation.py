@@ -132,6 +132,8 @@ class EdgeAblation(Intervention):
     ablate: Tensor = field(default_factory=lambda: torch.zeros(()))
 
     def edit(self, act: Tensor) -> Tensor:
+        """The reader's input ``act`` (``batch pos [head_index] d_model``) less each ablated writer's output
+        minus its reference."""
         parts = [self.store[h] if self.store[h].ndim == 4 else self.store[h][:, :, None] for h in self.writers]
         current = torch.cat(parts, dim=2)  # batch pos writer d_model
         diff = current - self.reference.to(current)
@@ -145,6 +147,7 @@ class EdgeAblation(Intervention):
         return act - fix.to(act)
 
     def take(self, rows: Int[Tensor, " row"]) -> EdgeAblation:
+        """The same ablation for the batch rows ``rows`` (a per-prompt reference is indexed too)."""
         ref = self.reference if self.reference.shape[0] == 1 else self.reference[rows]
         return replace(self, reference=ref)
 
@@ -241,6 +244,7 @@ class CircuitEval:
     total_edges: int
 
     def to_dict(self) -> dict[str, Any]:
+        """The evaluation as a plain JSON-ready dict."""
         return asdict(self)
 
 
@@ -290,10 +294,12 @@ class Faithfulness:
 
     @cached_property
     def model_run(self) -> CircuitRun:
+        """The whole model, every edge kept (computed once)."""
         return self.run(self.space.allowed)
 
     @cached_property
     def empty_run(self) -> CircuitRun:
+        """The empty circuit, every edge ablated (computed once)."""
         return self.run(torch.zeros_like(self.space.allowed))
 
     def span(self) -> float:
@@ -310,6 +316,7 @@ class Faithfulness:
         return (value - self.empty_run.metric) / self.span()
 
     def __call__(self, circuit: CircuitGraph | Bool[Tensor, "pos writer reader"]) -> float:
+        """The faithfulness of ``circuit`` (a circuit or a ``pos writer reader`` edge mask): 0 empty, 1 model."""
         return self.normalise(self.run(circuit).metric)
 
 

@@ -63,6 +63,7 @@ class CircuitGraph:
 
     @classmethod
     def empty(cls, space: ModelGraph, positions: Sequence[str] | None = None, **meta: Any) -> CircuitGraph:
+        """A circuit with no edge on the graph ``space``, its positions named ``positions`` (indices by default)."""
         labels = list(positions) if positions is not None else [str(p) for p in range(space.n_pos)]
         return cls(space.n_layers, space.n_heads, labels, list(space.logit_positions), {}, meta=dict(meta))
 
@@ -87,6 +88,7 @@ class CircuitGraph:
         return sorted({(n.layer, n.head) for n in self.nodes if n.kind == "head"})  # type: ignore[misc]
 
     def mask(self) -> Bool[Tensor, "pos writer reader"]:
+        """The circuit's edges as a ``pos writer reader`` mask of its model graph."""
         return self.space.mask(self.edges)
 
     def complement(self) -> CircuitGraph:
@@ -139,6 +141,7 @@ class CircuitGraph:
 
     # -- JSON ------------------------------------------------------------------------------
     def to_json(self, indent: int | None = 1) -> str:
+        """The circuit as JSON: format and version, the model's sizes, positions, scored edges, node scores, meta."""
         data = {
             "format": FORMAT,
             "version": VERSION,
@@ -156,6 +159,7 @@ class CircuitGraph:
 
     @classmethod
     def from_json(cls, text: str) -> CircuitGraph:
+        """The circuit a :meth:`to_json` text holds; a one-line ``CircuitError`` for anything else."""
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
@@ -186,6 +190,7 @@ class CircuitGraph:
             raise CircuitError(f"circuit JSON has a value of the wrong kind ({err})") from None
 
     def save(self, path: str | Path) -> Path:
+        """Write the circuit's JSON to ``path`` atomically (parent folders created); returns ``path``."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, self.to_json() + "\n")
@@ -193,6 +198,7 @@ class CircuitGraph:
 
     @classmethod
     def load(cls, path: str | Path) -> CircuitGraph:
+        """The circuit saved at ``path``; a one-line ``CircuitError`` naming the file if it is missing or no circuit."""
         path = Path(path)
         if not path.is_file():
             raise CircuitError(f"{path} does not exist")

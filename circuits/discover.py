@@ -190,6 +190,7 @@ class Handoff:
     """Share of what components (not the embedding) write at ``src_pos`` that layers <= ``layer`` write."""
 
     def share_at_or_above(self, layer: int) -> float:
+        """The share of the movers' mass (``mass_by_layer``) in layers ``>= layer``; NaN without movers."""
         total = sum(self.mass_by_layer.values())
         return sum(m for L, m in self.mass_by_layer.items() if L >= layer) / total if total else float("nan")
 

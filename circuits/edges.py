@@ -177,6 +177,7 @@ class EdgeScores:
         return self.scores.sum(-1)
 
     def node_scores(self) -> dict[Node, float]:
+        """Each writer node's summed edge scores (:meth:`writer_scores`), keyed by node."""
         ws = self.writer_scores()
         return {self.space.writer(p, w): float(ws[p, w]) for p in range(ws.shape[0]) for w in range(ws.shape[1])}
 

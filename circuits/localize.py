@@ -179,6 +179,7 @@ class Localization:
 
     @property
     def position_name(self) -> str:
+        """The name of the position where the intermediate is read (``r1``, ``e1`` ...)."""
         return self.positions[self.position]
 
     def decodable_layers(self, threshold: float = 0.5) -> list[int]:
@@ -191,6 +192,7 @@ class Localization:
         return int(self.interchange.argmax())
 
     def summary(self) -> dict[str, Any]:
+        """The localisation as a JSON-ready dict: the rates at its position per state, the best state, the counts."""
         col = self.position
         return {
             "target": self.target,

@@ -46,6 +46,7 @@ class Plan:
 
     @property
     def name(self) -> str:
+        """The experiment's name."""
         return self.experiment.name
 
 

@@ -38,7 +38,8 @@ class Metric(Protocol):
 
     def __call__(
         self, logits: Float[Tensor, "batch d_vocab"], example: Int[Tensor, " batch"]
-    ) -> Float[Tensor, " batch"]: ...
+    ) -> Float[Tensor, " batch"]:
+        """One score per example from the answer-position ``logits`` and the examples' row indices ``example``."""
 
 
 def _ids(t: Tensor | Sequence[int]) -> Tensor:

@@ -65,10 +65,12 @@ class PromptPairs:
 
     @property
     def n_pos(self) -> int:
+        """Prompt length (clean and corrupt prompts share it)."""
         return self.clean.shape[1]
 
     @property
     def answer_pos(self) -> Int[Tensor, " batch"]:
+        """The answer position of every row: the last prompt position."""
         return torch.full((len(self),), self.n_pos - 1, dtype=torch.long, device=self.clean.device)
 
     @property
@@ -90,6 +92,7 @@ class PromptPairs:
         return logit_diff(self.clean_answer, self.corrupt_answer)
 
     def to(self, device: torch.device | str | None) -> PromptPairs:
+        """The pairs with every tensor on ``device``."""
         moved = {f: getattr(self, f).to(device) for f in ("clean", "corrupt", "clean_answer", "corrupt_answer")}
         return replace(self, **moved)
 

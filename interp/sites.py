@@ -42,6 +42,7 @@ class Family:
     heads: bool = False
 
     def n_layers(self, bridge: Bridge) -> int:
+        """How many layers the family has on ``bridge``: ``n_layers``, plus one for ``resid``."""
         return n_layers(bridge) + (1 if self.name == "resid" else 0)
 
     def hook(self, bridge: Bridge, layer: int) -> tuple[int, str]:

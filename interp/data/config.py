@@ -53,14 +53,17 @@ class CompositionConfig:
 
     @property
     def n_atomic(self) -> int:
+        """Atomic facts in the graph: ``n_entities * out_degree``."""
         return self.n_entities * self.out_degree
 
     @property
     def n_ood_atomic(self) -> int:
+        """Atomic facts made OOD: ``round(ood_fraction * n_atomic)``."""
         return round(self.ood_fraction * self.n_atomic)
 
     @property
     def n_id_atomic(self) -> int:
+        """Atomic facts left in distribution: ``n_atomic - n_ood_atomic``."""
         return self.n_atomic - self.n_ood_atomic
 
     @property
@@ -142,10 +145,12 @@ class ComparisonConfig:
 
     @property
     def n_id_atomic(self) -> int:
+        """Atomic facts of the ID entities: ``(n_entities - n_ood_entities) * n_attributes``."""
         return (self.n_entities - self.n_ood_entities) * self.n_attributes
 
     @property
     def n_inferred(self) -> int:
+        """How many ID comparisons go into training: ``round(phi * n_id_atomic)``."""
         return round(self.phi * self.n_id_atomic)
 
     def __post_init__(self) -> None:
@@ -197,6 +202,7 @@ class ComplexConfig:
 
     @property
     def n_ood_entities(self) -> int:
+        """OOD entities per attribute: ``round(ood_fraction * n_entities)``."""
         return round(self.ood_fraction * self.n_entities)
 
     def __post_init__(self) -> None:

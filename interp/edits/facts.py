@@ -35,6 +35,7 @@ class FactEdit:
 
     @property
     def prompt(self) -> tuple[str, str]:
+        """The fact's prompt tokens: ``(head, relation)``."""
         return (self.head, self.relation)
 
 

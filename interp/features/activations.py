@@ -145,6 +145,7 @@ class Activations:
 
     @property
     def d_in(self) -> int:
+        """The width of each activation row."""
         return self.acts.shape[1]
 
     def __len__(self) -> int:

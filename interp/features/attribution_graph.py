@@ -100,27 +100,34 @@ class AttributionGraph:
     # -- node indices (circuit-tracer's order) ----------------------------------------------
     @property
     def n_pos(self) -> int:
+        """Prompt positions."""
         return self.input_tokens.shape[0]
 
     @property
     def n_features(self) -> int:
+        """Active features, the graph's first nodes."""
         return self.active_features.shape[0]
 
     @property
     def n_logits(self) -> int:
+        """Logit nodes (the target tokens), the graph's last nodes."""
         return self.logit_tokens.shape[0]
 
     @property
     def n_nodes(self) -> int:
+        """All nodes: features, errors, embeddings, logits."""
         return self.adjacency.shape[0]
 
     def error_index(self, layer: int, pos: int) -> int:
+        """The node index of the error term of transcoder ``layer`` at ``pos``."""
         return self.n_features + layer * self.n_pos + pos
 
     def embedding_index(self, pos: int) -> int:
+        """The node index of the token embedding at ``pos``."""
         return self.n_features + self.n_layers * self.n_pos + pos
 
     def logit_index(self, i: int) -> int:
+        """The node index of the ``i``-th logit target."""
         return self.n_features + (self.n_layers + 1) * self.n_pos + i
 
     def feature_index(self, layer: int, pos: int, feature: int) -> int:
@@ -140,6 +147,7 @@ class AttributionGraph:
         return self.values[t] - (self.adjacency[t].sum(-1) + self.bias[t])
 
     def max_residual(self) -> float:
+        """The largest ``|residual|`` of any target: how far the graph is from adding up exactly."""
         return float(self.residuals().abs().max()) if self.targets().numel() else 0.0
 
 

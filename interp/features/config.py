@@ -175,6 +175,7 @@ class DictionaryConfig:
 
     # -- plain data ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The config as a plain mapping, as ``cfg.json`` stores it."""
         return to_dict(self)
 
     @classmethod

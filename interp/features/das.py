@@ -119,6 +119,7 @@ class DAS(nn.Module):
 
     @property
     def d_model(self) -> int:
+        """The width of the rotated residual stream."""
         return self.rotation.weight.shape[0]
 
     @property
@@ -243,6 +244,7 @@ class DASResult:
 
     @property
     def size(self) -> int:
+        """The size of the trained subspace (:meth:`DAS.size`)."""
         return self.das.size()
 
 

@@ -73,6 +73,7 @@ class FeatureDashboard:
 
     @property
     def best_match(self) -> VariableMatch | None:
+        """The feature's best precision match with a task variable, None without one."""
         return self.matches[0] if self.matches else None
 
 

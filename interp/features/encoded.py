@@ -48,6 +48,7 @@ class FeatureActivations:
 
     @property
     def n_rows(self) -> int:
+        """The number of activation rows: read (prompt, position) pairs."""
         return self.example.shape[0]
 
     def row_table(self) -> Int[Tensor, "batch pos"]:

@@ -35,6 +35,7 @@ class VariableMatch:
 
     @property
     def f1(self) -> float:
+        """The harmonic mean of precision and recall (0 when both are 0)."""
         s = self.precision + self.recall
         return 0.0 if s == 0 else 2 * self.precision * self.recall / s
 

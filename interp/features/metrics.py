@@ -59,6 +59,7 @@ class DictionaryMetrics:
     loss_recovered: float
 
     def as_dict(self) -> dict[str, float | int]:
+        """The metrics as a plain dict."""
         return asdict(self)
 
 

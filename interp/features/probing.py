@@ -61,6 +61,7 @@ class ProbeRows:
         return self.x.shape[0]
 
     def take(self, rows: Sequence[int]) -> ProbeRows:
+        """The rows ``rows`` (indices), in that order."""
         idx = torch.as_tensor(list(rows), dtype=torch.long)
         return ProbeRows(self.x[idx], self.labels[idx], [self.prefixes[i] for i in idx.tolist()])
 
@@ -174,10 +175,12 @@ class SingleFeatures:
 
     @property
     def mean_auroc(self) -> float:
+        """The mean AUROC over the classes."""
         return float(np.mean(self.auroc))
 
     @property
     def distinct_features(self) -> int:
+        """How many different features are some class's best."""
         return len(set(self.feature))
 
     def share(self, precision: float = 0.9, recall: float = 0.9) -> float:

@@ -90,6 +90,7 @@ class StepOutput:
 
     @property
     def loss(self) -> Tensor:
+        """The total loss: the sum of the named losses."""
         return torch.stack(list(self.losses.values())).sum()
 
 

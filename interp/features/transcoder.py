@@ -134,6 +134,7 @@ class TranscoderConfig(DictionaryConfig):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TranscoderConfig:
+        """Build from a plain mapping (``cfg.json``), with one-line errors on unknown or mistyped fields."""
         return super().from_dict(data)  # type: ignore[return-value]
 
 
@@ -171,14 +172,17 @@ class Transcoder(SparseDictionary):
 
     @property
     def d_out(self) -> int:
+        """The output width (the MLP output's)."""
         return self.W_dec.shape[1]
 
     @property
     def hook_name_out(self) -> str:
+        """The hook point whose value the transcoder predicts (the MLP output)."""
         return self.cfg.hook_name_out
 
     @property
     def layer(self) -> int | None:
+        """The block of ``hook_name_out`` (None for a hook outside the blocks)."""
         return self.cfg.layer
 
     def pre_acts(self, x: Float[Tensor, "*row d_in"]) -> Float[Tensor, "*row d_sae"]:
@@ -186,6 +190,7 @@ class Transcoder(SparseDictionary):
         return x @ self.W_enc + self.b_enc
 
     def decode(self, feature_acts: Float[Tensor, "*row d_sae"]) -> Float[Tensor, "*row d_out"]:
+        """The predicted MLP output of feature activations: ``feature_acts @ W_dec + b_dec``."""
         return feature_acts @ self.W_dec + self.b_dec
 
     def forward(self, x: Float[Tensor, "*row d_in"]) -> Float[Tensor, "*row d_out"]:
@@ -201,6 +206,7 @@ class Transcoder(SparseDictionary):
         self.b_dec.div_(scale_out)
 
     def extra_repr(self) -> str:
+        """Architecture, hooks and sizes, for the module's ``repr``."""
         return (
             f"{self.architecture}, {self.hook_name!r} -> {self.hook_name_out!r}, d_in={self.d_in}, "
             f"d_sae={self.d_sae}, d_out={self.d_out}, k={self.cfg.k}"

@@ -74,6 +74,7 @@ class TranscoderSplice(Intervention):
     where: Bool[Tensor, "batch pos"] | None = None
 
     def edit(self, act: Tensor) -> Tensor:
+        """The transcoder's prediction from the stored MLP input (plus ``error``), at ``where`` or everywhere."""
         assert self.transcoder is not None
         x = self.store[self.transcoder.hook_name]
         new = self.transcoder(x.reshape(*x.shape[:2], -1).to(self.transcoder.W_enc.dtype)).to(act.dtype)
@@ -83,6 +84,7 @@ class TranscoderSplice(Intervention):
         return new if self.where is None else torch.where(self.where.to(act.device)[..., None], new, act)
 
     def take(self, rows: Int[Tensor, " row"]) -> TranscoderSplice:
+        """The same splice for the batch rows ``rows`` (``error`` and ``where`` indexed too)."""
         pick = lambda t: t if t is None or t.shape[0] == 1 else t[rows.to(t.device)]  # noqa: E731
         return replace(self, error=pick(self.error), where=pick(self.where))
 

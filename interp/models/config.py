@@ -84,8 +84,10 @@ class ModelConfig:
 
     @property
     def d_head(self) -> int:
+        """Per-head width: ``d_model // n_heads``."""
         return self.d_model // self.n_heads
 
     @property
     def mlp_width(self) -> int:
+        """The MLP's hidden width: ``d_mlp``, or ``4 * d_model`` when unset."""
         return self.d_mlp if self.d_mlp is not None else 4 * self.d_model

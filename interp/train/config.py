@@ -183,6 +183,7 @@ class RunConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as plain data (``config.json``); ``data_dir`` only when set, as earlier runs stored it."""
         out = to_dict(self)
         if self.data_dir is None:  # generated data: the format every earlier run stored
             del out["data_dir"]
@@ -190,6 +191,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """The config a mapping (``config.json``, a YAML file) describes; one-line errors name the field."""
         if not isinstance(data, dict):
             raise ConfigError("a run config must be a mapping with keys name, data, model, train")
         unknown = sorted(set(data) - {"name", "data", "model", "train", "data_dir"}, key=repr)

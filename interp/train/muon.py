@@ -72,6 +72,7 @@ class Muon(torch.optim.Muon):
 
     @torch.no_grad()
     def step(self, closure=None):  # type: ignore[override]
+        """One Muon step on every group: momentum, then the update orthogonalised in :meth:`dtype_for`'s dtype."""
         loss = None
         if closure is not None:
             with torch.enable_grad():

@@ -76,6 +76,7 @@ class TrainResult:
 
     @property
     def grokked(self) -> bool:
+        """Did the run reach ``grok_threshold`` on every ``grok_splits`` split."""
         return self.grokked_step is not None
 
 
@@ -249,15 +250,19 @@ class Trainer:
 
     # -- evaluation and checkpoints --------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
+        """Exact-match accuracy on every evaluation split and query type."""
         return {key: accuracy(self.model, batch, autocast=self.autocast) for key, batch in self.eval_batches.items()}
 
     def is_checkpoint_step(self, step: int) -> bool:
+        """Is a checkpoint written after ``step`` steps: every ``checkpoint_every`` up to
+        ``checkpoint_dense_until``, then every ``checkpoint_sparse_every``."""
         tc = self.config.train
         if step <= tc.checkpoint_dense_until:
             return step % tc.checkpoint_every == 0
         return step % tc.checkpoint_sparse_every == 0
 
     def save(self) -> Path:
+        """Checkpoint the current step (weights, optimisers, filter, RNG, metrics, config); returns its folder."""
         state = {
             "config": self.config.to_dict(),
             "elapsed": self.elapsed,
