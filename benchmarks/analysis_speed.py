@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from circuits.discover import find_circuit
     from circuits.localize import locate_bridge
-    from circuits.report import build_report
     from circuits.tasks import composition_task
+    from circuits.views.report import build_report
     from interp.lens import dataset_lens
     from interp.models import to_bridge
     from interp.runs import load_checkpoint
@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         html, _ = timed("HTML report (explorer included)", lambda: build_report(args.run_dir))
         html_bytes = len(html.encode())
 
-    print(f"Run {args.run_dir} (step {run.step}; {run.config.model.n_layers} layers, d_model {run.config.model.d_model}; "
-          f"{ds.config.n_entities} entities, phi {ds.config.phi}); {args.n} test-ID prompts.")
+    print(
+        f"Run {args.run_dir} (step {run.step}; {run.config.model.n_layers} layers, d_model {run.config.model.d_model}; "
+        f"{ds.config.n_entities} entities, phi {ds.config.phi}); {args.n} test-ID prompts."
+    )
     print(f"Machine: {describe('cpu')}.\n")
     print("| analysis | seconds |")
     print("|---|---:|")
@@ -92,14 +94,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| b top-1 at r1, after each block 0..{n_layers} | {', '.join(f'{float(v):.2f}' for v in b_top1[:, 1])} |")
     print(f"| first layer with b top-1 at r1 for >= 50% | {first} |")
     print(f"| b top-1 at h / r2 (best layer) | {float(b_top1[:, 0].max()):.2f} / {float(b_top1[:, 2].max()):.2f} |")
-    print(f"| interchange at S[l, r1], l = 0..{n_layers} (baseline {loc.interchange_baseline:.2f}) | "
-          f"{', '.join(f'{float(v):.2f}' for v in loc.interchange)} |")
-    print(f"| answer top-1 at r2, after each block | {', '.join(f'{float(v):.2f}' for v in lens['answer'].top1[:, 2])} |")
+    print(
+        f"| interchange at S[l, r1], l = 0..{n_layers} (baseline {loc.interchange_baseline:.2f}) | "
+        f"{', '.join(f'{float(v):.2f}' for v in loc.interchange)} |"
+    )
+    print(
+        f"| answer top-1 at r2, after each block | {', '.join(f'{float(v):.2f}' for v in lens['answer'].top1[:, 2])} |"
+    )
     for swap, grid in trace.items():
-        print(f"| tracing, {swap} swap: top-1 change at r1 / r2, per layer | "
-              f"{', '.join(f'{float(v):.2f}' for v in grid[:, 1])} / {', '.join(f'{float(v):.2f}' for v in grid[:, 2])} |")
-    print(f"| test-OOD: b top-1 at r1 (best layer) / answer top-1 at the output | "
-          f"{float(ood['bridge'].top1[:, 1].max()):.2f} / {float(ood['answer'].top1[n_layers, 2]):.2f} |")
+        print(
+            f"| tracing, {swap} swap: top-1 change at r1 / r2, per layer | "
+            f"{', '.join(f'{float(v):.2f}' for v in grid[:, 1])} / {', '.join(f'{float(v):.2f}' for v in grid[:, 2])} |"
+        )
+    print(
+        f"| test-OOD: b top-1 at r1 (best layer) / answer top-1 at the output | "
+        f"{float(ood['bridge'].top1[:, 1].max()):.2f} / {float(ood['answer'].top1[n_layers, 2]):.2f} |"
+    )
     ev = circuit.meta.get("evaluations", {})
     faith = ", ".join(f"{k} {v['faithfulness']:.2f}" for k, v in ev.items())
     print(f"| circuit: edges kept / all, faithfulness | {len(circuit)} / {circuit.space.n_edges}, {faith} |")

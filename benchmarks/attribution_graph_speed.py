@@ -57,8 +57,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--prompts", type=int, default=40, help="test-ID prompts for the bridge analysis (default 40)")
     p.add_argument("--top", type=int, default=5, help="a feature promotes the bridge if it is in its top-N tokens")
     p.add_argument("--repeats", type=int, default=3, help="timed graphs of the first prompt (median reported)")
-    p.add_argument("--no-replacement", action="store_true",
-                   help="skip scoring the replacement model on every prompt (the slowest part on a loaded machine)")
+    p.add_argument(
+        "--no-replacement",
+        action="store_true",
+        help="skip scoring the replacement model on every prompt (the slowest part on a loaded machine)",
+    )
     p.add_argument("--threads", type=int, default=2)
     return p.parse_args(argv)
 
@@ -68,10 +71,19 @@ def get_transcoders(args: argparse.Namespace, run) -> tuple[dict, list[dict]]:
     if folder is not None and (folder / "transcoders.json").is_file():
         return load_transcoders(folder, run.model), []
     bridge = as_bridge(run.model)
-    cfg = TranscoderConfig.for_layer(0, architecture=args.architecture, k=args.k,
-                                     expansion_factor=args.expansion_factor, steps=args.steps,
-                                     batch_size=args.batch_size)
-    meta = {"model_fingerprint": model_fingerprint(bridge), "run_dir": str(Path(args.run_dir).resolve()), "step": run.step}
+    cfg = TranscoderConfig.for_layer(
+        0,
+        architecture=args.architecture,
+        k=args.k,
+        expansion_factor=args.expansion_factor,
+        steps=args.steps,
+        batch_size=args.batch_size,
+    )
+    meta = {
+        "model_fingerprint": model_fingerprint(bridge),
+        "run_dir": str(Path(args.run_dir).resolve()),
+        "step": run.step,
+    }
     tcs, rows = {}, []
     for layer in range(len(bridge.blocks)):
         layer_cfg = cfg.at_layer(layer)
@@ -83,8 +95,17 @@ def get_transcoders(args: argparse.Namespace, run) -> tuple[dict, list[dict]]:
         with torch.no_grad():
             acts = tc.encode(x.acts)
             fvu = float((tc.decode(acts) - y.acts).pow(2).sum() / (y.acts - y.acts.mean(0)).pow(2).sum())
-        rows.append({"layer": layer, "rows": len(x), "collect_s": collect, "train_s": result.seconds, "fvu": fvu,
-                     "l0": float((acts > 0).sum(-1).float().mean()), "dead": int((~(acts > 0).any(0)).sum())})
+        rows.append(
+            {
+                "layer": layer,
+                "rows": len(x),
+                "collect_s": collect,
+                "train_s": result.seconds,
+                "fvu": fvu,
+                "l0": float((acts > 0).sum(-1).float().mean()),
+                "dead": int((~(acts > 0).any(0)).sum()),
+            }
+        )
         tcs[layer] = tc
         print(f"[transcoder] layer {layer}: {rows[-1]}", flush=True)
     if folder is not None:
@@ -110,12 +131,17 @@ def bridge_analysis(args, run, bridge, tcs) -> dict[str, float]:
     by_layer = {layer: 0 for layer in tcs}
     for ex in ds.examples("test_id")[: args.prompts]:
         bridge_tok = ds.vocab.id(ex.provenance["bridges"][0])
-        g = attribution_graph(bridge, tcs, prompt_tokens(ds, ex.input_tokens), vocab=ds.vocab, answer=ex.target_tokens[0])
+        g = attribution_graph(
+            bridge, tcs, prompt_tokens(ds, ex.input_tokens), vocab=ds.vocab, answer=ex.target_tokens[0]
+        )
         pruned = prune_graph(g)
         influence = node_influence(g)
         feat_inf = influence[: g.n_features]
-        hits = [i for i, (layer, pos, f) in enumerate(g.active_features.tolist())
-                if pos == r1 and bridge_tok in promotes[layer][f].tolist()]
+        hits = [
+            i
+            for i, (layer, pos, f) in enumerate(g.active_features.tolist())
+            if pos == r1 and bridge_tok in promotes[layer][f].tolist()
+        ]
         kept = [i for i in hits if bool(pruned.node_mask[i])]
         stats["has"].append(float(bool(hits)))
         n_r1 = int((g.active_features[:, 1] == r1).sum())  # a feature's top tokens hold a given token by chance
@@ -151,19 +177,28 @@ def main(argv: list[str] | None = None) -> int:
     print("\n| layer | rows | collect (s) | train (s) | FVU (MLP out) | L0 | dead |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['layer']} | {r['rows']} | {r['collect_s']:.1f} | {r['train_s']:.1f} | {r['fvu']:.3f} | {r['l0']:.1f} | {r['dead']} |")
+        print(
+            f"| {r['layer']} | {r['rows']} | {r['collect_s']:.1f} | {r['train_s']:.1f} | {r['fvu']:.3f} | {r['l0']:.1f} | {r['dead']} |"
+        )
     if rep is not None:
-        print(f"\nreplacement model (every MLP replaced): FVU {rep.fvu:.3f}, L0 (sum over layers) {rep.l0:.1f}, "
-              f"accuracy {rep.accuracy_spliced:.3f} (clean {rep.accuracy_clean:.3f}, MLPs zeroed {rep.accuracy_zero:.3f}), "
-              f"accuracy recovered {rep.accuracy_recovered:.3f}, loss recovered {rep.loss_recovered:.3f}")
+        print(
+            f"\nreplacement model (every MLP replaced): FVU {rep.fvu:.3f}, L0 (sum over layers) {rep.l0:.1f}, "
+            f"accuracy {rep.accuracy_spliced:.3f} (clean {rep.accuracy_clean:.3f}, MLPs zeroed {rep.accuracy_zero:.3f}), "
+            f"accuracy recovered {rep.accuracy_recovered:.3f}, loss recovered {rep.loss_recovered:.3f}"
+        )
     print("\n| what | seconds | target |")
     print("|---|---|---|")
-    print(f"| attribution graph, 1 prompt ({g.n_features} features, {g.n_nodes} nodes) | {graph_s:.3f} | <= {TARGET_SECONDS} |")
+    print(
+        f"| attribution graph, 1 prompt ({g.n_features} features, {g.n_nodes} nodes) | {graph_s:.3f} | <= {TARGET_SECONDS} |"
+    )
     print(f"| reference: forward + backward of {g.n_features + g.n_logits} prompt copies | {ref_s:.3f} | |")
     print(f"| ratio graph / reference | {graph_s / ref_s:.1f}x | |")
     print(f"\ngraph adds up: max |value - (incoming edges + bias)| = {g.max_residual():.2e} (float32)")
     analysis = bridge_analysis(args, run, bridge, tcs)
-    print(f"\nbridge analysis over {args.prompts} test-ID prompts: " + ", ".join(f"{k} {v:.3f}" for k, v in analysis.items()))
+    print(
+        f"\nbridge analysis over {args.prompts} test-ID prompts: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in analysis.items())
+    )
     print(f"\nmachine: {describe('cpu')}, threads {torch.get_num_threads()}")
     return 0 if graph_s <= TARGET_SECONDS else 1
 

@@ -42,8 +42,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--exact-writers", type=int, default=2, help="writers whose edges are patched exactly (default 2)")
     p.add_argument("--ig-steps", type=int, default=5, help="EAP-IG path steps (default 5)")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats of EAP / EAP-IG; the median is reported")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64"],
-                   help="the analysed model's dtype (float64: exact effects far above rounding)")
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float64"],
+        help="the analysed model's dtype (float64: exact effects far above rounding)",
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1; 0 = torch's choice)")
     p.add_argument("--seed", type=int, default=0)
@@ -73,11 +77,20 @@ def train_model(args: argparse.Namespace, dataset, run_dir: str):
     from interp.train import Trainer, load_run_config
 
     overrides = [
-        f"model.n_layers={args.layers}", f"model.d_model={args.d_model}", f"model.n_heads={args.heads}",
-        f"model.d_mlp={4 * args.d_model}", f"train.batch_size={args.train_batch}", f"train.lr={args.lr}",
-        f"train.warmup_steps={max(1, args.train_steps // 10)}", f"train.max_steps={max(1, args.train_steps)}",
-        f"train.device={args.device}", f"train.seed={args.seed}", "train.precision=fp32",
-        "train.optimizer=adamw", "train.progress=false", "train.tensorboard=false",
+        f"model.n_layers={args.layers}",
+        f"model.d_model={args.d_model}",
+        f"model.n_heads={args.heads}",
+        f"model.d_mlp={4 * args.d_model}",
+        f"train.batch_size={args.train_batch}",
+        f"train.lr={args.lr}",
+        f"train.warmup_steps={max(1, args.train_steps // 10)}",
+        f"train.max_steps={max(1, args.train_steps)}",
+        f"train.device={args.device}",
+        f"train.seed={args.seed}",
+        "train.precision=fp32",
+        "train.optimizer=adamw",
+        "train.progress=false",
+        "train.tensorboard=false",
     ]
     trainer = Trainer(load_run_config("composition-small", overrides), run_dir, dataset=dataset)
     losses = []
@@ -133,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [("exact edge patching", exact_s, full_exact_s, 1.0, 1.0)]
     reference = exact.scores[picked[:, 0], picked[:, 1], picked[:, 2]].abs()
     for method, label in (("eap", "EAP"), ("eap-ig", f"EAP-IG ({args.ig_steps} steps)")):
+
         def run(method=method):
             return edge_attribution(bridge, clean, corrupt, metric, method=method, ig_steps=args.ig_steps)
 

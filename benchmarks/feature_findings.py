@@ -64,20 +64,48 @@ def probing_table(bridge, dataset, target: str, args, out: dict) -> dict[int, ob
     neurons = [f"blocks.{layer}.mlp.hook_post" for layer in range(len(bridge.blocks))]
     splits = split_rows(bridge, dataset, states + neurons, target)
     pos_name = dataset.schema.positions[dataset.schema.intermediate(target).position]
-    print(f"\n### {dataset.task}: k-sparse probing of `{target}` at {pos_name} (held-out prefixes; chance = majority)\n")
+    print(
+        f"\n### {dataset.task}: k-sparse probing of `{target}` at {pos_name} (held-out prefixes; chance = majority)\n"
+    )
     first = next(iter(splits.values()))
     print(f"rows: train {len(first.train)}, " + ", ".join(f"{k} {len(v)}" for k, v in first.evals.items()))
     ks = [k for k in args.ks]
-    print("\n| source | state / block | " + " | ".join(f"k={k}" for k in ks) + " | test_id k=16 | test_ood k=16 | chance |")
+    print(
+        "\n| source | state / block | "
+        + " | ".join(f"k={k}" for k in ks)
+        + " | test_id k=16 | test_ood k=16 | chance |"
+    )
     print("|---|---|" + "---|" * (len(ks) + 3))
     sae_by_layer, rows = {}, []
     for layer, hook in enumerate(states):
-        cfg = DictionaryConfig(hook, architecture="batchtopk", k=args.dict_k, expansion_factor=8, splits=("train",),
-                               positions=(pos_name,), steps=args.dict_steps, batch_size=512)
+        cfg = DictionaryConfig(
+            hook,
+            architecture="batchtopk",
+            k=args.dict_k,
+            expansion_factor=8,
+            splits=("train",),
+            positions=(pos_name,),
+            steps=args.dict_steps,
+            batch_size=512,
+        )
         sae = train_on_model(bridge, dataset, cfg, log_every=args.dict_steps)[0].dictionary
         sae_by_layer[layer] = sae
         for source, kw, name in (("raw", {}, f"S[{layer}]"), ("dictionary", {"dictionary": sae}, f"S[{layer}]")):
-            rows.append((source, name, probe_site(bridge, dataset, hook, target, ks=[k for k in ks if k <= (sae.d_sae if kw else bridge.cfg.d_model)], splits=splits, **kw)))
+            rows.append(
+                (
+                    source,
+                    name,
+                    probe_site(
+                        bridge,
+                        dataset,
+                        hook,
+                        target,
+                        ks=[k for k in ks if k <= (sae.d_sae if kw else bridge.cfg.d_model)],
+                        splits=splits,
+                        **kw,
+                    ),
+                )
+            )
     for block, hook in enumerate(neurons):
         rows.append(("neurons", f"block {block}", probe_site(bridge, dataset, hook, target, ks=ks, splits=splits)))
     for source, name, res in rows:
@@ -85,20 +113,42 @@ def probing_table(bridge, dataset, target: str, args, out: dict) -> dict[int, ob
         k16 = res.ks.index(16) if 16 in res.ks else -1
         tid = res.accuracy.get("test_id", [float("nan")] * len(res.ks))[k16]
         tood = res.accuracy.get("test_ood", [float("nan")] * len(res.ks))[k16]
-        print(f"| {source} | {name} | " + " | ".join(fmt(acc.get(k)) for k in ks) + f" | {fmt(tid)} | {fmt(tood)} | {fmt(res.chance)} |")
-        out.setdefault("probing", []).append({"source": source, "where": name, "hook": res.hook, "ks": res.ks,
-                                              "accuracy": res.accuracy, "n": res.n_rows, "chance": res.chance,
-                                              "classes": res.n_classes})
+        print(
+            f"| {source} | {name} | "
+            + " | ".join(fmt(acc.get(k)) for k in ks)
+            + f" | {fmt(tid)} | {fmt(tood)} | {fmt(res.chance)} |"
+        )
+        out.setdefault("probing", []).append(
+            {
+                "source": source,
+                "where": name,
+                "hook": res.hook,
+                "ks": res.ks,
+                "accuracy": res.accuracy,
+                "n": res.n_rows,
+                "chance": res.chance,
+                "classes": res.n_classes,
+            }
+        )
     print("\nBest single dictionary feature per value (on the probe's training rows):\n")
     print("| state | mean AUROC | share P>=0.9 & R>=0.9 | share P>=0.5 & R>=0.5 | distinct features / values |")
     print("|---|---|---|---|---|")
     for source, name, res in rows:
         if source == "dictionary":
             s = res.single
-            print(f"| {name} | {s.mean_auroc:.3f} | {s.share(0.9, 0.9):.3f} | {s.share(0.5, 0.5):.3f} | {s.distinct_features} / {len(s.classes)} |")
-            out.setdefault("single", []).append({"where": name, "mean_auroc": s.mean_auroc, "p90r90": s.share(),
-                                                 "p50r50": s.share(0.5, 0.5), "distinct": s.distinct_features,
-                                                 "classes": len(s.classes)})
+            print(
+                f"| {name} | {s.mean_auroc:.3f} | {s.share(0.9, 0.9):.3f} | {s.share(0.5, 0.5):.3f} | {s.distinct_features} / {len(s.classes)} |"
+            )
+            out.setdefault("single", []).append(
+                {
+                    "where": name,
+                    "mean_auroc": s.mean_auroc,
+                    "p90r90": s.share(),
+                    "p50r50": s.share(0.5, 0.5),
+                    "distinct": s.distinct_features,
+                    "classes": len(s.classes),
+                }
+            )
     return sae_by_layer
 
 
@@ -107,7 +157,9 @@ def das_tables(run_dir: str, bridge, dataset, target: str, sae_by_layer, args, o
     pairs = (das_pairs(dataset, target, "train", n=args.n_train), das_pairs(dataset, target, "test_id", seed=1))
     ceiling = full_interchange(bridge, dataset, target, pairs=pairs[1])
     best = max(ceiling, key=ceiling.get)
-    print(f"\n### {dataset.task}: interchange of `{target}` (held-out test_id pairs: {len(pairs[1])}; train pairs {len(pairs[0])})\n")
+    print(
+        f"\n### {dataset.task}: interchange of `{target}` (held-out test_id pairs: {len(pairs[1])}; train pairs {len(pairs[0])})\n"
+    )
     print("| state | " + " | ".join(f"S[{state}]" for state in ceiling) + " |\n|---|" + "---|" * len(ceiling))
     print("| full-state IIA | " + " | ".join(fmt(v) for v in ceiling.values()) + " |")
     out["full_interchange"] = ceiling
@@ -118,15 +170,29 @@ def das_tables(run_dir: str, bridge, dataset, target: str, sae_by_layer, args, o
     print("| train IIA | " + " | ".join(fmt(p.train_iia) for p in curve) + " |")
     print("| held-out IIA | " + " | ".join(fmt(p.iia) for p in curve) + " |")
     out["das_curve"] = [vars(p) for p in curve]
-    bl = boundless_das(bridge, dataset, target, layer=best, pairs=pairs, steps=2 * args.das_steps, lr=args.das_lr,
-                       batch_size=args.das_batch)
-    print(f"\nBoundless DAS at S[{best}]: learned size {bl.d}, train IIA {fmt(bl.train_iia)}, held-out IIA {fmt(bl.iia)}")
+    bl = boundless_das(
+        bridge,
+        dataset,
+        target,
+        layer=best,
+        pairs=pairs,
+        steps=2 * args.das_steps,
+        lr=args.das_lr,
+        batch_size=args.das_batch,
+    )
+    print(
+        f"\nBoundless DAS at S[{best}]: learned size {bl.d}, train IIA {fmt(bl.train_iia)}, held-out IIA {fmt(bl.iia)}"
+    )
     out["boundless"] = vars(bl)
-    fit = train_das(bridge, pairs[0], layer=best, position=dataset.schema.intermediate(target).position, d=args.d, **train_kw)
+    fit = train_das(
+        bridge, pairs[0], layer=best, position=dataset.schema.intermediate(target).position, d=args.d, **train_kw
+    )
     sae = sae_by_layer[best]
     steer = steer_variable(bridge, dataset, target, hook=fit.hook, dictionary=sae, das=fit)
-    print(f"\nSteering `{target}` at S[{best}] on {steer.n} test_id prompts (success: top-1 is what the new value implies;"
-          f" clean accuracy {fmt(steer.clean_accuracy)}):\n")
+    print(
+        f"\nSteering `{target}` at S[{best}] on {steer.n} test_id prompts (success: top-1 is what the new value implies;"
+        f" clean accuracy {fmt(steer.clean_accuracy)}):\n"
+    )
     print("| edit | " + " | ".join(steer.success) + " |\n|---|" + "---|" * len(steer.success))
     print("| success | " + " | ".join(fmt(v) for v in steer.success.values()) + " |")
     out["steering"] = {"n": steer.n, "success": steer.success, "clean_accuracy": steer.clean_accuracy, "d": args.d}

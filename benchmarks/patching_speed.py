@@ -49,14 +49,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--d-model", type=int, default=256, help="residual width (default 256; the paper's is 768)")
     p.add_argument("--heads", type=int, default=8, help="attention heads (default 8)")
     p.add_argument("--batch", type=int, default=96, help="clean/corrupt pairs (default 96)")
-    p.add_argument("--swap", nargs="+", default=["h", "mixed"], choices=["h", "r1", "r2", "mixed"],
-                   help="workloads: which token the corrupt prompt swaps (default: h mixed)")
-    p.add_argument("--families", nargs="+", default=["resid_pre"], choices=sorted(TL_NAMES),
-                   help="hook families to sweep (default: resid_pre)")
+    p.add_argument(
+        "--swap",
+        nargs="+",
+        default=["h", "mixed"],
+        choices=["h", "r1", "r2", "mixed"],
+        help="workloads: which token the corrupt prompt swaps (default: h mixed)",
+    )
+    p.add_argument(
+        "--families",
+        nargs="+",
+        default=["resid_pre"],
+        choices=sorted(TL_NAMES),
+        help="hook families to sweep (default: resid_pre)",
+    )
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per method; the median is reported")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: steady timings on a shared machine; 0 = torch's choice)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: steady timings on a shared machine; 0 = torch's choice)",
+    )
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 

@@ -73,7 +73,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = load_run_config(args.config, [f"train.device={args.device}", "train.progress=false", "train.tensorboard=false"])
+    cfg = load_run_config(
+        args.config, [f"train.device={args.device}", "train.progress=false", "train.tensorboard=false"]
+    )
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, tmp)
         model0 = copy.deepcopy(trainer.model)
@@ -89,10 +91,15 @@ def main() -> None:
             "hf": lambda bs: plain_loop(with_hf_default_kernels(model0), bs, tc, fused=False),
         }
         if muon:
-            loops["adamw"] = lambda bs: plain_loop(copy.deepcopy(model0), bs, dataclasses.replace(tc, optimizer="adamw"))
-            loops["other_ns"] = lambda bs: plain_loop(copy.deepcopy(model0), bs, dataclasses.replace(tc, muon_ns_dtype=other))
-            loops["torch_muon"] = lambda bs: plain_loop(copy.deepcopy(model0), bs[: max(1, len(bs) // 10)], tc,
-                                                        muon_cls=torch.optim.Muon)
+            loops["adamw"] = lambda bs: plain_loop(
+                copy.deepcopy(model0), bs, dataclasses.replace(tc, optimizer="adamw")
+            )
+            loops["other_ns"] = lambda bs: plain_loop(
+                copy.deepcopy(model0), bs, dataclasses.replace(tc, muon_ns_dtype=other)
+            )
+            loops["torch_muon"] = lambda bs: plain_loop(
+                copy.deepcopy(model0), bs[: max(1, len(bs) // 10)], tc, muon_cls=torch.optim.Muon
+            )
         n_steps = {key: (max(1, args.steps // 10) if key == "torch_muon" else args.steps) for key in loops}
         # warm up every path once
         trainer_loop(trainer, 5)
@@ -106,8 +113,10 @@ def main() -> None:
                 times[key].append(loop(batches))
     ms = {key: 1000 * statistics.median(t) / n_steps.get(key, args.steps) for key, t in times.items()}
     print(f"machine: {describe(trainer.device)}")
-    print(f"config: {args.config} (d_model {cfg.model.d_model}, {cfg.model.n_layers} layers, batch {trainer.batch_size}, "
-          f"optimizer {tc.optimizer}), {args.steps} steps x {args.repeats} repeats, median\n")
+    print(
+        f"config: {args.config} (d_model {cfg.model.d_model}, {cfg.model.n_layers} layers, batch {trainer.batch_size}, "
+        f"optimizer {tc.optimizer}), {args.steps} steps x {args.repeats} repeats, median\n"
+    )
     opt_name = f"Muon ({str(auto).removeprefix('torch.')} Newton-Schulz) + AdamW" if muon else "AdamW"
     rows = [
         (f"plain PyTorch ({opt_name})", "plain"),
@@ -115,9 +124,11 @@ def main() -> None:
         ("plain PyTorch, Hugging Face defaults (SDPA, gelu_new, foreach AdamW)", "hf"),
     ]
     if muon:
-        rows += [("plain PyTorch, AdamW for every parameter", "adamw"),
-                 (f"plain PyTorch, Muon with {other} Newton-Schulz", "other_ns"),
-                 ("plain PyTorch, torch.optim.Muon (bfloat16 Newton-Schulz)", "torch_muon")]
+        rows += [
+            ("plain PyTorch, AdamW for every parameter", "adamw"),
+            (f"plain PyTorch, Muon with {other} Newton-Schulz", "other_ns"),
+            ("plain PyTorch, torch.optim.Muon (bfloat16 Newton-Schulz)", "torch_muon"),
+        ]
     print("| loop | ms / step | ratio |")
     print("|---|---|---|")
     for label, key in rows:

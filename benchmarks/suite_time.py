@@ -37,7 +37,7 @@ def readme_commands(readme: str) -> tuple[str, str]:
     command2 = next(b for b in blocks if b.startswith("# 2.")).splitlines()[1].strip()
     fast = re.search(r"`(\.venv/bin/python -m pytest [^`]*-m \"not slow\"[^`]*)`", readme)
     if fast is None:
-        sys.exit("README.md names no fast-loop command (`.venv/bin/python -m pytest ... -m \"not slow\"`)")
+        sys.exit('README.md names no fast-loop command (`.venv/bin/python -m pytest ... -m "not slow"`)')
     return command2, fast.group(1)
 
 
@@ -63,19 +63,26 @@ def main() -> None:
     if clone.exists():
         sys.exit(f"{clone} exists; give --keep an empty folder")
     subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(args.repo), str(clone)], check=True)
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True, text=True
+    ).stdout.strip()
     command2, fast = readme_commands((clone / "README.md").read_text())
     pytest_part = command2.split("&&")[-1].strip()
     rows = []
     outputs = {}
-    for label, command in (("README command 2, cold clone", command2), ("its pytest part again, warm cache", pytest_part),
-                           ("fast loop, warm", fast)):
+    for label, command in (
+        ("README command 2, cold clone", command2),
+        ("its pytest part again, warm cache", pytest_part),
+        ("fast loop, warm", fast),
+    ):
         seconds, out = run(command, clone, root / f"{len(rows)}.log")
         outputs[label] = out
         found = SUMMARY.findall(out)
         counts, pytest_s = (found[-1][0], float(found[-1][1])) if found else ("?", float("nan"))
         rows.append((label, command, seconds, pytest_s, counts))
-    print(f"machine: {cpu_name()} ({cpu_vector_unit()}), {os.cpu_count()} cores; Python {platform.python_version()}; commit {head}\n")
+    print(
+        f"machine: {cpu_name()} ({cpu_vector_unit()}), {os.cpu_count()} cores; Python {platform.python_version()}; commit {head}\n"
+    )
     print("| run | command | wall (s) | pytest (s) | result |")
     print("|---|---|---:|---:|---|")
     for label, command, seconds, pytest_s, counts in rows:

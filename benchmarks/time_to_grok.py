@@ -47,8 +47,13 @@ RECIPES = {
     "default, AdamW": ("composition-small-adamw", [], True),
     "default, no accel": (
         "composition-small",
-        ["train.optimizer=adamw", "model.init_range=0.02", "train.answer_only_unembed=false",
-         "train.loss_on_eos=true", "train.grokfast=none"],
+        [
+            "train.optimizer=adamw",
+            "model.init_range=0.02",
+            "train.answer_only_unembed=false",
+            "train.loss_on_eos=true",
+            "train.grokfast=none",
+        ],
         False,
     ),
     # evaluations (where the budget is checked) every 25 steps: a step takes seconds here
@@ -68,8 +73,12 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help="run only these recipes")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per run (default: torch's own)")
-    ap.add_argument("--keep", default=None, metavar="DIR",
-                    help="keep each run (config, metrics, final checkpoint) in DIR/<recipe> instead of a temporary folder")
+    ap.add_argument(
+        "--keep",
+        default=None,
+        metavar="DIR",
+        help="keep each run (config, metrics, final checkpoint) in DIR/<recipe> instead of a temporary folder",
+    )
     args = ap.parse_args()
     rows = []
     histories: dict[str, list[dict]] = {}
@@ -103,10 +112,14 @@ def main() -> None:
         status = f"grokked at step {result.grokked_step} in {seconds:.0f}s" if result.grokked else "did not grok"
         print(f"[{name}] {status}; last: step {result.step}, test_id {result.metrics.get('test_id'):.3f}", flush=True)
 
-    print(f"\nmachine: {describe(default_device() if args.device == 'auto' else args.device)}; budget {args.budget:.0f}s per recipe, "
-          f"seed {args.seed}, threads {args.threads or 'torch default'}\n")
+    print(
+        f"\nmachine: {describe(default_device() if args.device == 'auto' else args.device)}; budget {args.budget:.0f}s per recipe, "
+        f"seed {args.seed}, threads {args.threads or 'torch default'}\n"
+    )
     ref = next((r for r in rows if r[0] == "default"), None)
-    print("| recipe | model | steps to memorize | steps to grok | seconds to grok | final test_id | final test_ood | default's speed-up (steps, seconds) |")
+    print(
+        "| recipe | model | steps to memorize | steps to grok | seconds to grok | final test_id | final test_ood | default's speed-up (steps, seconds) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, cfg, result, seconds in rows:
         m = cfg.model
@@ -123,12 +136,16 @@ def main() -> None:
             else:  # no ratio to give: compare where both runs stood at the same step
                 same = next((r for r in histories["default"] if r["step"] >= result.step), None)
                 if same is not None:
-                    speed = (f"not grokked; the default at step {same['step']}: test_id {same['test_id']:.3f} "
-                             f"({same['seconds']:.0f}s)")
+                    speed = (
+                        f"not grokked; the default at step {same['step']}: test_id {same['test_id']:.3f} "
+                        f"({same['seconds']:.0f}s)"
+                    )
                 else:  # this run went past the default's last step: where it stood when the default grokked
                     there = next((r for r in histories[name] if r["step"] >= ref_steps), None)
-                    speed = (f"> {result.step / ref_steps:.1f}x, > {result.seconds / ref_secs:.1f}x; at step {there['step']} "
-                             f"(the default grokked at {ref_steps}): test_id {there['test_id']:.3f}")
+                    speed = (
+                        f"> {result.step / ref_steps:.1f}x, > {result.seconds / ref_secs:.1f}x; at step {there['step']} "
+                        f"(the default grokked at {ref_steps}): test_id {there['test_id']:.3f}"
+                    )
         else:
             speed = "1x" if name == "default" else "n/a"
         print(

@@ -14,8 +14,9 @@ increasing order of detail:
   attribute values of a comparison): :func:`locate_bridge`, :func:`locate_values`, with
   the interchange test;
 * how the circuit forms over training: :func:`circuit_formation`;
-* and shows it all in one offline HTML page: :func:`write_report`, with the renderers of
-  :mod:`circuits.render` for notebooks.
+* and shows it all in one offline HTML page: :func:`write_report`; the views, apart from
+  circuit finding, are the subpackage :mod:`circuits.views` (its renderers display inline in
+  notebooks).
 
 Everything runs on grokscope's intervention engine (:mod:`interp.intervene`) and its
 patching sweep; nothing re-implements a forward pass.
@@ -56,17 +57,6 @@ from circuits.localize import (
     value_pairs,
 )
 from circuits.nodes import NodeImportance, node_importance
-from circuits.report import (
-    attention_figures,
-    build_report,
-    circuit_figures,
-    formation_figures,
-    grokking_curves,
-    lens_figures,
-    localization_figures,
-    tracing_figures,
-    write_report,
-)
 from circuits.tasks import (
     Task,
     comparison_task,
@@ -74,6 +64,16 @@ from circuits.tasks import (
     dataset_task,
     task_from_counterfactuals,
     task_from_tokens,
+)
+from circuits.views.report import build_report, write_report
+from circuits.views.sections import (
+    attention_figures,
+    circuit_figures,
+    formation_figures,
+    grokking_curves,
+    lens_figures,
+    localization_figures,
+    tracing_figures,
 )
 
 __all__ = [

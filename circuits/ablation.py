@@ -96,8 +96,9 @@ def ablation_reference(
         return writer_outputs(bridge, corrupt)
     if ablation == "zero":
         space = ModelGraph.of(bridge, tokens.shape[1])
-        return torch.zeros(1, tokens.shape[1], space.n_writers, int(bridge.cfg.d_model), dtype=bridge.W_E.dtype,
-                           device=tokens.device)
+        return torch.zeros(
+            1, tokens.shape[1], space.n_writers, int(bridge.cfg.d_model), dtype=bridge.W_E.dtype, device=tokens.device
+        )
     ref = tokens if reference is None else check_tokens(bridge, reference, "reference")
     if ref.shape[1] != tokens.shape[1]:
         raise CircuitError(f"reference prompts have {ref.shape[1]} positions but the prompts have {tokens.shape[1]}")
@@ -131,17 +132,22 @@ class EdgeAblation(Intervention):
     ablate: Tensor = field(default_factory=lambda: torch.zeros(()))
 
     def edit(self, act: Tensor) -> Tensor:
+        """The reader's input ``act`` (``batch pos [head_index] d_model``) less each ablated writer's output
+        minus its reference."""
         parts = [self.store[h] if self.store[h].ndim == 4 else self.store[h][:, :, None] for h in self.writers]
         current = torch.cat(parts, dim=2)  # batch pos writer d_model
         diff = current - self.reference.to(current)
         mask = self.ablate.to(diff)
         if act.ndim == 4:
-            fix = einops.einsum(diff, mask, "batch pos writer d_model, pos writer head_index -> batch pos head_index d_model")
+            fix = einops.einsum(
+                diff, mask, "batch pos writer d_model, pos writer head_index -> batch pos head_index d_model"
+            )
         else:
             fix = einops.einsum(diff, mask, "batch pos writer d_model, pos writer -> batch pos d_model")
         return act - fix.to(act)
 
     def take(self, rows: Int[Tensor, " row"]) -> EdgeAblation:
+        """The same ablation for the batch rows ``rows`` (a per-prompt reference is indexed too)."""
         ref = self.reference if self.reference.shape[0] == 1 else self.reference[rows]
         return replace(self, reference=ref)
 
@@ -238,6 +244,7 @@ class CircuitEval:
     total_edges: int
 
     def to_dict(self) -> dict[str, Any]:
+        """The evaluation as a plain JSON-ready dict."""
         return asdict(self)
 
 
@@ -275,8 +282,9 @@ class Faithfulness:
         self.task = task
         self.ablation = ablation
         self.metric = task.metric() if metric is None else metric
-        self.reference = ablation_reference(self.bridge, task.clean, ablation, corrupt=task.corrupt,
-                                            reference=reference, seed=seed)
+        self.reference = ablation_reference(
+            self.bridge, task.clean, ablation, corrupt=task.corrupt, reference=reference, seed=seed
+        )
         self.space = ModelGraph.of(self.bridge, task.n_pos)
 
     def run(self, circuit: CircuitGraph | Bool[Tensor, "pos writer reader"]) -> CircuitRun:
@@ -286,10 +294,12 @@ class Faithfulness:
 
     @cached_property
     def model_run(self) -> CircuitRun:
+        """The whole model, every edge kept (computed once)."""
         return self.run(self.space.allowed)
 
     @cached_property
     def empty_run(self) -> CircuitRun:
+        """The empty circuit, every edge ablated (computed once)."""
         return self.run(torch.zeros_like(self.space.allowed))
 
     def span(self) -> float:
@@ -306,6 +316,7 @@ class Faithfulness:
         return (value - self.empty_run.metric) / self.span()
 
     def __call__(self, circuit: CircuitGraph | Bool[Tensor, "pos writer reader"]) -> float:
+        """The faithfulness of ``circuit`` (a circuit or a ``pos writer reader`` edge mask): 0 empty, 1 model."""
         return self.normalise(self.run(circuit).metric)
 
 

@@ -52,11 +52,18 @@ class CircuitGraph:
     def full(cls, space: ModelGraph, positions: Sequence[str] | None = None, **meta: Any) -> CircuitGraph:
         """The whole model as a circuit (every edge, score 0)."""
         labels = list(positions) if positions is not None else [str(p) for p in range(space.n_pos)]
-        return cls(space.n_layers, space.n_heads, labels, list(space.logit_positions),
-                   {e: 0.0 for e in space.edges()}, meta=dict(meta))
+        return cls(
+            space.n_layers,
+            space.n_heads,
+            labels,
+            list(space.logit_positions),
+            {e: 0.0 for e in space.edges()},
+            meta=dict(meta),
+        )
 
     @classmethod
     def empty(cls, space: ModelGraph, positions: Sequence[str] | None = None, **meta: Any) -> CircuitGraph:
+        """A circuit with no edge on the graph ``space``, its positions named ``positions`` (indices by default)."""
         labels = list(positions) if positions is not None else [str(p) for p in range(space.n_pos)]
         return cls(space.n_layers, space.n_heads, labels, list(space.logit_positions), {}, meta=dict(meta))
 
@@ -81,13 +88,20 @@ class CircuitGraph:
         return sorted({(n.layer, n.head) for n in self.nodes if n.kind == "head"})  # type: ignore[misc]
 
     def mask(self) -> Bool[Tensor, "pos writer reader"]:
+        """The circuit's edges as a ``pos writer reader`` mask of its model graph."""
         return self.space.mask(self.edges)
 
     def complement(self) -> CircuitGraph:
         """Every edge of the model that is not in this circuit (scores 0)."""
         rest = {e: 0.0 for e in self.space.edges() if e not in self.edges}
-        return CircuitGraph(self.n_layers, self.n_heads, list(self.positions), list(self.logit_positions),
-                            rest, meta={"complement_of": self.meta.get("name", "circuit")})
+        return CircuitGraph(
+            self.n_layers,
+            self.n_heads,
+            list(self.positions),
+            list(self.logit_positions),
+            rest,
+            meta={"complement_of": self.meta.get("name", "circuit")},
+        )
 
     def position_layer_mass(self) -> Float[Tensor, "pos layer"]:
         """Summed |score| of the circuit's edges by the position and layer of their *writer*
@@ -103,13 +117,20 @@ class CircuitGraph:
 
         rows = [
             {
-                "src": e.src.name, "dst": e.dst.name, "channel": e.channel, "pos": e.pos,
-                "position": self.positions[e.pos], "src_layer": e.src.layer, "dst_layer": e.dst.layer,
+                "src": e.src.name,
+                "dst": e.dst.name,
+                "channel": e.channel,
+                "pos": e.pos,
+                "position": self.positions[e.pos],
+                "src_layer": e.src.layer,
+                "dst_layer": e.dst.layer,
                 "score": s,
             }
             for e, s in self.edges.items()
         ]
-        return pd.DataFrame(rows, columns=["src", "dst", "channel", "pos", "position", "src_layer", "dst_layer", "score"])
+        return pd.DataFrame(
+            rows, columns=["src", "dst", "channel", "pos", "position", "src_layer", "dst_layer", "score"]
+        )
 
     def summary(self) -> str:
         """One line: size, heads and the measured faithfulness when known."""
@@ -120,6 +141,7 @@ class CircuitGraph:
 
     # -- JSON ------------------------------------------------------------------------------
     def to_json(self, indent: int | None = 1) -> str:
+        """The circuit as JSON: format and version, the model's sizes, positions, scored edges, node scores, meta."""
         data = {
             "format": FORMAT,
             "version": VERSION,
@@ -127,8 +149,9 @@ class CircuitGraph:
             "n_heads": self.n_heads,
             "positions": list(self.positions),
             "logit_positions": list(self.logit_positions),
-            "edges": [{"src": e.src.name, "dst": e.dst.name, "channel": e.channel, "score": s}
-                      for e, s in self.edges.items()],
+            "edges": [
+                {"src": e.src.name, "dst": e.dst.name, "channel": e.channel, "score": s} for e, s in self.edges.items()
+            ],
             "nodes": [{"node": n.name, "score": s} for n, s in self.node_scores.items()],
             "meta": self.meta,
         }
@@ -136,22 +159,29 @@ class CircuitGraph:
 
     @classmethod
     def from_json(cls, text: str) -> CircuitGraph:
+        """The circuit a :meth:`to_json` text holds; a one-line ``CircuitError`` for anything else."""
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise CircuitError(f"not a circuit JSON ({err.msg} at line {err.lineno})") from None
         if not isinstance(data, Mapping) or data.get("format") != FORMAT:
-            raise CircuitError(f"not a circuit JSON (expected \"format\": \"{FORMAT}\")")
+            raise CircuitError(f'not a circuit JSON (expected "format": "{FORMAT}")')
         if data.get("version") != VERSION:
             raise CircuitError(f"circuit JSON version {data.get('version')!r} is not supported (expected {VERSION})")
         try:
             edges = {
-                Edge(Node.parse(e["src"]), Node.parse(e["dst"]), e["channel"]): float(e["score"])
-                for e in data["edges"]
+                Edge(Node.parse(e["src"]), Node.parse(e["dst"]), e["channel"]): float(e["score"]) for e in data["edges"]
             }
             nodes = {Node.parse(n["node"]): float(n["score"]) for n in data.get("nodes", [])}
-            return cls(int(data["n_layers"]), int(data["n_heads"]), list(data["positions"]),
-                       [int(p) for p in data["logit_positions"]], edges, nodes, dict(data.get("meta", {})))
+            return cls(
+                int(data["n_layers"]),
+                int(data["n_heads"]),
+                list(data["positions"]),
+                [int(p) for p in data["logit_positions"]],
+                edges,
+                nodes,
+                dict(data.get("meta", {})),
+            )
         except CircuitError:
             raise
         except (KeyError, TypeError, AttributeError) as err:
@@ -160,6 +190,7 @@ class CircuitGraph:
             raise CircuitError(f"circuit JSON has a value of the wrong kind ({err})") from None
 
     def save(self, path: str | Path) -> Path:
+        """Write the circuit's JSON to ``path`` atomically (parent folders created); returns ``path``."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, self.to_json() + "\n")
@@ -167,6 +198,7 @@ class CircuitGraph:
 
     @classmethod
     def load(cls, path: str | Path) -> CircuitGraph:
+        """The circuit saved at ``path``; a one-line ``CircuitError`` naming the file if it is missing or no circuit."""
         path = Path(path)
         if not path.is_file():
             raise CircuitError(f"{path} does not exist")

@@ -63,8 +63,16 @@ def find_circuit(
     if top_n is not None and threshold is not None:
         raise CircuitError("give at most one of top_n or threshold")
     if scores is None:
-        scores = edge_attribution(bridge, task.clean, task.corrupt, task.metric(), method=method, ig_steps=ig_steps,
-                                  answer_pos=task.answer_pos, positions=task.positions)
+        scores = edge_attribution(
+            bridge,
+            task.clean,
+            task.corrupt,
+            task.metric(),
+            method=method,
+            ig_steps=ig_steps,
+            answer_pos=task.answer_pos,
+            positions=task.positions,
+        )
     space = scores.space
     search: list[list[float]] = []
     if top_n is None and threshold is None:
@@ -182,6 +190,7 @@ class Handoff:
     """Share of what components (not the embedding) write at ``src_pos`` that layers <= ``layer`` write."""
 
     def share_at_or_above(self, layer: int) -> float:
+        """The share of the movers' mass (``mass_by_layer``) in layers ``>= layer``; NaN without movers."""
         total = sum(self.mass_by_layer.values())
         return sum(m for L, m in self.mass_by_layer.items() if L >= layer) / total if total else float("nan")
 
@@ -194,8 +203,11 @@ def handoff(circuit: CircuitGraph, src_pos: int, dst_pos: int, *, min_share: flo
     paper's two-hop circuit, reading ``r1`` and writing at ``r2``, the movers sit in the upper
     layers and the ``r1`` position's work, the first hop, is finished by their layer.
     """
-    movers = [m for m in circuit_shape(circuit)["movers"]
-              if m.src_pos == src_pos and m.dst_pos == dst_pos and m.reads_computed > 0]
+    movers = [
+        m
+        for m in circuit_shape(circuit)["movers"]
+        if m.src_pos == src_pos and m.dst_pos == dst_pos and m.reads_computed > 0
+    ]
     if not movers:
         raise CircuitError(f"no head of the circuit moves computed information from position {src_pos} to {dst_pos}")
     mass: dict[int, float] = {}
@@ -207,5 +219,6 @@ def handoff(circuit: CircuitGraph, src_pos: int, dst_pos: int, *, min_share: flo
     src_total = sum(s for _, s in at_src)
     done = sum(s for L, s in at_src if L is not None and L <= layer)
     movers.sort(key=lambda m: -m.reads_computed)
-    return Handoff(src_pos, dst_pos, movers, dict(sorted(mass.items())), layer,
-                   done / src_total if src_total else float("nan"))
+    return Handoff(
+        src_pos, dst_pos, movers, dict(sorted(mass.items())), layer, done / src_total if src_total else float("nan")
+    )

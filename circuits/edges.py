@@ -53,7 +53,8 @@ from interp.intervene import (
 )
 from interp.metrics import Metric, run_metric
 from interp.models.protocol import Bridge, HookedModel
-from interp.patching import Site, patch_sites
+from interp.patching import patch_sites
+from interp.sites import Site
 
 Method = Literal["eap", "eap-ig"]
 
@@ -93,7 +94,12 @@ def edge_hooks(bridge: Bridge) -> Iterator[Bridge]:
     (the split inputs are copies of the residual stream, one per head).
     """
     cfg = bridge.cfg
-    saved = (cfg.use_attn_result, cfg.use_split_qkv_input, cfg.use_hook_mlp_in, bool(getattr(cfg, "use_attn_in", False)))
+    saved = (
+        cfg.use_attn_result,
+        cfg.use_split_qkv_input,
+        cfg.use_hook_mlp_in,
+        bool(getattr(cfg, "use_attn_in", False)),
+    )
     try:
         if saved[3]:
             bridge.set_use_attn_in(False)  # exclusive with the split inputs
@@ -129,7 +135,9 @@ def stack_readers(space: ModelGraph, acts: Mapping[str, Tensor]) -> Float[Tensor
 
 @torch.no_grad()
 def writer_outputs(
-    bridge: Bridge, tokens: Int[Tensor, "batch pos"], interventions: Sequence[Intervention] = (),
+    bridge: Bridge,
+    tokens: Int[Tensor, "batch pos"],
+    interventions: Sequence[Intervention] = (),
 ) -> Float[Tensor, "batch pos writer d_model"]:
     """What every writer adds to the residual stream, at every position, on ``tokens``."""
     space = ModelGraph.of(bridge, tokens.shape[1])
@@ -169,6 +177,7 @@ class EdgeScores:
         return self.scores.sum(-1)
 
     def node_scores(self) -> dict[Node, float]:
+        """Each writer node's summed edge scores (:meth:`writer_scores`), keyed by node."""
         ws = self.writer_scores()
         return {self.space.writer(p, w): float(ws[p, w]) for p in range(ws.shape[0]) for w in range(ws.shape[1])}
 
@@ -189,8 +198,10 @@ class EdgeScores:
         """Tidy rows: src, dst, channel, pos, score (every edge of the graph)."""
         import pandas as pd
 
-        rows = [{"src": e.src.name, "dst": e.dst.name, "channel": e.channel, "pos": e.pos, "score": s}
-                for e, s in self.top()]
+        rows = [
+            {"src": e.src.name, "dst": e.dst.name, "channel": e.channel, "pos": e.pos, "score": s}
+            for e, s in self.top()
+        ]
         return pd.DataFrame(rows, columns=["src", "dst", "channel", "pos", "score"])
 
 
@@ -207,8 +218,12 @@ def _reader_gradients(
     """d metric / d (every reader input), and the metric, on one batch."""
     # fresh reads: hook_mlp_in is also the residual that skips the MLP (see interp.intervene.Read)
     _, grads, values = activation_gradients(
-        bridge, tokens, reader_hooks(space.n_layers), lambda logits: run_metric(metric, logits, example=rows),
-        interventions, answer_pos=answer_pos,
+        bridge,
+        tokens,
+        reader_hooks(space.n_layers),
+        lambda logits: run_metric(metric, logits, example=rows),
+        interventions,
+        answer_pos=answer_pos,
     )
     return stack_readers(space, grads), values
 
@@ -273,8 +288,16 @@ def edge_attribution(
     scores = (total / batch).masked_fill(~space.allowed, 0.0)
     labels = list(positions) if positions is not None else [str(i) for i in range(n_pos)]
     name = method if method == "eap" else f"eap-ig ({ig_steps} steps)"
-    return EdgeScores(space, scores, name, labels, batch, run_sum / batch, src_sum / batch,
-                      meta={"method": method, "ig_steps": ig_steps if method == "eap-ig" else 1})
+    return EdgeScores(
+        space,
+        scores,
+        name,
+        labels,
+        batch,
+        run_sum / batch,
+        src_sum / batch,
+        meta={"method": method, "ig_steps": ig_steps if method == "eap-ig" else 1},
+    )
 
 
 # ------------------------------------------------------------------- exact patching

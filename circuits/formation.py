@@ -47,8 +47,15 @@ def key_states(dataset: KGDataset) -> dict[str, KeyState]:
     return states
 
 
-def state_strengths(model: HookedModel, dataset: KGDataset, layer: int, *, split: str = "train_inferred",
-                    n: int | None = 200, seed: int = 0) -> list[dict[str, Any]]:
+def state_strengths(
+    model: HookedModel,
+    dataset: KGDataset,
+    layer: int,
+    *,
+    split: str = "train_inferred",
+    n: int | None = 200,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
     """Causal strength and lens MRR of the key states ``S[layer, p]`` of one model."""
     bridge = as_bridge(model)
     examples = dataset.examples(split)[:n] if n is not None else dataset.examples(split)
@@ -58,13 +65,29 @@ def state_strengths(model: HookedModel, dataset: KGDataset, layer: int, *, split
     for name, (pos, target, swap) in key_states(dataset).items():
         pairs = counterfactual_batch(dataset, examples, swap, seed=seed, device=device)
         reference = top1(bridge, pairs.clean, pairs.answer_pos)
-        causal = activation_patch(bridge, pairs.clean, pairs.corrupt, top1_change(reference), "resid",
-                                  layers=[layer], positions=[pos], answer_pos=pairs.answer_pos)
+        causal = activation_patch(
+            bridge,
+            pairs.clean,
+            pairs.corrupt,
+            top1_change(reference),
+            "resid",
+            layers=[layer],
+            positions=[pos],
+            answer_pos=pairs.answer_pos,
+        )
         lens = logit_lens(bridge, tokens, example_targets(dataset, examples, target), positions=[pos])
-        rows.append({
-            "state": f"S[{layer},{name}]", "layer": layer, "position": name, "target": target, "swap": swap,
-            "causal": float(causal[0, 0]), "mrr": float(lens.mrr[layer, 0]), "top1": float(lens.top1[layer, 0]),
-        })
+        rows.append(
+            {
+                "state": f"S[{layer},{name}]",
+                "layer": layer,
+                "position": name,
+                "target": target,
+                "swap": swap,
+                "causal": float(causal[0, 0]),
+                "mrr": float(lens.mrr[layer, 0]),
+                "top1": float(lens.top1[layer, 0]),
+            }
+        )
     return rows
 
 

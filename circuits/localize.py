@@ -179,6 +179,7 @@ class Localization:
 
     @property
     def position_name(self) -> str:
+        """The name of the position where the intermediate is read (``r1``, ``e1`` ...)."""
         return self.positions[self.position]
 
     def decodable_layers(self, threshold: float = 0.5) -> list[int]:
@@ -191,6 +192,7 @@ class Localization:
         return int(self.interchange.argmax())
 
     def summary(self) -> dict[str, Any]:
+        """The localisation as a JSON-ready dict: the rates at its position per state, the best state, the counts."""
         col = self.position
         return {
             "target": self.target,
@@ -226,9 +228,17 @@ def _localize(
     success = interchange(bridge, clean, source, pairs.expected, position).cpu()
     base = float(baseline_metric(bridge, clean, predicts(pairs.expected)).double().mean())
     return Localization(
-        target=target, position=position, positions=list(positions),
-        decodable=lens.top1.double().cpu(), mrr=lens.mrr.double().cpu(), causal=causal, interchange=success,
-        interchange_baseline=base, n=len(examples), n_interchange=len(pairs.examples), swaps=list(swaps),
+        target=target,
+        position=position,
+        positions=list(positions),
+        decodable=lens.top1.double().cpu(),
+        mrr=lens.mrr.double().cpu(),
+        causal=causal,
+        interchange=success,
+        interchange_baseline=base,
+        n=len(examples),
+        n_interchange=len(pairs.examples),
+        swaps=list(swaps),
     )
 
 
@@ -238,8 +248,14 @@ def _examples(dataset: KGDataset, split: str | Sequence[Example], n: int | None)
 
 
 def locate(
-    model: HookedModel, dataset: KGDataset, target: str, split: str | Sequence[Example] = "train_inferred", *,
-    n: int | None = 300, seed: int = 0, id_only: bool = True,
+    model: HookedModel,
+    dataset: KGDataset,
+    target: str,
+    split: str | Sequence[Example] = "train_inferred",
+    *,
+    n: int | None = 300,
+    seed: int = 0,
+    id_only: bool = True,
 ) -> Localization:
     """Where the task's intermediate ``target`` lives (``bridge``; ``v1``, ``v2``), at the position its schema names.
 
@@ -255,13 +271,19 @@ def locate(
         raise CircuitError(str(err)) from None
     examples = _examples(dataset, split, n)
     pairs = interchange_pairs(dataset, examples, target, seed=seed)
-    return _localize(bridge, dataset, examples, target, where.position, schema.positions, where.swaps, pairs, seed,
-                     id_only)
+    return _localize(
+        bridge, dataset, examples, target, where.position, schema.positions, where.swaps, pairs, seed, id_only
+    )
 
 
 def locate_bridge(
-    model: HookedModel, dataset: KGDataset, split: str | Sequence[Example] = "train_inferred", *, n: int | None = 300,
-    seed: int = 0, id_only: bool = True,
+    model: HookedModel,
+    dataset: KGDataset,
+    split: str | Sequence[Example] = "train_inferred",
+    *,
+    n: int | None = 300,
+    seed: int = 0,
+    id_only: bool = True,
 ) -> Localization:
     """Where the bridge entity of two-hop queries lives (the paper: ``S[l, r1]`` in the middle layers).
 
@@ -273,8 +295,13 @@ def locate_bridge(
 
 
 def locate_values(
-    model: HookedModel, dataset: KGDataset, split: str | Sequence[Example] = "train_inferred", *, n: int | None = 300,
-    seed: int = 0, id_only: bool = True,
+    model: HookedModel,
+    dataset: KGDataset,
+    split: str | Sequence[Example] = "train_inferred",
+    *,
+    n: int | None = 300,
+    seed: int = 0,
+    id_only: bool = True,
 ) -> dict[str, Localization]:
     """Where the two attribute values of comparison queries live (the paper: ``v1`` at ``e1``, ``v2`` at ``e2``).
 
@@ -286,8 +313,15 @@ def locate_values(
     return {target: locate(bridge, dataset, target, split, n=n, seed=seed, id_only=id_only) for target in ("v1", "v2")}
 
 
-def localize(model: HookedModel, dataset: KGDataset, split: str | Sequence[Example] = "train_inferred", *,
-             n: int | None = 300, seed: int = 0, id_only: bool = True) -> dict[str, Localization]:
+def localize(
+    model: HookedModel,
+    dataset: KGDataset,
+    split: str | Sequence[Example] = "train_inferred",
+    *,
+    n: int | None = 300,
+    seed: int = 0,
+    id_only: bool = True,
+) -> dict[str, Localization]:
     """The intermediates of a dataset's task (its schema's): ``{"bridge": ...}`` or ``{"v1": ..., "v2": ...}``."""
     names = list(_schema(dataset).intermediates)
     if not names:

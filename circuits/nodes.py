@@ -52,8 +52,16 @@ class NodeImportance:
             for idx in torch.ones_like(t, dtype=torch.bool).nonzero().tolist():
                 layer, pos = idx[0], idx[1]
                 head = idx[2] if t.ndim == 3 else None
-                rows.append({"family": fam, "layer": layer, "pos": pos, "position": self.positions[pos],
-                             "head": head, "score": float(t[tuple(idx)])})
+                rows.append(
+                    {
+                        "family": fam,
+                        "layer": layer,
+                        "pos": pos,
+                        "position": self.positions[pos],
+                        "head": head,
+                        "score": float(t[tuple(idx)]),
+                    }
+                )
         return pd.DataFrame(rows, columns=["family", "layer", "pos", "position", "head", "score"])
 
 
@@ -75,8 +83,9 @@ def node_importance(
         fn = task.metric()
         # the unpatched metrics, computed as the sweep computes its own: a node that cannot change
         # anything scores exactly 0
-        clean, corrupt = (float(baseline_metric(bridge, t, fn, answer_pos=pos).double().mean())
-                          for t in (task.clean, task.corrupt))
+        clean, corrupt = (
+            float(baseline_metric(bridge, t, fn, answer_pos=pos).double().mean()) for t in (task.clean, task.corrupt)
+        )
         if clean == corrupt:
             raise CircuitError("the clean and corrupt prompts give the same metric; nothing to trace")
 
@@ -90,8 +99,13 @@ def node_importance(
     else:
         raise CircuitError(f"unknown metric {metric!r}; choose logit_diff or top1_change")
     scores = {  # per example, averaged here in float64 as the clean and corrupt metrics are
-        fam: norm(activation_patch(bridge, task.clean, task.corrupt, fn, fam, answer_pos=pos, max_rows=max_rows,
-                                   per_example=True).double().mean(-1))
+        fam: norm(
+            activation_patch(
+                bridge, task.clean, task.corrupt, fn, fam, answer_pos=pos, max_rows=max_rows, per_example=True
+            )
+            .double()
+            .mean(-1)
+        )
         for fam in families
     }
     return NodeImportance(scores, list(task.positions), metric)

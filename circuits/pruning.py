@@ -93,5 +93,6 @@ def prune(
         keep = connected(space, keep)
     edges = {space.edge(*map(int, idx)): float(scores[tuple(idx)]) for idx in keep.nonzero()}
     labels = list(positions) if positions is not None else [str(p) for p in range(space.n_pos)]
-    return CircuitGraph(space.n_layers, space.n_heads, labels, list(space.logit_positions), edges,
-                        meta=dict(meta or {}))
+    return CircuitGraph(
+        space.n_layers, space.n_heads, labels, list(space.logit_positions), edges, meta=dict(meta or {})
+    )

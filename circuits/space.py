@@ -67,6 +67,7 @@ class Node:
 
     @classmethod
     def parse(cls, name: str) -> Node:
+        """The node a :attr:`name` spells (``emb@0``, ``a2.3@1``, ``m1@2``, ``out@2``); a one-line error otherwise."""
         m = _NODE_RE.match(name)
         if m is None:
             raise CircuitError(f"cannot read node {name!r}; expected emb@P, aL.H@P, mL@P or out@P")
@@ -90,6 +91,7 @@ class Node:
         return self.layer + (0.5 if self.kind == "mlp" else 0.0)
 
     def sort_key(self) -> tuple[float, int, int]:
+        """The order of nodes in the forward pass: by depth, then position, then head."""
         return (self.depth, self.pos, -1 if self.head is None else self.head)
 
     def __str__(self) -> str:
@@ -106,10 +108,12 @@ class Edge:
 
     @property
     def name(self) -> str:
+        """``SRC->DST.CHANNEL``, e.g. ``a0.1@1->m1@1.mlp``."""
         return f"{self.src.name}->{self.dst.name}.{self.channel}"
 
     @property
     def pos(self) -> int:
+        """The position the edge lies at (writer and reader share it)."""
         return self.src.pos
 
     def __str__(self) -> str:
@@ -146,13 +150,16 @@ class ModelGraph:
     # -- sizes and indices ---------------------------------------------------------------
     @property
     def n_writers(self) -> int:
+        """Writers per position: the embedding, then each layer's heads and its MLP."""
         return 1 + self.n_layers * (self.n_heads + 1)
 
     @property
     def n_readers(self) -> int:
+        """Readers per position: each layer's head q, k and v inputs and its MLP input, then the logits."""
         return self.n_layers * (3 * self.n_heads + 1) + 1
 
     def writer_index(self, node: Node) -> int:
+        """The writer index of ``node`` (the ``writer`` axis); a one-line error for a node that writes nothing."""
         H = self.n_heads
         if node.kind == "embed":
             return 0
@@ -163,6 +170,7 @@ class ModelGraph:
         raise CircuitError(f"{node} writes nothing into the residual stream")
 
     def reader_index(self, node: Node, channel: Channel) -> int:
+        """The reader index of ``node``'s ``channel`` input (the ``reader`` axis); a one-line error if it has none."""
         H = self.n_heads
         if node.kind == "head" and channel in HEAD_CHANNELS:
             return node.layer * (3 * H + 1) + HEAD_CHANNELS.index(channel) * H + node.head  # type: ignore[operator]
@@ -173,12 +181,14 @@ class ModelGraph:
         raise CircuitError(f"{node} has no {channel!r} input")
 
     def writer(self, pos: int, w: int) -> Node:
+        """The writer node at writer index ``w`` and position ``pos``."""
         if w == 0:
             return Node("embed", pos)
         layer, k = divmod(w - 1, self.n_heads + 1)
         return Node("mlp", pos, layer) if k == self.n_heads else Node("head", pos, layer, k)
 
     def reader(self, pos: int, r: int) -> tuple[Node, Channel]:
+        """The reader node and its input channel at reader index ``r`` and position ``pos``."""
         if r == self.n_readers - 1:
             return Node("logits", pos), "logits"
         layer, k = divmod(r, 3 * self.n_heads + 1)
@@ -199,6 +209,7 @@ class ModelGraph:
         return idx
 
     def edge(self, pos: int, w: int, r: int) -> Edge:
+        """The edge at index ``(pos, w, r)`` of the ``pos writer reader`` layout."""
         dst, channel = self.reader(pos, r)
         return Edge(self.writer(pos, w), dst, channel)
 
@@ -213,14 +224,17 @@ class ModelGraph:
     # -- the graph itself ----------------------------------------------------------------
     @cached_property
     def writer_depth(self) -> Float[Tensor, " writer"]:
+        """Each writer's :attr:`Node.depth`, along the ``writer`` axis."""
         return torch.tensor([self.writer(0, w).depth for w in range(self.n_writers)])
 
     @cached_property
     def allowed(self) -> Bool[Tensor, "pos writer reader"]:
         """True for every edge of the graph: a writer feeds each reader after it (do not modify)."""
         w_depth = self.writer_depth
-        r_layer = torch.tensor([self.reader(0, r)[0].layer if r < self.n_readers - 1 else self.n_layers
-                                for r in range(self.n_readers)], dtype=torch.float)
+        r_layer = torch.tensor(
+            [self.reader(0, r)[0].layer if r < self.n_readers - 1 else self.n_layers for r in range(self.n_readers)],
+            dtype=torch.float,
+        )
         r_is_mlp = torch.tensor([self.reader(0, r)[1] == "mlp" for r in range(self.n_readers)])
         # an MLP also reads its own layer's heads (depth L), a head only layers below (depth < L)
         feeds = (w_depth[:, None] < r_layer[None, :]) | (r_is_mlp[None, :] & (w_depth[:, None] == r_layer[None, :]))
@@ -231,6 +245,7 @@ class ModelGraph:
 
     @property
     def n_edges(self) -> int:
+        """How many edges the graph has (True entries of :attr:`allowed`)."""
         return int(self.allowed.sum())
 
     def edges(self) -> list[Edge]:

@@ -117,8 +117,14 @@ def comparison_task(
     return _kg_task(dataset, split, swaps, n, seed, device)
 
 
-def dataset_task(dataset: KGDataset, split: str = "train_inferred", *, n: int | None = 100, seed: int = 0,
-                 device: torch.device | str | None = None) -> Task:
+def dataset_task(
+    dataset: KGDataset,
+    split: str = "train_inferred",
+    *,
+    n: int | None = 100,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> Task:
     """The default task of a dataset: every swap its task schema defines, mixed (``h/r1/r2``; ``e1/e2/attr``)."""
     schema = _schema(dataset, "dataset_task")
     if not schema.swaps:

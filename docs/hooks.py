@@ -32,8 +32,12 @@ NOTEBOOKS = ROOT / "notebooks"
 EXECUTED = Path(os.environ.get("GROKSCOPE_DOCS_NOTEBOOKS", DOCS / "notebooks")).resolve()
 PACKAGES = ("interp", "circuits", "experiments")
 CLI_MODULES = ("experiments.cli", "experiments.cli_features", "experiments.__main__")
-ROOT_PAGES = {"README.md": "index.md", "ARCHITECTURE.md": "architecture.md", "RESULTS.md": "results.md",
-              "BENCHMARKS.md": "benchmarks.md"}
+ROOT_PAGES = {
+    "README.md": "index.md",
+    "ARCHITECTURE.md": "architecture.md",
+    "RESULTS.md": "results.md",
+    "BENCHMARKS.md": "benchmarks.md",
+}
 
 INCLUDE = re.compile(r'^<!-- include (?P<file>[\w.-]+\.md)(?: section="(?P<section>[^"]+)")? -->$', re.M)
 LINK = re.compile(r"(?P<bang>!?)\[(?P<text>[^\]]*)\]\((?P<target>[^)\s]+)\)")
@@ -119,15 +123,22 @@ def reference_page(name: str) -> str:
     path = _module_path(name)
     if path.name == "__init__.py":
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        own = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not n.name.startswith("_")]
+        own = [
+            n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not n.name.startswith("_")
+        ]
         page += "    options:\n" + (f"      members: {json.dumps(own)}\n" if own else "      members: false\n")
     return page
 
 
 def reference_index() -> str:
     """The reference's front page: each module with the first paragraph of its docstring."""
-    lines = ["# API reference", "", "Generated from the docstrings of the three packages, one page per module. "
-             "Tensor shapes use the dimension names listed in [`interp`](interp.md).", ""]
+    lines = [
+        "# API reference",
+        "",
+        "Generated from the docstrings of the three packages, one page per module. "
+        "Tensor shapes use the dimension names listed in [`interp`](interp.md).",
+        "",
+    ]
     for package in PACKAGES:
         lines += [f"## `{package}`", "", "| module | what it holds |", "|---|---|"]
         lines += [f"| [`{m}`]({m}.md) | {_summary(m).replace('|', '&#124;')} |" for m in modules(package)]
@@ -147,8 +158,14 @@ def cli_markdown() -> str:
 
     def section(cmd, ctx, depth: int) -> list[str]:
         path = ctx.command_path
-        out = [f"{'#' * depth} `{path}`", "", (cmd.help or "").strip(), "",
-               f"```text\n{path} {' '.join(cmd.collect_usage_pieces(ctx))}\n```", ""]
+        out = [
+            f"{'#' * depth} `{path}`",
+            "",
+            (cmd.help or "").strip(),
+            "",
+            f"```text\n{path} {' '.join(cmd.collect_usage_pieces(ctx))}\n```",
+            "",
+        ]
         params = [p for p in cmd.get_params(ctx) if p.name != "help"]
         if params:
             out += ["| argument / option | type | default | description |", "|---|---|---|---|"]
@@ -166,8 +183,13 @@ def cli_markdown() -> str:
         return out
 
     root = typer.main.get_command(app)
-    lines = ["# Command line", "", "Generated from the typer app (`experiments/cli.py`, `experiments/cli_features.py`) "
-             "when the site is built. Bad input prints one line (`error: ...`) and exits with code 2.", ""]
+    lines = [
+        "# Command line",
+        "",
+        "Generated from the typer app (`experiments/cli.py`, `experiments/cli_features.py`) "
+        "when the site is built. Bad input prints one line (`error: ...`) and exits with code 2.",
+        "",
+    ]
     return "\n".join(lines + section(root, root.context_class(root, info_name="grokscope"), 2))
 
 
@@ -189,7 +211,7 @@ def notebook_source(notebook: Path) -> Path:
 def on_config(config):
     """List the generated pages in the navigation, under the entries that name their index."""
     for i, item in enumerate(config["nav"]):
-        (title, target), = item.items()
+        ((title, target),) = item.items()
         if target == "reference/index.md":
             children = [{p: [{m: f"reference/{m}.md"} for m in modules(p)]} for p in PACKAGES]
             config["nav"][i] = {title: [{"Overview": target}, *children]}
@@ -213,15 +235,23 @@ def on_files(files: Files, config) -> Files:
     for notebook in sorted(NOTEBOOKS.glob("*.ipynb")):
         src = notebook_source(notebook)  # .../notebooks/NAME.ipynb, in the repository or in docs/
         # a plain File (mkdocs-jupyter cannot read generated ones), its src_dir where the source lies
-        files.append(File(f"notebooks/{notebook.name}", src_dir=str(src.parents[1]), dest_dir=config["site_dir"],
-                          use_directory_urls=config["use_directory_urls"]))
+        files.append(
+            File(
+                f"notebooks/{notebook.name}",
+                src_dir=str(src.parents[1]),
+                dest_dir=config["site_dir"],
+                use_directory_urls=config["use_directory_urls"],
+            )
+        )
     return files
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
     """Replace each ``<!-- include ... -->`` line by the root file (or section) it names."""
-    return INCLUDE.sub(lambda m: rewrite_links(root_markdown(m["file"], m["section"]), page.file.src_uri,
-                                               config.get("repo_url")), markdown)
+    return INCLUDE.sub(
+        lambda m: rewrite_links(root_markdown(m["file"], m["section"]), page.file.src_uri, config.get("repo_url")),
+        markdown,
+    )
 
 
 def on_page_content(html: str, page, config, files) -> str:
@@ -229,9 +259,11 @@ def on_page_content(html: str, page, config, files) -> str:
     if page.file.src_uri.startswith("reference/"):
         return ROLE.sub("", html)
     if page.file.abs_src_path and Path(page.file.abs_src_path).parent == NOTEBOOKS:
-        note = ('<div class="admonition note"><p class="admonition-title">Outputs not rendered</p><p>This page '
-                "shows the notebook as committed, without outputs: no executed copy of it is in "
-                "<code>docs/notebooks/</code>, or that copy runs other cells. "
-                '<a href="../../notebooks/">Notebooks</a> says how to render them with their outputs.</p></div>')
+        note = (
+            '<div class="admonition note"><p class="admonition-title">Outputs not rendered</p><p>This page '
+            "shows the notebook as committed, without outputs: no executed copy of it is in "
+            "<code>docs/notebooks/</code>, or that copy runs other cells. "
+            '<a href="../../notebooks/">Notebooks</a> says how to render them with their outputs.</p></div>'
+        )
         return note + html
     return html

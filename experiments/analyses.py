@@ -1,6 +1,6 @@
 """Analyses an experiment runs on each trained trial; each returns numbers for the trial's row.
 
-An :class:`~experiments.registry.Experiment` with an ``analysis`` runs it on every trial's
+An :class:`~experiments.spec.Experiment` with an ``analysis`` runs it on every trial's
 run directory after training (``RUN_DIR/analysis.json`` keeps the result, so a rerun of the
 sweep reuses it); its keys become columns of the results table.
 """

@@ -72,13 +72,17 @@ def _train_common(result: TrainResult) -> None:
 
 @app.command()
 def train(
-    config: str = typer.Argument(..., help="a YAML/JSON run config or a preset (composition-small, comparison-small, ...)"),
+    config: str = typer.Argument(
+        ..., help="a YAML/JSON run config or a preset (composition-small, comparison-small, ...)"
+    ),
     out: Path = typer.Option(..., "--out", help="run directory (checkpoints, metrics.jsonl, tensorboard/)"),
     set_: list[str] | None = typer.Option(None, "--set", help="override: --set train.lr=1e-3 --set data.phi=9"),
     max_steps: int | None = typer.Option(None, "--max-steps", help="stop after this many steps (at least 1)"),
     data_dir: Path | None = typer.Option(
-        None, "--data", help="train on the dataset in this directory (train.json, valid.json, test.json, vocab.json; "
-        "e.g. the paper's released data) instead of generating the config's; the run keeps a copy in OUT/data"
+        None,
+        "--data",
+        help="train on the dataset in this directory (train.json, valid.json, test.json, vocab.json; "
+        "e.g. the paper's released data) instead of generating the config's; the run keeps a copy in OUT/data",
     ),
 ) -> None:
     """Train a model on a knowledge graph until it groks (or max_steps)."""
@@ -97,7 +101,9 @@ def train(
         cfg = cfg.with_overrides(list(set_ or []))
         if dataset is not None:
             sizes = ", ".join(f"{k} {v}" for k, v in dataset.sizes.items())
-            typer.echo(f"data: {dataset.task} dataset from {data_dir} ({sizes}); a copy goes to {out / 'data'}", err=True)
+            typer.echo(
+                f"data: {dataset.task} dataset from {data_dir} ({sizes}); a copy goes to {out / 'data'}", err=True
+            )
         result = train_run(cfg, out, dataset=dataset, max_steps=max_steps)
     except GrokscopeError as err:
         _fail(err)
@@ -160,7 +166,7 @@ def report(
 
 def _report(run_dir: Path, out: Path | None, *, n: int = 200, formation: bool = True) -> Path:
     try:
-        from circuits.report import write_report
+        from circuits.views.report import write_report
 
         return write_report(run_dir, out, n=n, formation=formation, log=lambda msg: typer.echo(msg, err=True))
     except GrokscopeError as err:
@@ -170,7 +176,9 @@ def _report(run_dir: Path, out: Path | None, *, n: int = 200, formation: bool = 
 
 @app.command()
 def progress(
-    run_dir: Path = typer.Argument(..., help="a run directory of a modular-arithmetic task (e.g. modular-addition-fast)"),
+    run_dir: Path = typer.Argument(
+        ..., help="a run directory of a modular-arithmetic task (e.g. modular-addition-fast)"
+    ),
 ) -> None:
     """Nanda's progress measures at every checkpoint, as JSON lines (also kept in RUN_DIR/progress.jsonl),
     then the phases of grokking they show."""
@@ -194,8 +202,10 @@ def presets() -> None:
 
     for name, cfg in table().items():
         m = cfg.model
-        typer.echo(f"{name:28s} data={type(cfg.data).__name__} layers={m.n_layers} d_model={m.d_model} lr={cfg.train.lr} optimizer={cfg.train.optimizer} "
-                   f"steps={cfg.train.max_steps} grokked_when={'+'.join(cfg.train.grok_splits)}")
+        typer.echo(
+            f"{name:28s} data={type(cfg.data).__name__} layers={m.n_layers} d_model={m.d_model} lr={cfg.train.lr} optimizer={cfg.train.optimizer} "
+            f"steps={cfg.train.max_steps} grokked_when={'+'.join(cfg.train.grok_splits)}"
+        )
 
 
 @app.command()
@@ -203,7 +213,9 @@ def experiment(
     name: str = typer.Argument(..., help="a named experiment (list them with their trials: grokscope experiments)"),
     out: Path | None = typer.Option(None, "--out", help="output folder (default results/NAME-SCALE)"),
     scale: str = typer.Option("tiny", "--scale", help="tiny (a laptop, minutes) or small (bigger graphs and models)"),
-    address: str | None = typer.Option(None, "--address", help="join an existing Ray cluster (HOST:PORT); default: local Ray"),
+    address: str | None = typer.Option(
+        None, "--address", help="join an existing Ray cluster (HOST:PORT); default: local Ray"
+    ),
     cpus: int | None = typer.Option(None, "--cpus", help="CPUs of the local Ray instance (default: all)"),
     gpus_per_trial: float = typer.Option(0.0, "--gpus-per-trial", help="GPUs Ray reserves for each trial"),
     set_: list[str] | None = typer.Option(None, "--set", help="override every trial: --set train.max_steps=2000"),
@@ -221,7 +233,9 @@ def experiment(
     typer.echo(f"results: {result.paths['csv']}, {result.paths['md']}")
     typer.echo(f"figures: {result.paths['curves']}, {result.paths['summary']}")
     if result.failed:
-        typer.echo(f"error: {len(result.failed)} of {len(result.rows)} trials failed: {', '.join(result.failed)}", err=True)
+        typer.echo(
+            f"error: {len(result.failed)} of {len(result.rows)} trials failed: {', '.join(result.failed)}", err=True
+        )
         raise typer.Exit(code=1)
 
 
@@ -234,7 +248,9 @@ def list_experiments() -> None:
         typer.echo(f"{exp.name}: {exp.finding}")
         for scale_name, sc in exp.scales.items():
             trials = ", ".join(t.name for t in sc.trials)
-            typer.echo(f"  --scale {scale_name:5s} {sc.preset}, {len(sc.trials)} trials (~{sc.minutes:g} min on 2 CPUs): {trials}")
+            typer.echo(
+                f"  --scale {scale_name:5s} {sc.preset}, {len(sc.trials)} trials (~{sc.minutes:g} min on 2 CPUs): {trials}"
+            )
 
 
 from experiments.cli_features import features_app  # noqa: E402 (the subcommand group, registered below)

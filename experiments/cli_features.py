@@ -59,7 +59,7 @@ def _check_name(name: str) -> str:
 
 def _load(run_dir: Path, name: str, device: str) -> tuple[Any, Any]:
     """The run's last checkpoint (``LoadedRun``) and its dictionary ``name``, checked against the model."""
-    from circuits.feature_report import dictionary_path, is_transcoder_set
+    from circuits.views.feature_report import dictionary_path, is_transcoder_set
     from interp.features import load_dictionary
     from interp.runs import load_checkpoint
 
@@ -79,18 +79,25 @@ def train(
     expansion: int = typer.Option(8, "--expansion", help="dictionary width as a multiple of the activation width"),
     steps: int = typer.Option(500, "--steps", help="optimiser steps"),
     batch_size: int = typer.Option(2048, "--batch-size", help="activations per step"),
-    positions: list[str] | None = typer.Option(None, "--position", help="prompt position to read (index or name "
-                                                  "such as r1); repeat for several; default every prompt token"),
+    positions: list[str] | None = typer.Option(
+        None,
+        "--position",
+        help="prompt position to read (index or name such as r1); repeat for several; default every prompt token",
+    ),
     splits: list[str] | None = typer.Option(None, "--split", help="dataset split to read; repeat; default all"),
     name: str | None = typer.Option(None, "--name", help="folder name under RUN_DIR/features (default SITE-ARCH-kK)"),
     seed: int = typer.Option(0, "--seed"),
-    transcoder: bool = typer.Option(False, "--transcoder", help="train transcoders (MLP input to output) instead: "
-                                    "--site all for every layer, or a hook of one block for its MLP"),
+    transcoder: bool = typer.Option(
+        False,
+        "--transcoder",
+        help="train transcoders (MLP input to output) instead: "
+        "--site all for every layer, or a hook of one block for its MLP",
+    ),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, or auto (cuda when present)"),
 ) -> None:
     """Train a sparse dictionary on the run's last checkpoint and save it into RUN_DIR/features/NAME."""
     try:
-        from circuits.feature_report import features_dir
+        from circuits.views.feature_report import features_dir
         from interp.features import ARCHITECTURES, DictionaryConfig, evaluate_dictionary, save_dictionary, train_on_run
 
         default = default_name("transcoders" if transcoder else site, arch, k)
@@ -100,44 +107,75 @@ def train(
         if transcoder:
             _train_transcoder(run_dir, site, arch, k, expansion, steps, batch_size, seed, folder, device)
             return
-        cfg = DictionaryConfig(site, architecture=arch, k=k, expansion_factor=expansion, steps=steps,  # type: ignore[arg-type]
-                               batch_size=batch_size, positions=_positions(positions),
-                               splits=tuple(splits) if splits else None, seed=seed)
+        cfg = DictionaryConfig(
+            site,
+            architecture=arch,
+            k=k,
+            expansion_factor=expansion,
+            steps=steps,  # type: ignore[arg-type]
+            batch_size=batch_size,
+            positions=_positions(positions),
+            splits=tuple(splits) if splits else None,
+            seed=seed,
+        )
         result, acts, run = train_on_run(run_dir, cfg, device=_device(device))
         save_dictionary(result.dictionary, folder)
         m = evaluate_dictionary(result.dictionary, run.model, run.dataset)
     except GrokscopeError as err:
         _fail(err)
-    typer.echo(f"trained {arch} ({result.dictionary.d_sae} features, k {k}) on {len(acts)} activations at {site} "
-               f"in {result.seconds:.1f}s: L0 {m.l0:.2f}, FVU {m.fvu:.4f}, dead {m.dead_features}, "
-               f"accuracy recovered {m.accuracy_recovered:.3f}")
+    typer.echo(
+        f"trained {arch} ({result.dictionary.d_sae} features, k {k}) on {len(acts)} activations at {site} "
+        f"in {result.seconds:.1f}s: L0 {m.l0:.2f}, FVU {m.fvu:.4f}, dead {m.dead_features}, "
+        f"accuracy recovered {m.accuracy_recovered:.3f}"
+    )
     typer.echo(f"saved: {folder}")
 
 
-def _train_transcoder(run_dir: Path, site: str, arch: str, k: int, expansion: int, steps: int, batch_size: int,
-                      seed: int, folder: Path, device: str) -> None:
+def _train_transcoder(
+    run_dir: Path,
+    site: str,
+    arch: str,
+    k: int,
+    expansion: int,
+    steps: int,
+    batch_size: int,
+    seed: int,
+    folder: Path,
+    device: str,
+) -> None:
     """``--site all`` (every layer, as attribution graphs need) or a hook inside one block (that block's MLP)."""
     from interp.features import TranscoderConfig, evaluate_replacement, save_transcoders, train_transcoders_on_run
 
     match = re.match(r"blocks\.(\d+)\.", site)
     if site != "all" and match is None:
-        raise ConfigError(f"--site {site!r} with --transcoder must be 'all' or a hook inside a block (blocks.1.hook_mlp_out)")
+        raise ConfigError(
+            f"--site {site!r} with --transcoder must be 'all' or a hook inside a block (blocks.1.hook_mlp_out)"
+        )
     layers = None if match is None else [int(match.group(1))]
-    cfg = TranscoderConfig.for_layer(0, architecture=arch, k=k, expansion_factor=expansion, steps=steps,  # type: ignore[arg-type]
-                                     batch_size=batch_size, seed=seed)
+    cfg = TranscoderConfig.for_layer(
+        0,
+        architecture=arch,
+        k=k,
+        expansion_factor=expansion,
+        steps=steps,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        seed=seed,
+    )
     results, run = train_transcoders_on_run(run_dir, cfg, layers=layers, device=_device(device))
     tcs = {layer: r.dictionary for layer, r in results.items()}
     save_transcoders(tcs, folder)  # type: ignore[arg-type]
     m = evaluate_replacement(tcs, run.model, run.dataset)  # type: ignore[arg-type]
-    typer.echo(f"trained {arch} transcoders of layers {', '.join(map(str, sorted(tcs)))} (k {k}): L0 {m.l0:.2f} "
-               f"(all layers), FVU {m.fvu:.4f}, accuracy recovered {m.accuracy_recovered:.3f}")
+    typer.echo(
+        f"trained {arch} transcoders of layers {', '.join(map(str, sorted(tcs)))} (k {k}): L0 {m.l0:.2f} "
+        f"(all layers), FVU {m.fvu:.4f}, accuracy recovered {m.accuracy_recovered:.3f}"
+    )
     typer.echo(f"saved: {folder}")
 
 
 @features_app.command("list")
 def list_(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
     """List the dictionaries saved in RUN_DIR/features."""
-    from circuits.feature_report import saved_dictionaries
+    from circuits.views.feature_report import saved_dictionaries
 
     found = saved_dictionaries(run_dir)
     if not found:
@@ -145,8 +183,10 @@ def list_(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
     for name, folder in found.items():
         try:
             cfg = json.loads((folder / "cfg.json").read_text(encoding="utf-8"))
-            typer.echo(f"{name}: {cfg.get('architecture')}, k {cfg.get('k')}, {cfg.get('d_sae')} features at "
-                       f"{cfg.get('hook_name')}")
+            typer.echo(
+                f"{name}: {cfg.get('architecture')}, k {cfg.get('k')}, {cfg.get('d_sae')} features at "
+                f"{cfg.get('hook_name')}"
+            )
         except (OSError, ValueError, AttributeError) as err:
             typer.echo(f"{name}: unreadable ({err})")
 
@@ -165,9 +205,23 @@ def evaluate(
         m = evaluate_dictionary(sae, run.model, run.dataset)
     except GrokscopeError as err:
         _fail(err)
-    typer.echo(f"{name}: {sae.architecture}, {sae.d_sae} features at {sae.hook_name}; {m.n_rows} rows, {m.n_prompts} prompts")
-    for key in ("l0", "fvu", "mse", "dead_features", "accuracy_clean", "accuracy_spliced", "accuracy_zero",
-                "accuracy_recovered", "loss_clean", "loss_spliced", "loss_zero", "loss_recovered"):
+    typer.echo(
+        f"{name}: {sae.architecture}, {sae.d_sae} features at {sae.hook_name}; {m.n_rows} rows, {m.n_prompts} prompts"
+    )
+    for key in (
+        "l0",
+        "fvu",
+        "mse",
+        "dead_features",
+        "accuracy_clean",
+        "accuracy_spliced",
+        "accuracy_zero",
+        "accuracy_recovered",
+        "loss_clean",
+        "loss_spliced",
+        "loss_zero",
+        "loss_recovered",
+    ):
         value = getattr(m, key)
         typer.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
 
@@ -184,7 +238,7 @@ def dashboard(
 ) -> None:
     """Write a self-contained HTML dashboard of a saved dictionary's features."""
     try:
-        from circuits.feature_dashboard import write_dashboard
+        from circuits.views.feature_dashboard import write_dashboard
         from interp.features.dashboard import dashboard_data
 
         if n < 1:
@@ -219,26 +273,35 @@ def graph(
 ) -> None:
     """The attribution graph of one prompt through the run's transcoders, as Neuronpedia JSON."""
     try:
-        from circuits.feature_report import dictionary_path, is_transcoder_set, saved_dictionaries
+        from circuits.views.feature_report import dictionary_path, is_transcoder_set, saved_dictionaries
         from interp.features import attribution_graph, load_transcoders, prompt_tokens, write_graph_json
         from interp.runs import load_checkpoint
 
         sets = [n for n, f in saved_dictionaries(run_dir).items() if is_transcoder_set(f)]
         if name is None and len(sets) != 1:
-            raise ConfigError(f"{len(sets)} transcoder sets in {run_dir / 'features'} ({', '.join(sets) or 'none'}); "
-                              "train one with `grokscope features train RUN_DIR --site all --transcoder` or pass --name")
+            raise ConfigError(
+                f"{len(sets)} transcoder sets in {run_dir / 'features'} ({', '.join(sets) or 'none'}); "
+                "train one with `grokscope features train RUN_DIR --site all --transcoder` or pass --name"
+            )
         folder = dictionary_path(run_dir, name or sets[0])
         if not is_transcoder_set(folder):
             raise ConfigError(f"{folder} is a dictionary, not a transcoder set; pass --name of a transcoder set")
         run = load_checkpoint(run_dir, device=_device(device))
         tokens = _split_prompt(prompt)
         ids = prompt_tokens(run.dataset, tokens)
-        g = attribution_graph(run.model, load_transcoders(folder, run.model), ids, vocab=run.dataset.vocab, answer=answer)
-        path = write_graph_json(g, out, re.sub(r"[^A-Za-z0-9]+", "-", prompt).strip("-") or "graph",
-                                node_threshold=node_threshold, edge_threshold=edge_threshold)
+        g = attribution_graph(
+            run.model, load_transcoders(folder, run.model), ids, vocab=run.dataset.vocab, answer=answer
+        )
+        path = write_graph_json(
+            g,
+            out,
+            re.sub(r"[^A-Za-z0-9]+", "-", prompt).strip("-") or "graph",
+            node_threshold=node_threshold,
+            edge_threshold=edge_threshold,
+        )
         if html is not None:
-            from circuits.feature_graph import feature_graph_figure
-            from circuits.figures import Section, page
+            from circuits.views.feature_graph import feature_graph_figure
+            from circuits.views.figures import Section, page
             from interp.io import atomic_write_text
 
             fig = feature_graph_figure(g, title=f"{prompt} (largest residual {g.max_residual():.2g})")
@@ -269,9 +332,13 @@ def probe(
         res = probe_site(run.model, run.dataset, site, target, dictionary=sae, ks=ks or None)
     except GrokscopeError as err:
         _fail(err)
-    typer.echo(f"{target} at {site} ({res.source}, width {res.width}): {res.n_classes} classes, chance {res.chance:.3f}")
+    typer.echo(
+        f"{target} at {site} ({res.source}, width {res.width}): {res.n_classes} classes, chance {res.chance:.3f}"
+    )
     for split, accs in res.accuracy.items():
-        typer.echo(f"{split} ({res.n_rows.get(split, 0)} rows): " + "  ".join(f"k={k} {a:.3f}" for k, a in zip(res.ks, accs)))
+        typer.echo(
+            f"{split} ({res.n_rows.get(split, 0)} rows): " + "  ".join(f"k={k} {a:.3f}" for k, a in zip(res.ks, accs))
+        )
 
 
 @features_app.command("das")
@@ -294,14 +361,21 @@ def das(
             raise ConfigError(f"--d = {d} and --steps = {steps} must be >= 0 and >= 1")
         run = load_checkpoint(run_dir, device=_device(device))
         pos: int | str = int(position) if position.isdigit() else position
-        fit = train_das(run.model, das_pairs(run.dataset, target, "train", n=n), layer=layer, position=pos, d=d, steps=steps)
-        held_out = interchange_accuracy(run.model, fit.das, das_pairs(run.dataset, target, "test_id"), layer=layer,
-                                        position=pos)
-        full = interchange_accuracy(run.model, None, das_pairs(run.dataset, target, "test_id"), layer=layer, position=pos)
+        fit = train_das(
+            run.model, das_pairs(run.dataset, target, "train", n=n), layer=layer, position=pos, d=d, steps=steps
+        )
+        held_out = interchange_accuracy(
+            run.model, fit.das, das_pairs(run.dataset, target, "test_id"), layer=layer, position=pos
+        )
+        full = interchange_accuracy(
+            run.model, None, das_pairs(run.dataset, target, "test_id"), layer=layer, position=pos
+        )
     except GrokscopeError as err:
         _fail(err)
-    typer.echo(f"DAS of {target} at S[{layer}, {position}], d = {d}: train IIA {fit.train_iia:.3f}, "
-               f"test_id IIA {held_out:.3f} (whole state {full:.3f})")
+    typer.echo(
+        f"DAS of {target} at S[{layer}, {position}], d = {d}: train IIA {fit.train_iia:.3f}, "
+        f"test_id IIA {held_out:.3f} (whole state {full:.3f})"
+    )
 
 
 __all__ = ["default_name", "features_app"]

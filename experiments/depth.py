@@ -35,7 +35,7 @@ def loop_depth(run_dir: str | Path) -> dict[str, Any]:
 
     def score(name: str, examples: list, more_only: bool = False) -> None:
         scores = loop_accuracy(run.model, examples, ds.vocab, loops[1:] if more_only else loops) if examples else {}
-        for t in (loops[1:] if more_only else loops):
+        for t in loops[1:] if more_only else loops:
             key = name if t == trained else f"{name}_T{t}"
             out[key] = scores.get(t)
 

@@ -48,7 +48,9 @@ def _best(curve: list[dict[str, Any]], key: str) -> float | None:
     return max(values) if values else None
 
 
-def trial_row(name: str, values: dict[str, Any], record: dict[str, Any] | None, error: str | None = None) -> dict[str, Any]:
+def trial_row(
+    name: str, values: dict[str, Any], record: dict[str, Any] | None, error: str | None = None
+) -> dict[str, Any]:
     """One table row: trial name, swept values, then :data:`STATS` (empty where failed)."""
     row: dict[str, Any] = {"trial": name, **values}
     row.update({k: None for k in STATS})
@@ -135,8 +137,10 @@ def machine_description(ray_where: str) -> str:
     """Host, OS, CPUs, torch version and where Ray ran the trials."""
     import torch
 
-    return (f"{platform.node()} ({platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
-            f"Python {platform.python_version()}, torch {torch.__version__}); trials on {ray_where}")
+    return (
+        f"{platform.node()} ({platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, torch {torch.__version__}); trials on {ray_where}"
+    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -183,8 +187,9 @@ def curves_figure(path: str | Path, curves: dict[str, list[dict[str, Any]]], *, 
         plt.close(fig)
 
 
-def _draw(ax: Any, ok: list[dict[str, Any]], colors: list[str], *, kind: str, ys: Sequence[str],
-          x: str | None, logx: bool) -> None:
+def _draw(
+    ax: Any, ok: list[dict[str, Any]], colors: list[str], *, kind: str, ys: Sequence[str], x: str | None, logx: bool
+) -> None:
     """One panel: ``ys`` against column ``x`` (line) or grouped per trial (bar)."""
     steps_axis = any(y.endswith("_step") for y in ys)
     if kind == "line" and x is not None:
@@ -195,8 +200,14 @@ def _draw(ax: Any, ok: list[dict[str, Any]], colors: list[str], *, kind: str, ys
             if hit:
                 ax.plot([a for a, _ in hit], [b for _, b in hit], "o-", color=colors[i], label=y)
             if miss:
-                ax.plot([a for a, _ in miss], [c for _, c in miss], "o", mfc="none", color=colors[i],
-                        label=f"{y} not reached (last step)")
+                ax.plot(
+                    [a for a, _ in miss],
+                    [c for _, c in miss],
+                    "o",
+                    mfc="none",
+                    color=colors[i],
+                    label=f"{y} not reached (last step)",
+                )
         ax.set_xlabel(x)
         if logx:
             ax.set_xscale("log")
@@ -211,8 +222,15 @@ def _draw(ax: Any, ok: list[dict[str, Any]], colors: list[str], *, kind: str, ys
                 label = None
                 if not labelled and (hatch is None or j == len(ok) - 1):  # the legend shows a plain bar if any
                     label, labelled = (f"{y} (hatched: not reached)" if y.endswith("_step") else y), True
-                ax.bar(j + (i - (len(ys) - 1) / 2) * width, value or 0, width, color=colors[i],
-                       hatch=hatch, alpha=0.5 if hatch else 1.0, label=label)
+                ax.bar(
+                    j + (i - (len(ys) - 1) / 2) * width,
+                    value or 0,
+                    width,
+                    color=colors[i],
+                    hatch=hatch,
+                    alpha=0.5 if hatch else 1.0,
+                    label=label,
+                )
         ax.set_xticks(range(len(ok)), [r["trial"] for r in ok], rotation=20)
     if not steps_axis:
         ax.set_ylim(-0.02, 1.02)
@@ -224,8 +242,16 @@ def _draw(ax: Any, ok: list[dict[str, Any]], colors: list[str], *, kind: str, ys
     ax.grid(alpha=0.3)
 
 
-def summary_figure(path: str | Path, rows: Sequence[dict[str, Any]], *, kind: str, ys: Sequence[str],
-                   x: str | None = None, logx: bool = False, title: str = "") -> Path:
+def summary_figure(
+    path: str | Path,
+    rows: Sequence[dict[str, Any]],
+    *,
+    kind: str,
+    ys: Sequence[str],
+    x: str | None = None,
+    logx: bool = False,
+    title: str = "",
+) -> Path:
     """``line``: columns ``ys`` against column ``x``; ``bar``: grouped bars of ``ys`` per trial.
 
     A step column (``grokked_step``) that is empty because the trial did not get there is
@@ -241,7 +267,7 @@ def summary_figure(path: str | Path, rows: Sequence[dict[str, Any]], *, kind: st
         colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         _draw(axes[0, 0], ok, colors, kind=kind, ys=ys, x=x, logx=logx)
         if steps_axis:
-            _draw(axes[0, 1], ok, colors[len(ys):], kind=kind, ys=("test_id", "test_ood"), x=x, logx=logx)
+            _draw(axes[0, 1], ok, colors[len(ys) :], kind=kind, ys=("test_id", "test_ood"), x=x, logx=logx)
             axes[0, 1].set_title("final accuracy", fontsize=9)
         axes[0, 0].set_title(title, fontsize=9)
         return atomic_write_bytes(path, _png(fig))
@@ -249,20 +275,44 @@ def summary_figure(path: str | Path, rows: Sequence[dict[str, Any]], *, kind: st
         plt.close(fig)
 
 
-def write_results(out: str | Path, rows: Sequence[dict[str, Any]], curves: dict[str, list[dict[str, Any]]], *,
-                  experiment: Any, scale: str, machine: str) -> dict[str, Path]:
+def write_results(
+    out: str | Path,
+    rows: Sequence[dict[str, Any]],
+    curves: dict[str, list[dict[str, Any]]],
+    *,
+    experiment: Any,
+    scale: str,
+    machine: str,
+) -> dict[str, Path]:
     """Write ``OUT/results.csv``, ``OUT/results.md`` and ``OUT/figures/*.png``; return their paths."""
     out = Path(out)
     paths = {
         "csv": atomic_write_text(out / "results.csv", to_csv(rows)),
-        "md": atomic_write_text(out / "results.md", to_markdown(
-            rows, title=f"Experiment {experiment.name} (scale {scale})", finding=experiment.finding,
-            description=experiment.description, machine=machine)),
-        "curves": curves_figure(out / "figures" / f"{experiment.name}-curves.png", curves,
-                                title=f"{experiment.name} ({scale}): test-ID solid, test-OOD dashed"),
+        "md": atomic_write_text(
+            out / "results.md",
+            to_markdown(
+                rows,
+                title=f"Experiment {experiment.name} (scale {scale})",
+                finding=experiment.finding,
+                description=experiment.description,
+                machine=machine,
+            ),
+        ),
+        "curves": curves_figure(
+            out / "figures" / f"{experiment.name}-curves.png",
+            curves,
+            title=f"{experiment.name} ({scale}): test-ID solid, test-OOD dashed",
+        ),
     }
     sp = experiment.summary
     x = None if sp.x is None else sp.x.rsplit(".", 1)[-1]
-    paths["summary"] = summary_figure(out / "figures" / f"{experiment.name}-summary.png", rows, kind=sp.kind,
-                                      ys=sp.ys, x=x, logx=sp.logx, title=f"{experiment.name} ({scale}): {sp.title}")
+    paths["summary"] = summary_figure(
+        out / "figures" / f"{experiment.name}-summary.png",
+        rows,
+        kind=sp.kind,
+        ys=sp.ys,
+        x=x,
+        logx=sp.logx,
+        title=f"{experiment.name} ({scale}): {sp.title}",
+    )
     return paths

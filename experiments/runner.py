@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiments.registry import Plan
+from experiments.plan import Plan
 from experiments.results import ANALYSIS_FILE, machine_description, trial_record, trial_row, write_results
 from interp.errors import ConfigError, GrokscopeError
 from interp.io import atomic_write_json
@@ -46,7 +46,9 @@ class SweepResult:
     reused: list[str] = field(default_factory=list)
 
 
-def run_trial(config: dict[str, Any], run_dir: str, analysis: Callable[[Path], dict[str, Any]] | None = None) -> dict[str, Any]:
+def run_trial(
+    config: dict[str, Any], run_dir: str, analysis: Callable[[Path], dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Body of one Ray task: train (or resume) the trial, run the experiment's ``analysis`` on it
     (once: ``RUN_DIR/analysis.json``), return its record (summary + curves + analysis).
 
@@ -101,9 +103,11 @@ def _summary_line(row: dict[str, Any], done: int, total: int, *, reused: bool = 
     def acc(k: str) -> str:
         return "-" if row.get(k) is None else f"{row[k]:.3f}"
 
-    return (f"{head}: {grok}, {mem}; train {acc('train')} test_id {acc('test_id')} "
-            f"test_ood {acc('test_ood')} (best {acc('best_test_ood')}); {row['seconds']:.0f}s"
-            + (" (reused)" if reused else ""))
+    return (
+        f"{head}: {grok}, {mem}; train {acc('train')} test_id {acc('test_id')} "
+        f"test_ood {acc('test_ood')} (best {acc('best_test_ood')}); {row['seconds']:.0f}s"
+        + (" (reused)" if reused else "")
+    )
 
 
 def _check_reachable(address: str) -> None:
@@ -138,7 +142,11 @@ def _start_ray(address: str | None, cpus: int | None) -> tuple[bool, str]:
         raise
     except (ConnectionError, RuntimeError, ValueError) as err:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        fix = "check the address (ray status) or drop --address to run locally" if address else "check `ray status` and /tmp/ray"
+        fix = (
+            "check the address (ray status) or drop --address to run locally"
+            if address
+            else "check `ray status` and /tmp/ray"
+        )
         msg = " ".join(str(err).split())[:300]
         raise ExperimentError(f"could not start {where}: {msg}; {fix}") from None
 
@@ -198,11 +206,17 @@ def run_experiment(
         try:
             refs = {}
             for t in todo:
-                task = ray.remote(num_cpus=t.config.train.threads or 1, num_gpus=gpus_per_trial, max_retries=1)(trial_fn)
+                task = ray.remote(num_cpus=t.config.train.threads or 1, num_gpus=gpus_per_trial, max_retries=1)(
+                    trial_fn
+                )
                 # an absolute path: a worker's working directory need not be the driver's
-                ref = task.options(name=f"{plan.name}:{t.name}").remote(t.config.to_dict(), str((out / "trials" / t.name).resolve()))
+                ref = task.options(name=f"{plan.name}:{t.name}").remote(
+                    t.config.to_dict(), str((out / "trials" / t.name).resolve())
+                )
                 refs[ref] = t
-            bar = tqdm(total=total, initial=len(reused), desc=plan.name, unit="trial", disable=not progress, dynamic_ncols=True)
+            bar = tqdm(
+                total=total, initial=len(reused), desc=plan.name, unit="trial", disable=not progress, dynamic_ncols=True
+            )
             try:
                 pending = list(refs)
                 while pending:
@@ -224,7 +238,13 @@ def run_experiment(
         where = f"{where}, {len(reused)} reused" if reused else where
 
     ordered = [rows[t.name] for t in plan.trials]
-    paths = write_results(out, ordered, {t.name: curves[t.name] for t in plan.trials if t.name in curves},
-                          experiment=plan.experiment, scale=plan.scale, machine=machine_description(where))
+    paths = write_results(
+        out,
+        ordered,
+        {t.name: curves[t.name] for t in plan.trials if t.name in curves},
+        experiment=plan.experiment,
+        scale=plan.scale,
+        machine=machine_description(where),
+    )
     failed = [r["trial"] for r in ordered if r["status"] != "ok"]
     return SweepResult(out=out, rows=ordered, paths=paths, failed=failed, reused=reused)

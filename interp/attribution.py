@@ -12,7 +12,7 @@ differences (its error is second order in ``a_src - a``) and good where the metr
 close to linear in the node; it can miss effects that saturate (a softmax already at 0 or
 1), which :func:`attribution_agreement` measures against exact patching.
 
-Nodes are the hook families of :mod:`interp.patching` (residual stream, attention and MLP
+Nodes are the hook families of :mod:`interp.sites` (residual stream, attention and MLP
 outputs, per-head ``z`` / ``result``) at every layer x position (x head). Estimates are of
 the *change* of the metric, per example or averaged over examples.
 """
@@ -30,7 +30,8 @@ from torch import Tensor
 from interp.intervene import Intervention, activation_gradients, answer_positions, check_tokens
 from interp.metrics import Metric, baseline_metric, run_metric
 from interp.models.protocol import Bridge
-from interp.patching import NodeMap, SourceLike, activation_patch, family, source_cache
+from interp.patching import NodeMap, SourceLike, activation_patch, source_cache
+from interp.sites import family
 
 DEFAULT_FAMILIES = ("resid_pre", "attn_out", "mlp_out", "z")
 
@@ -74,7 +75,9 @@ def attribution_patch(
             act, grad = acts[h], grads[h]  # a node that does not reach the metric has a zero gradient
             delta = src[h].to(act) - act
             if act.ndim == 4:  # per head: z (d_head) or result (d_model)
-                est = einops.einsum(delta, grad, "batch pos head_index d, batch pos head_index d -> pos head_index batch")
+                est = einops.einsum(
+                    delta, grad, "batch pos head_index d, batch pos head_index d -> pos head_index batch"
+                )
             else:
                 est = einops.einsum(delta, grad, "batch pos d_model, batch pos d_model -> pos batch")
             per_layer.append(est)

@@ -182,7 +182,9 @@ def apply_overrides(obj: T, overrides: list[str] | tuple[str, ...], *, prefix: s
             else:
                 cls = hints[part]
                 if not _is_dataclass_type(cls):
-                    raise ConfigError(f"{prefix}{'.'.join(path[: depth + 1])} has no sub-fields; use {prefix}{path[0]}=VALUE")
+                    raise ConfigError(
+                        f"{prefix}{'.'.join(path[: depth + 1])} has no sub-fields; use {prefix}{path[0]}=VALUE"
+                    )
                 target = target[part]
     return from_dict(type(obj), data, prefix=prefix)
 
@@ -198,7 +200,9 @@ def _yaml_loader() -> type:
 
     Loader.add_implicit_resolver(
         "tag:yaml.org,2002:float",
-        re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+|\.[0-9_]+(?:[eE][-+]?[0-9]+)?)$"),
+        re.compile(
+            r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+|\.[0-9_]+(?:[eE][-+]?[0-9]+)?)$"
+        ),
         list("-+0123456789."),
     )
     return Loader

@@ -178,6 +178,13 @@ def groups(
 
 
 __all__ = [
-    "Group", "block_of", "groups", "kv_hooks", "optional_lookup", "row_starts", "site_mask", "source_prefix_rows",
+    "Group",
+    "block_of",
+    "groups",
+    "kv_hooks",
+    "optional_lookup",
+    "row_starts",
+    "site_mask",
+    "source_prefix_rows",
     "source_prefix_block",
 ]

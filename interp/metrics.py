@@ -36,8 +36,10 @@ from interp.models.protocol import Bridge
 class Metric(Protocol):
     """Scores runs per example from the logits at the answer position (any such callable is one)."""
 
-    def __call__(self, logits: Float[Tensor, "batch d_vocab"], example: Int[Tensor, " batch"]) -> Float[Tensor, " batch"]:
-        ...
+    def __call__(
+        self, logits: Float[Tensor, "batch d_vocab"], example: Int[Tensor, " batch"]
+    ) -> Float[Tensor, " batch"]:
+        """One score per example from the answer-position ``logits`` and the examples' row indices ``example``."""
 
 
 def _ids(t: Tensor | Sequence[int]) -> Tensor:

@@ -65,10 +65,12 @@ class PromptPairs:
 
     @property
     def n_pos(self) -> int:
+        """Prompt length (clean and corrupt prompts share it)."""
         return self.clean.shape[1]
 
     @property
     def answer_pos(self) -> Int[Tensor, " batch"]:
+        """The answer position of every row: the last prompt position."""
         return torch.full((len(self),), self.n_pos - 1, dtype=torch.long, device=self.clean.device)
 
     @property
@@ -90,6 +92,7 @@ class PromptPairs:
         return logit_diff(self.clean_answer, self.corrupt_answer)
 
     def to(self, device: torch.device | str | None) -> PromptPairs:
+        """The pairs with every tensor on ``device``."""
         moved = {f: getattr(self, f).to(device) for f in ("clean", "corrupt", "clean_answer", "corrupt_answer")}
         return replace(self, **moved)
 
@@ -99,10 +102,14 @@ class PromptPairs:
         pick = lambda xs: None if xs is None else [xs[int(i)] for i in idx]  # noqa: E731
         return replace(
             self,
-            clean=self.clean[idx], corrupt=self.corrupt[idx],
-            clean_answer=self.clean_answer[idx], corrupt_answer=self.corrupt_answer[idx],
-            examples=pick(self.examples), swaps=pick(self.swaps),
-            counterfactuals=pick(self.counterfactuals), index=pick(self.index),
+            clean=self.clean[idx],
+            corrupt=self.corrupt[idx],
+            clean_answer=self.clean_answer[idx],
+            corrupt_answer=self.corrupt_answer[idx],
+            examples=pick(self.examples),
+            swaps=pick(self.swaps),
+            counterfactuals=pick(self.counterfactuals),
+            index=pick(self.index),
         )
 
     def decode(self, row: int, which: str = "clean") -> list[str]:
@@ -117,6 +124,7 @@ def concat_pairs(
     """Several pairs (e.g. one counterfactual batch per swapped token) as one, rows concatenated."""
     if not parts:
         raise InterventionError("no prompt pairs to concatenate")
+
     def cat(field: str) -> Tensor:
         return torch.cat([getattr(p, field) for p in parts])
 
@@ -126,10 +134,17 @@ def concat_pairs(
         return [x for p in parts for x in getattr(p, field)]
 
     return PromptPairs(
-        name, cat("clean"), cat("corrupt"), cat("clean_answer"), cat("corrupt_answer"),
+        name,
+        cat("clean"),
+        cat("corrupt"),
+        cat("clean_answer"),
+        cat("corrupt_answer"),
         list(positions if positions is not None else parts[0].positions),
         vocab if vocab is not None else parts[0].vocab,
-        examples=rows("examples"), swaps=rows("swaps"), counterfactuals=rows("counterfactuals"), index=rows("index"),
+        examples=rows("examples"),
+        swaps=rows("swaps"),
+        counterfactuals=rows("counterfactuals"),
+        index=rows("index"),
     )
 
 

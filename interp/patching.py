@@ -28,9 +28,9 @@ How the sweep is fast and still exact (every result equals TransformerLens 4's
 * a patch that pastes a value equal to the one already there cannot change anything: its
   row is not run and gets the unpatched run's value.
 
-:func:`patch_sites` is the generic sweep over arbitrary :class:`Site` lists (one or more
-hooks, a position or all, a head or all); :func:`activation_patch` is its specialisation to
-the hook families (``resid_pre``, ``resid_mid``, ``resid_post``, ``attn_out``,
+:func:`patch_sites` is the generic sweep over arbitrary lists of :class:`~interp.sites.Site`
+(one or more hooks, a position or all, a head or all; :mod:`interp.sites`);
+:func:`activation_patch` is its specialisation to the hook families (``resid_pre``, ``resid_mid``, ``resid_post``, ``attn_out``,
 ``mlp_out``, per-head ``z`` and ``result``, and ``resid``: the n_layers + 1 residual
 states, as in the logit lens).
 """
@@ -38,7 +38,6 @@ states, as in the logit lens).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -65,7 +64,6 @@ from interp.intervene import (
     cache_activations,
     check_hook,
     check_layer,
-    check_position,
     check_same_shape,
     check_tokens,
     n_layers,
@@ -86,71 +84,7 @@ from interp.metrics import (
     top1_change,
 )
 from interp.models.protocol import Bridge
-
-
-# ------------------------------------------------------------------------------- sites
-@dataclass(frozen=True)
-class Site:
-    """One place to patch: one or more hooks (a window of layers), a position and a head.
-
-    ``layer`` is the first block whose hooks are patched: the patched forward starts there.
-    ``pos`` / ``head`` ``None`` patch every position / head.
-    """
-
-    layer: int
-    hooks: tuple[str, ...]
-    pos: int | None = None
-    head: int | None = None
-
-
-@dataclass(frozen=True)
-class Family:
-    """A hook family: the hook name of each of its layers, and whether it is per head."""
-
-    name: str
-    template: str
-    heads: bool = False
-
-    def n_layers(self, bridge: Bridge) -> int:
-        return n_layers(bridge) + (1 if self.name == "resid" else 0)
-
-    def hook(self, bridge: Bridge, layer: int) -> tuple[int, str]:
-        """(block the hook belongs to, hook name) of ``layer``."""
-        n = n_layers(bridge)
-        if self.name == "resid":  # state l = residual after l blocks
-            if layer < n:
-                return layer, f"blocks.{layer}.hook_resid_pre"
-            return n - 1, f"blocks.{n - 1}.hook_resid_post"
-        return layer, self.template.format(layer=layer)
-
-
-FAMILIES: dict[str, Family] = {
-    f.name: f
-    for f in (
-        Family("resid", "blocks.{layer}.hook_resid_pre"),
-        Family("resid_pre", "blocks.{layer}.hook_resid_pre"),
-        Family("resid_mid", "blocks.{layer}.hook_resid_mid"),
-        Family("resid_post", "blocks.{layer}.hook_resid_post"),
-        Family("attn_out", "blocks.{layer}.hook_attn_out"),
-        Family("mlp_out", "blocks.{layer}.hook_mlp_out"),
-        Family("z", "blocks.{layer}.attn.hook_z", heads=True),
-        Family("result", "blocks.{layer}.attn.hook_result", heads=True),
-    )
-}
-"""Hook families by name. ``resid`` has n_layers + 1 layers: state l is the residual after l blocks."""
-
-
-def family(name: str) -> Family:
-    """The hook family called ``name`` (a key of ``FAMILIES``); unknown names are a one-line error."""
-    if name not in FAMILIES:
-        raise InterventionError(f"unknown hook family {name!r}; choose one of {', '.join(FAMILIES)}")
-    return FAMILIES[name]
-
-
-def window_layers(layer: int, window: int, n: int) -> range:
-    """ROME's window of ``window`` layers around ``layer``, clipped to 0..n-1."""
-    return range(max(0, layer - window // 2), min(n, layer - (-window // 2)))
-
+from interp.sites import Site, family_sites
 
 # ---------------------------------------------------------------------------- the sweep
 NodeMap = (
@@ -268,7 +202,9 @@ def patch_sites(
     extra = suffix_reads(bridge, starts[0], kv) if suffix else []
     resume_at = resume_points(sites, interventions) if suffix else {}
     resume_store: dict[str, Tensor] = {}
-    extra += [Read(f"blocks.{L}.{name}", store=resume_store) for L, at in resume_at.items() for name in RESUME_READS[at]]
+    extra += [
+        Read(f"blocks.{L}.{name}", store=resume_store) for L, at in resume_at.items() for name in RESUME_READS[at]
+    ]
     base_logits, base_acts = cache_activations(bridge, tokens, hooks, [*first, *interventions, *extra])
     base_metric = run_metric(metric, base_logits, pos_idx).detach()  # = baseline_metric(...), same forward
     kv_names = kv_hooks(starts[0], n) if suffix else []
@@ -311,49 +247,28 @@ def patch_sites(
             logits = run_with_interventions(bridge, resid, pieces, start_at_layer=g.layer, answer_pos=pos_idx[e_rows])
         else:
             cached = src if g.from_source else kv
-            keys, values = ({j: cached[f"blocks.{j}.attn.hook_{kind}"][e_rows, : g.pos].to(device)
-                             for j in range(g.layer, n)} for kind in ("k", "v"))
+            keys, values = (
+                {j: cached[f"blocks.{j}.attn.hook_{kind}"][e_rows, : g.pos].to(device) for j in range(g.layer, n)}
+                for kind in ("k", "v")
+            )
             at = None if g.from_source else resume_at.get(g.layer)
-            resume = {name: resume_store[f"blocks.{g.layer}.{name}"][e_rows] for name in RESUME_READS[at]} if at else None
-            logits = run_suffix(bridge, resid, keys, values, pieces, start_layer=g.layer, start_pos=g.pos,
-                                answer_pos=pos_idx[e_rows], resume_at=at, resume=resume)
+            resume = (
+                {name: resume_store[f"blocks.{g.layer}.{name}"][e_rows] for name in RESUME_READS[at]} if at else None
+            )
+            logits = run_suffix(
+                bridge,
+                resid,
+                keys,
+                values,
+                pieces,
+                start_layer=g.layer,
+                start_pos=g.pos,
+                answer_pos=pos_idx[e_rows],
+                resume_at=at,
+                resume=resume,
+            )
         out[s_rows.cpu(), e_rows.cpu()] = metric(logits, e_rows).to(dtype).cpu()
     return out, base_metric
-
-
-def family_sites(
-    bridge: Bridge,
-    family_name: str,
-    n_pos: int,
-    *,
-    layers: Sequence[int] | None = None,
-    positions: Sequence[int] | Literal["all"] | None = None,
-    window: int = 1,
-) -> tuple[list[Site], list[int], list[int | None], int]:
-    """The sites of a sweep over a hook family: (sites, layers, positions, n_heads)."""
-    fam = family(family_name)
-    n_fam = fam.n_layers(bridge)
-    layer_list = list(range(n_fam)) if layers is None else [check_layer(int(L), n_fam) for L in layers]
-    if not layer_list:
-        raise InterventionError("no layers to patch; give at least one layer")
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise InterventionError(f"window {window!r} must be a positive number of layers")
-    if positions == "all":
-        pos_list: list[int | None] = [None]
-    elif positions is None:
-        pos_list = list(range(n_pos))
-    else:
-        pos_list = [check_position(int(p), n_pos) for p in positions]
-    n_heads = int(bridge.cfg.n_heads) if fam.heads else 0
-    sites = []
-    for L in layer_list:
-        hooks = [fam.hook(bridge, j) for j in window_layers(L, window, n_fam)]
-        start = min(block for block, _ in hooks)
-        names = tuple(name for _, name in hooks)
-        for p in pos_list:
-            for h in range(n_heads) if fam.heads else [None]:
-                sites.append(Site(start, names, p, h))
-    return sites, layer_list, pos_list, n_heads
 
 
 def activation_patch(
@@ -392,8 +307,15 @@ def activation_patch(
         bridge, family_name, tokens.shape[1], layers=layers, positions=positions, window=window
     )
     values, _ = patch_sites(
-        bridge, tokens, source, sites, metric,
-        answer_pos=answer_pos, interventions=interventions, max_rows=max_rows, skip_noops=skip_noops,
+        bridge,
+        tokens,
+        source,
+        sites,
+        metric,
+        answer_pos=answer_pos,
+        interventions=interventions,
+        max_rows=max_rows,
+        skip_noops=skip_noops,
         reuse_kv=reuse_kv,
     )
     shape = (len(layer_list), len(pos_list)) + ((n_heads,) if n_heads else ()) + (tokens.shape[0],)
@@ -402,20 +324,15 @@ def activation_patch(
 
 
 __all__ = [
-    "FAMILIES",
     "METRICS",
-    "Family",
     "InterventionError",
     "Metric",
     "NodeMap",
-    "Site",
     "SourceLike",
     "activation_patch",
     "answer_prob",
     "answer_rank",
     "baseline_metric",
-    "family",
-    "family_sites",
     "logit_diff",
     "named_metric",
     "patch_sites",
@@ -424,5 +341,4 @@ __all__ = [
     "tl_metric",
     "top1",
     "top1_change",
-    "window_layers",
 ]

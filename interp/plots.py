@@ -1,6 +1,6 @@
 """Matplotlib helpers shared by the notebooks: annotated layer x position heatmaps.
 
-The HTML report draws its own SVG (``circuits.render``); these are for inline notebook
+The HTML report draws its own SVG (``circuits.views.render``); these are for inline notebook
 figures, where a reader wants the numbers written in the cells.
 """
 

@@ -34,11 +34,25 @@ from interp.fourier import ModularTask, fourier_measures, key_frequencies, neuro
 from interp.io import atomic_write_text
 from interp.runs import iter_checkpoints, list_checkpoints, load_checkpoint
 
-FIELDS = frozenset({
-    "step", "key_frequencies", "embedding_key_power", "gini_embedding", "gini_unembed_out", "single_frequency_neurons",
-    "train_loss", "test_loss", "train_accuracy", "test_accuracy", "restricted_loss", "excluded_loss",
-    "embedding_frequency_norms", "unembed_out_frequency_norms", "weight_norm",
-})
+FIELDS = frozenset(
+    {
+        "step",
+        "key_frequencies",
+        "embedding_key_power",
+        "gini_embedding",
+        "gini_unembed_out",
+        "single_frequency_neurons",
+        "train_loss",
+        "test_loss",
+        "train_accuracy",
+        "test_accuracy",
+        "restricted_loss",
+        "excluded_loss",
+        "embedding_frequency_norms",
+        "unembed_out_frequency_norms",
+        "weight_norm",
+    }
+)
 """The measures of a row: a saved file that lacks one is stale and computed again."""
 MEMORISED = 0.99
 """Training accuracy that ends memorisation."""
@@ -68,7 +82,11 @@ def progress_measures(run_dir: str | Path, *, save: bool = True) -> list[dict[st
     task: ModularTask | None = None
     for loaded in iter_checkpoints(run_dir, device="cpu"):
         task = task or ModularTask(loaded.dataset)
-        row = {"step": loaded.step, **fourier_measures(loaded.model, task, key), "weight_norm": weight_norm(loaded.model)}
+        row = {
+            "step": loaded.step,
+            **fourier_measures(loaded.model, task, key),
+            "weight_norm": weight_norm(loaded.model),
+        }
         rows.append(row)
     if save:
         text = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)

@@ -83,7 +83,9 @@ def run_dataset(run_dir: str | Path, config: RunConfig) -> KGDataset:
     if (data_dir / "train.json").is_file():
         return load_dataset(data_dir)
     if config.data_dir is not None:
-        raise CheckpointError(f"{data_dir} is missing; the run's data came from {config.data_dir}: copy that dataset to {data_dir}")
+        raise CheckpointError(
+            f"{data_dir} is missing; the run's data came from {config.data_dir}: copy that dataset to {data_dir}"
+        )
     return generate(config.data)
 
 
@@ -100,7 +102,9 @@ class LoadedRun:
     state: dict[str, Any]
 
 
-def load_checkpoint(path: str | Path, *, device: torch.device | str | None = None, dataset: KGDataset | None = None) -> LoadedRun:
+def load_checkpoint(
+    path: str | Path, *, device: torch.device | str | None = None, dataset: KGDataset | None = None
+) -> LoadedRun:
     """Rebuild the model (and dataset) of a checkpoint folder or of a run's latest checkpoint."""
     path = Path(path)
     if not path.exists():

@@ -60,7 +60,7 @@ def trace_counterfactual(
     """The paper's causal tracing: top-1 change rate per (layer, position), per swapped token.
 
     ``family="resid"`` pastes the residual after ``l`` blocks (``l = 0..n_layers``, as in the
-    logit lens); any family of :data:`interp.patching.FAMILIES` works. ``swaps`` defaults to
+    logit lens); any family of :data:`interp.sites.FAMILIES` works. ``swaps`` defaults to
     the task schema's swaps: ``h, r1, r2`` (composition) or ``e1, e2, attr`` (comparison).
     """
     bridge = as_bridge(model)
@@ -79,8 +79,13 @@ def trace_counterfactual(
         pairs = counterfactual_batch(dataset, examples, swap, n=n, seed=seed, id_only=id_only, device=device)
         reference = top1(bridge, pairs.clean, pairs.answer_pos)
         out[swap] = activation_patch(
-            bridge, pairs.clean, pairs.corrupt, top1_change(reference), family,
-            answer_pos=pairs.answer_pos, max_rows=max_rows,
+            bridge,
+            pairs.clean,
+            pairs.corrupt,
+            top1_change(reference),
+            family,
+            answer_pos=pairs.answer_pos,
+            max_rows=max_rows,
         )
     return out
 
@@ -137,14 +142,26 @@ def trace_noise(
     std = noise_scale * embedding_std(bridge)
     rows = tokens.repeat(n_samples, 1)
     noise = gaussian_noise(
-        "hook_embed", (batch * n_samples, n_pos, int(bridge.cfg.d_model)), std, mask,
-        seed=generator_from(seed), dtype=bridge.W_E.dtype, device=tokens.device,
+        "hook_embed",
+        (batch * n_samples, n_pos, int(bridge.cfg.d_model)),
+        std,
+        mask,
+        seed=generator_from(seed),
+        dtype=bridge.W_E.dtype,
+        device=tokens.device,
     )
     metric = answer_prob(answer.repeat(n_samples))
     pos_rep = pos.repeat(n_samples)
     scores = activation_patch(
-        bridge, rows, rows, metric, kind,
-        window=window, answer_pos=pos_rep, interventions=[noise], max_rows=max_rows,
+        bridge,
+        rows,
+        rows,
+        metric,
+        kind,
+        window=window,
+        answer_pos=pos_rep,
+        interventions=[noise],
+        max_rows=max_rows,
     )
     clean = baseline_metric(bridge, rows, metric, answer_pos=pos_rep)
     noised = baseline_metric(bridge, rows, metric, answer_pos=pos_rep, interventions=[noise])

@@ -124,8 +124,14 @@ def grokked_modular(grokked_modular_run_dir):
 
 # ------------------------------------------------------------------------------ markers
 SLOW_FIXTURES = frozenset(
-    {"grokked_run_dir", "grokked_composition", "grokked_comparison_run_dir", "grokked_comparison",
-     "grokked_modular_run_dir", "grokked_modular"}
+    {
+        "grokked_run_dir",
+        "grokked_composition",
+        "grokked_comparison_run_dir",
+        "grokked_comparison",
+        "grokked_modular_run_dir",
+        "grokked_modular",
+    }
 )
 """Fixtures that train a model until it groks: a test that uses one (directly or through
 another fixture) is ``slow``."""

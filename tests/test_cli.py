@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from experiments.cli import app
 from interp.data import load_dataset
 from interp.runs import latest_checkpoint, list_checkpoints, load_checkpoint, read_metrics, stored_config
-from tests.train.test_trainer import QUICK
+from tests.tiny import QUICK
 
 runner = CliRunner()
 
@@ -70,7 +70,10 @@ def test_bad_options_and_paths_are_one_line_with_exit_code_2(tmp_path):
         (["train", "composition-tiny", "--out", str(tmp_path / "r"), "--max-steps", "0"], "--max-steps = 0"),
         (["resume", str(tmp_path / "r"), "--max-steps", "0"], "--max-steps = 0"),
         (["report", str(tmp_path / "r"), "--n", "0"], "--n = 0"),
-        (["train", "composition-tiny", "--out", str(tmp_path / "r"), "--data", str(tmp_path / "nowhere")], "does not exist"),
+        (
+            ["train", "composition-tiny", "--out", str(tmp_path / "r"), "--data", str(tmp_path / "nowhere")],
+            "does not exist",
+        ),
         (["train", "composition-tiny", "--out", str(tmp_path / "r"), "--data", str(tmp_path / "empty")], "vocab.json"),
         (["train", "composition-tiny", "--out", str(tmp_path / "r"), "--data", str(a_file)], "a_file"),
     ]
@@ -83,7 +86,10 @@ def test_bad_options_and_paths_are_one_line_with_exit_code_2(tmp_path):
 
 def _paper_files(tmp_path):
     """A dataset as the paper's authors released theirs: train/valid/test/vocab JSON, no config or graph."""
-    out = runner.invoke(app, ["data", "composition-tiny", "--out", str(tmp_path / "paper"), *(x for o in QUICK_DATA for x in ("--set", o))])
+    out = runner.invoke(
+        app,
+        ["data", "composition-tiny", "--out", str(tmp_path / "paper"), *(x for o in QUICK_DATA for x in ("--set", o))],
+    )
     assert out.exit_code == 0, out.output
     (tmp_path / "paper" / "config.json").unlink()
     (tmp_path / "paper" / "graph.json").unlink()
@@ -101,13 +107,18 @@ def test_train_on_existing_data_keeps_a_copy_that_resume_and_load_use(tmp_path):
     original = load_dataset(data_dir)
     assert original.config is None  # the paper's files do not say how they were made
     run_dir = tmp_path / "run"
-    out = runner.invoke(app, ["train", "composition-tiny", "--out", str(run_dir), "--data", str(data_dir), *QUICK_RUN, "--max-steps", "10"])
+    out = runner.invoke(
+        app,
+        ["train", "composition-tiny", "--out", str(run_dir), "--data", str(data_dir), *QUICK_RUN, "--max-steps", "10"],
+    )
     assert out.exit_code == 0, out.output
     # the run records where its data came from, and no data section it was not made from
     cfg = stored_config(run_dir)
     assert cfg.data is None and cfg.data_dir == str(data_dir.resolve())
     assert cfg.train.batch_size == 32 and cfg.model.d_model == 32  # the --set overrides still apply
-    assert json.loads((latest_checkpoint(run_dir) / "state.json").read_text())["config"]["data_dir"] == str(data_dir.resolve())
+    assert json.loads((latest_checkpoint(run_dir) / "state.json").read_text())["config"]["data_dir"] == str(
+        data_dir.resolve()
+    )
     # the run's own copy serves resume and load_checkpoint, even once the original is gone
     shutil.rmtree(data_dir)
     out = runner.invoke(app, ["resume", str(run_dir), "--max-steps", "20"])
@@ -121,16 +132,45 @@ def test_train_on_existing_data_keeps_a_copy_that_resume_and_load_use(tmp_path):
 
 
 def test_train_on_data_with_its_config_records_that_config(tmp_path):
-    out = runner.invoke(app, ["data", "composition-tiny", "--out", str(tmp_path / "d"), *(x for o in QUICK_DATA for x in ("--set", o))])
+    out = runner.invoke(
+        app, ["data", "composition-tiny", "--out", str(tmp_path / "d"), *(x for o in QUICK_DATA for x in ("--set", o))]
+    )
     assert out.exit_code == 0, out.output
     dataset = load_dataset(tmp_path / "d")
-    out = runner.invoke(app, ["train", "comparison-tiny", "--out", str(tmp_path / "run"), "--data", str(tmp_path / "d"), *QUICK_RUN, "--max-steps", "10"])
+    out = runner.invoke(
+        app,
+        [
+            "train",
+            "comparison-tiny",
+            "--out",
+            str(tmp_path / "run"),
+            "--data",
+            str(tmp_path / "d"),
+            *QUICK_RUN,
+            "--max-steps",
+            "10",
+        ],
+    )
     assert out.exit_code == 0, out.output
     cfg = load_checkpoint(tmp_path / "run", device="cpu").config
     # the dataset's own config replaces the preset's (a comparison preset, composition data)
     assert cfg.data == dataset.config and cfg.data.task == "composition" and cfg.data.n_entities == 40
     # a --set on the data section would make the config disagree with the files: refused
-    line = _one_line_error(runner.invoke(app, ["train", "composition-tiny", "--out", str(tmp_path / "r2"), "--data", str(tmp_path / "d"), "--set", "data.phi=9"]))
+    line = _one_line_error(
+        runner.invoke(
+            app,
+            [
+                "train",
+                "composition-tiny",
+                "--out",
+                str(tmp_path / "r2"),
+                "--data",
+                str(tmp_path / "d"),
+                "--set",
+                "data.phi=9",
+            ],
+        )
+    )
     assert "data.phi=9" in line and not (tmp_path / "r2").exists()
 
 
@@ -155,9 +195,19 @@ def test_resume_restarts_a_run_stopped_before_its_first_checkpoint(tmp_path):
 
 def test_progress_prints_a_row_per_checkpoint_and_the_phases(tmp_path):
     run = tmp_path / "mod"
-    sets = ["data.modulus=13", "data.probe_size=20", "train.max_steps=60", "train.checkpoint_every=20",
-            "train.checkpoint_dense_until=60", "train.eval_every=20", "train.progress=false", "train.tensorboard=false"]
-    out = runner.invoke(app, ["train", "modular-addition-tiny", "--out", str(run)] + [x for s in sets for x in ("--set", s)])
+    sets = [
+        "data.modulus=13",
+        "data.probe_size=20",
+        "train.max_steps=60",
+        "train.checkpoint_every=20",
+        "train.checkpoint_dense_until=60",
+        "train.eval_every=20",
+        "train.progress=false",
+        "train.tensorboard=false",
+    ]
+    out = runner.invoke(
+        app, ["train", "modular-addition-tiny", "--out", str(run)] + [x for s in sets for x in ("--set", s)]
+    )
     assert out.exit_code == 0, out.output
     out = runner.invoke(app, ["progress", str(run)])
     assert out.exit_code == 0, out.output

@@ -53,11 +53,16 @@ def site(tmp_path_factory) -> Path:
     stale.cells.append(nbformat.v4.new_code_cell(f"print('{MARKER}')"))
     nbformat.write(stale, executed / STALE)
 
-    env = {**os.environ, "GROKSCOPE_DOCS_NOTEBOOKS": str(executed), "NO_MKDOCS_2_WARNING": "1",
-           "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "GROKSCOPE_DOCS_NOTEBOOKS": str(executed), "NO_MKDOCS_2_WARNING": "1", "OMP_NUM_THREADS": "1"}
     out = tmp / "site"
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out
 
@@ -66,8 +71,12 @@ def test_getting_started_quotes_the_readme_set_up_commands(site):
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = re.search(r"^## Set-up: two commands\n(.*?)^## ", readme, re.M | re.S)
     assert section, "README.md has no '## Set-up: two commands' section"
-    commands = [line for block in re.findall(r"```bash\n(.*?)```", section[1], re.S)
-                for line in block.splitlines() if line and not line.startswith("#")]
+    commands = [
+        line
+        for block in re.findall(r"```bash\n(.*?)```", section[1], re.S)
+        for line in block.splitlines()
+        if line and not line.startswith("#")
+    ]
     assert len(commands) == 2, commands
     page = _text(site / "getting-started" / "index.html")
     for command in commands:
@@ -95,7 +104,9 @@ def test_cli_page_lists_every_command_with_its_options(site):
 def test_api_reference_has_a_page_per_module_rendered_from_docstrings(site):
     hooks = _hooks()
     modules = [m for p in hooks.PACKAGES for m in hooks.modules(p)]
-    assert {"interp.lens", "interp.data.tasks.base", "circuits.explorer.page", "experiments.runner"} <= set(modules)
+    assert {"interp.lens", "interp.data.tasks.base", "circuits.views.explorer.page", "experiments.runner"} <= set(
+        modules
+    )
     assert not any(m.startswith("experiments.cli") for m in modules)  # on the CLI page instead
     for module in modules:
         assert (site / "reference" / module / "index.html").is_file(), module
@@ -124,11 +135,15 @@ def test_notebook_pages_render_executed_copies_and_note_the_others(site):
 
 def test_included_links_are_rewritten_for_the_site_and_broken_ones_kept_for_strict():
     rewrite = _hooks().rewrite_links
-    text = ("[b](BENCHMARKS.md#time-to-grok) ![x](docs/img/explorer-model.png) [s](benchmarks/time_to_grok.py) "
-            "[gone](no/such/file.md) [w](https://example.org) [a](#here)")
+    text = (
+        "[b](BENCHMARKS.md#time-to-grok) ![x](docs/img/explorer-model.png) [s](benchmarks/time_to_grok.py) "
+        "[gone](no/such/file.md) [w](https://example.org) [a](#here)"
+    )
     assert rewrite(text, "results.md") == (
         "[b](benchmarks.md#time-to-grok) ![x](img/explorer-model.png) s (`benchmarks/time_to_grok.py`) "
-        "[gone](no/such/file.md) [w](https://example.org) [a](#here)")
+        "[gone](no/such/file.md) [w](https://example.org) [a](#here)"
+    )
     assert rewrite("[r](RESULTS.md)", "sub/page.md") == "[r](../results.md)"
     assert rewrite("[s](benchmarks/time_to_grok.py)", "x.md", "https://h/o/r") == (
-        "[s](https://h/o/r/blob/main/benchmarks/time_to_grok.py)")
+        "[s](https://h/o/r/blob/main/benchmarks/time_to_grok.py)"
+    )

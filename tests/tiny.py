@@ -1,4 +1,4 @@
-"""Tiny graphs and untrained models shared by the interpretability and circuits tests.
+"""Tiny graphs, untrained models and a quick run config shared by the tests.
 
 Models are untrained but initialised with a wide ``init_range``, so that logits differ
 clearly between prompts and patching effects are far above float32 rounding. A test
@@ -15,13 +15,46 @@ import torch
 
 from interp.data import ComparisonConfig, CompositionConfig, KGDataset, generate
 from interp.models import ModelConfig, build_model, to_bridge
+from interp.train import RunConfig, load_run_config
 
 TINY_GRAPH = CompositionConfig(
-    n_entities=40, n_relations=10, out_degree=4, ood_fraction=0.1, phi=3.0,
-    test_id_fraction=0.05, probe_size=60, seed=0,
+    n_entities=40,
+    n_relations=10,
+    out_degree=4,
+    ood_fraction=0.1,
+    phi=3.0,
+    test_id_fraction=0.05,
+    probe_size=60,
+    seed=0,
 )
 TINY_COMPARISON = ComparisonConfig(n_entities=30, n_attributes=3, n_values=10, phi=2.0, probe_size=60, seed=0)
 TINY_MODEL = ModelConfig(n_layers=3, d_model=32, n_heads=4, init_range=0.15)
+
+# A run small enough to train many times: a tiny graph and model, a checkpoint every 10 steps.
+QUICK = [
+    "data.n_entities=40",
+    "data.n_relations=8",
+    "data.out_degree=4",
+    "data.phi=2",
+    "data.test_id_fraction=0.1",
+    "model.n_layers=2",
+    "model.d_model=32",
+    "model.n_heads=2",
+    "train.batch_size=32",
+    "train.eval_every=10",
+    "train.checkpoint_every=10",
+    "train.checkpoint_dense_until=30",
+    "train.checkpoint_sparse_every=20",
+    "train.max_steps=50",
+    "train.stop_after_grok=false",
+    "train.progress=false",
+    "train.threads=1",
+]
+
+
+def quick_config(*extra: str) -> RunConfig:
+    """``composition-tiny`` with the :data:`QUICK` overrides, then ``extra`` ones."""
+    return load_run_config("composition-tiny", QUICK + list(extra))
 
 
 @contextmanager

@@ -54,7 +54,9 @@ def generate(config: DataConfig) -> KGDataset:
         "algorithmic": generate_algorithmic,
     }
     if getattr(config, "task", None) not in generators:
-        raise ConfigError(f"cannot generate data for {config!r}; expected a composition, comparison, complex or algorithmic config")
+        raise ConfigError(
+            f"cannot generate data for {config!r}; expected a composition, comparison, complex or algorithmic config"
+        )
     return generators[config.task](config)
 
 

@@ -294,7 +294,7 @@ def generate_complex(config: ComplexConfig) -> KGDataset:
 
     def hard_example(a: int, o1: int, o2: int, lab: int) -> Example:
         chains, comparisons, atomic = [], [], []
-        for p, q in ([(o1, o2)] if lab == 2 else [(o2, o1)] if lab == 0 else [(o1, o2), (o2, o1)]):
+        for p, q in [(o1, o2)] if lab == 2 else [(o2, o1)] if lab == 0 else [(o1, o2), (o2, o1)]:
             lo_k, up_k = lower_rec[a, p], upper_rec[a, q]  # p >= i, j >= q
             i = next(e for e in (int(cross[1][lo_k]), int(cross[2][lo_k])) if e != p)
             j = next(e for e in (int(cross[1][up_k]), int(cross[2][up_k])) if e != q)

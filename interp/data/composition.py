@@ -109,7 +109,9 @@ def generate_composition(config: CompositionConfig) -> KGDataset:
                 f"{config.n_inferred} ID chains, it has {len(chains)}; raise min_hops or lower phi"
             )
         sub = np.random.default_rng([config.seed, depth])
-        shallower += inferred_examples(chains[sub.choice(len(chains), config.n_inferred, replace=False)], "inferred", depth)
+        shallower += inferred_examples(
+            chains[sub.choice(len(chains), config.n_inferred, replace=False)], "inferred", depth
+        )
     splits = {
         "train": id_atomic + ood_atomic + shallower + inferred,
         "id_atomic": probe(id_atomic, "id_atomic"),
@@ -125,7 +127,9 @@ def generate_composition(config: CompositionConfig) -> KGDataset:
         deep_id = _sample_id_chains(deep, tails, ood, test_hops, config.probe_size)
         deep_ood = _ood_chains(tails, ood, test_hops, required="test_hops")
         splits["test_id"] = inferred_examples(deep_id, "test_inferred_iid", test_hops)
-        splits["test_ood"] = inferred_examples(deep_ood[choose(deep, len(deep_ood), config.probe_size)], "test_inferred_ood", test_hops)
+        splits["test_ood"] = inferred_examples(
+            deep_ood[choose(deep, len(deep_ood), config.probe_size)], "test_inferred_ood", test_hops
+        )
     ood_l = ood.tolist()
     graph = {"atomic": [fact(h, s) + [ood_l[h][s]] for h in range(n) for s in range(d)]}
     return KGDataset("composition", config, composition_vocab(n, config.n_relations), splits, graph)
@@ -236,8 +240,11 @@ def heldout_chains(dataset: KGDataset, depth: int, *, size: int | None = None, s
     trained = {ex.input_tokens for ex in dataset.examples("train") if len(ex.input_tokens) == depth + 1}
     rng = np.random.default_rng([seed, depth, 1])
     chains = _sample_id_chains(rng, tails, ood, depth, size + len(trained))  # enough to leave size after the filter
-    held = [ex for ex in _chain_examples(chains, depth, "test_inferred_iid", rels, tails, ent, rel)
-            if ex.input_tokens not in trained]
+    held = [
+        ex
+        for ex in _chain_examples(chains, depth, "test_inferred_iid", rels, tails, ent, rel)
+        if ex.input_tokens not in trained
+    ]
     return [held[i] for i in sorted(choose(rng, len(held), size))]
 
 
@@ -253,10 +260,14 @@ def depth_test(dataset: KGDataset, depth: int, *, size: int | None = None, seed:
     if not isinstance(config, CompositionConfig) or len(dataset.graph.get("atomic", ())) != config.n_atomic:
         raise ConfigError("depth tests need a generated composition dataset (its config and full graph)")
     if isinstance(depth, bool) or not isinstance(depth, int) or depth <= config.n_hops:
-        raise ConfigError(f"depth = {depth!r} is out of range; allowed: an integer > n_hops = {config.n_hops} (deeper than training)")
+        raise ConfigError(
+            f"depth = {depth!r} is out of range; allowed: an integer > n_hops = {config.n_hops} (deeper than training)"
+        )
     n, d = config.n_entities, config.out_degree
     if n * d**depth >= 2**62:
-        raise ConfigError(f"depth = {depth} is more hops than this graph allows (n_entities*out_degree**depth must stay below 2**62)")
+        raise ConfigError(
+            f"depth = {depth} is more hops than this graph allows (n_entities*out_degree**depth must stay below 2**62)"
+        )
     rels, tails, ood, ent, rel = _graph_arrays(dataset)
     rng = np.random.default_rng([seed, depth])
     size = config.probe_size if size is None else size

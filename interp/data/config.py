@@ -54,14 +54,17 @@ class CompositionConfig:
 
     @property
     def n_atomic(self) -> int:
+        """Atomic facts in the graph: ``n_entities * out_degree``."""
         return self.n_entities * self.out_degree
 
     @property
     def n_ood_atomic(self) -> int:
+        """Atomic facts made OOD: ``round(ood_fraction * n_atomic)``."""
         return round(self.ood_fraction * self.n_atomic)
 
     @property
     def n_id_atomic(self) -> int:
+        """Atomic facts left in distribution: ``n_atomic - n_ood_atomic``."""
         return self.n_atomic - self.n_ood_atomic
 
     @property
@@ -143,10 +146,12 @@ class ComparisonConfig:
 
     @property
     def n_id_atomic(self) -> int:
+        """Atomic facts of the ID entities: ``(n_entities - n_ood_entities) * n_attributes``."""
         return (self.n_entities - self.n_ood_entities) * self.n_attributes
 
     @property
     def n_inferred(self) -> int:
+        """How many ID comparisons go into training: ``round(phi * n_id_atomic)``."""
         return round(self.phi * self.n_id_atomic)
 
     def __post_init__(self) -> None:
@@ -198,6 +203,7 @@ class ComplexConfig:
 
     @property
     def n_ood_entities(self) -> int:
+        """OOD entities per attribute: ``round(ood_fraction * n_entities)``."""
         return round(self.ood_fraction * self.n_entities)
 
     def __post_init__(self) -> None:
@@ -252,19 +258,37 @@ DATA_PRESETS: dict[str, DataConfig] = {
     "complex": ComplexConfig(),
     # The laptop default: 200 entities, 2,000 atomic facts, ~600 held-out ID inferred facts.
     "composition-small": CompositionConfig(
-        n_entities=200, n_relations=20, out_degree=10, ood_fraction=0.05, phi=8.0,
-        test_id_fraction=0.035, probe_size=1000,
+        n_entities=200,
+        n_relations=20,
+        out_degree=10,
+        ood_fraction=0.05,
+        phi=8.0,
+        test_id_fraction=0.035,
+        probe_size=1000,
     ),
     # For tests and quick demos: groks in about a minute on a laptop CPU.
     "composition-tiny": CompositionConfig(
-        n_entities=100, n_relations=16, out_degree=8, ood_fraction=0.05, phi=7.0,
-        test_id_fraction=0.05, probe_size=500,
+        n_entities=100,
+        n_relations=16,
+        out_degree=8,
+        ood_fraction=0.05,
+        phi=7.0,
+        test_id_fraction=0.05,
+        probe_size=500,
     ),
     # Depth extrapolation: the composition-tiny graph, trained on 2- and 3-hop chains, tested
     # on 4-hop chains (deeper than any training prompt); 10% OOD facts for enough OOD chains.
     "khop-depth-tiny": CompositionConfig(
-        n_entities=100, n_relations=16, out_degree=8, n_hops=3, min_hops=2, test_hops=4, ood_fraction=0.1,
-        phi=5.0, test_id_fraction=0.05, probe_size=500,
+        n_entities=100,
+        n_relations=16,
+        out_degree=8,
+        n_hops=3,
+        min_hops=2,
+        test_hops=4,
+        ood_fraction=0.1,
+        phi=5.0,
+        test_id_fraction=0.05,
+        probe_size=500,
     ),
     "comparison-small": ComparisonConfig(n_entities=200, n_attributes=5, n_values=20, phi=7.2, probe_size=1000),
     # For tests and notebooks: a comparison graph that groks in-distribution within minutes.

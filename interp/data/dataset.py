@@ -67,9 +67,11 @@ class TokenBatch:
 
     @property
     def answer_pos(self) -> Int[Tensor, " batch"]:
+        """The position whose logits predict the answer: ``prompt_len - 1``."""
         return self.prompt_len - 1
 
     def to(self, device: torch.device | str | None) -> TokenBatch:
+        """The batch with every tensor on ``device``."""
         return TokenBatch(*(getattr(self, f.name).to(device) for f in dataclasses.fields(self)))
 
     def __getitem__(self, index: int | slice | list[int] | Tensor) -> TokenBatch:
@@ -134,9 +136,11 @@ class KGDataset:
 
     @property
     def sizes(self) -> dict[str, int]:
+        """The number of records of each split."""
         return {name: len(examples) for name, examples in self.splits.items()}
 
     def examples(self, split: str) -> list[Example]:
+        """The records of ``split``; a one-line ``UnknownSplitError`` naming the splits otherwise."""
         if split not in self.splits:
             raise UnknownSplitError(f"unknown split {split!r}; splits: {', '.join(self.splits)}")
         return self.splits[split]

@@ -31,14 +31,17 @@ class Example:
 
     @property
     def answer(self) -> str:
+        """The answer token: the first target token."""
         return self.target_tokens[0]
 
     @property
     def input_text(self) -> str:
+        """The prompt as one string (``<e_3><r_1><r_7>``)."""
         return "".join(self.input_tokens)
 
     @property
     def target_text(self) -> str:
+        """Prompt and target as one string, as the paper's ``target_text`` (in memory ``<a>`` ends the prompt)."""
         return "".join(self.input_tokens + self.target_tokens)
 
     def to_record(self) -> dict[str, Any]:

@@ -34,8 +34,9 @@ ROLES = {
 }
 """The token names a dataset may use, by role (the paper's naming), besides the specials and ``<pad>``."""
 
-TOKEN_NAMES = "<e_N> entities, <r_N> relations, <attr_N> attributes, <attr_N_K> labels (K 0-2), <N> values (0 to 999999999), <op_NAME> operators, " + " ".join(
-    SPECIALS + [PAD]
+TOKEN_NAMES = (
+    "<e_N> entities, <r_N> relations, <attr_N> attributes, <attr_N_K> labels (K 0-2), <N> values (0 to 999999999), "
+    "<op_NAME> operators, " + " ".join(SPECIALS + [PAD])
 )
 """The naming rule, as errors state it."""
 
@@ -106,15 +107,18 @@ class Vocab:
 
     @property
     def pad_id(self) -> int:
+        """The id of the padding token."""
         return self.token_to_id[PAD]
 
     def id(self, token: str) -> int:
+        """The id of ``token``; a one-line ``UnknownTokenError`` if the vocabulary lacks it."""
         try:
             return self.token_to_id[token]
         except (KeyError, TypeError):
             raise UnknownTokenError(f"unknown token {token!r}; the vocabulary has {len(self)} tokens") from None
 
     def encode(self, tokens: Sequence[str]) -> list[int]:
+        """The ids of ``tokens``, in order."""
         return [self.id(t) for t in tokens]
 
     def decode(self, ids: Iterable[SupportsInt]) -> list[str]:

@@ -35,6 +35,7 @@ class FactEdit:
 
     @property
     def prompt(self) -> tuple[str, str]:
+        """The fact's prompt tokens: ``(head, relation)``."""
         return (self.head, self.relation)
 
 
@@ -73,8 +74,10 @@ def make_edit(dataset: KGDataset, head: str, relation: str, new: str) -> FactEdi
     kg = composition_graph(dataset)
     old = kg.tail(head, relation)
     if old is None:
-        raise EditError(f"no atomic fact ({head}, {relation}, ?) to edit; pick a head and one of its relations "
-                        f"({', '.join(kg.relations_of(head)[:5]) or 'the head has none'} ...)")
+        raise EditError(
+            f"no atomic fact ({head}, {relation}, ?) to edit; pick a head and one of its relations "
+            f"({', '.join(kg.relations_of(head)[:5]) or 'the head has none'} ...)"
+        )
     if new not in _entities(kg):
         raise EditError(f"the new target {new!r} is not an entity of the graph; pick one such as {old}")
     if new == old:

@@ -107,7 +107,13 @@ def finetune_edit(
 
 
 def key_covariance(
-    model: GPT2LMHeadModel | Bridge, dataset: KGDataset, layer: int, *, ridge: float = 1e-2, max_examples: int = 4096, seed: int = 0
+    model: GPT2LMHeadModel | Bridge,
+    dataset: KGDataset,
+    layer: int,
+    *,
+    ridge: float = 1e-2,
+    max_examples: int = 4096,
+    seed: int = 0,
 ) -> Float[Tensor, "d_mlp d_mlp"]:
     """Second moment ``C`` of ``blocks.L.mlp.hook_post`` over the prompt positions of (up to
     ``max_examples`` of) the training split, plus ``ridge`` times its mean diagonal (float64)."""
@@ -177,7 +183,9 @@ def rome_edit(
         opt.step()
     cov = covariance if covariance is not None else key_covariance(bridge, dataset, layer)
     if cov.shape != (key.shape[0], key.shape[0]):
-        raise EditError(f"the key covariance has shape {tuple(cov.shape)}; layer {layer} needs ({key.shape[0]}, {key.shape[0]})")
+        raise EditError(
+            f"the key covariance has shape {tuple(cov.shape)}; layer {layer} needs ({key.shape[0]}, {key.shape[0]})"
+        )
     cov = cov.to(device=device, dtype=torch.float64)
     direction = torch.linalg.solve(cov, key)  # C^-1 k*
     u = direction / (key @ direction)

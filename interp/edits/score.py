@@ -80,8 +80,9 @@ def _mean(flags: Sequence[bool]) -> float:
     return float(np.mean(flags)) if len(flags) else math.nan
 
 
-def _before_after(original: GPT2LMHeadModel, edited: GPT2LMHeadModel, dataset: KGDataset,
-                  prompts: Sequence[tuple[str, ...]]) -> list[tuple[str, str]]:
+def _before_after(
+    original: GPT2LMHeadModel, edited: GPT2LMHeadModel, dataset: KGDataset, prompts: Sequence[tuple[str, ...]]
+) -> list[tuple[str, str]]:
     """The original's and the edited model's answer to each prompt."""
     return list(zip(predictions(original, dataset, prompts), predictions(edited, dataset, prompts)))
 
@@ -91,8 +92,14 @@ def score_edit(original: GPT2LMHeadModel, edited: GPT2LMHeadModel, dataset: KGDa
     deps = [d for d in dependent_facts(dataset, edit) if d.changes and d.in_distribution]
     answers = _before_after(original, edited, dataset, [d.prompt for d in deps])
     known = [(d, a) for d, (b, a) in zip(deps, answers) if b == d.old]  # the original got it right
-    hit = {hop: [a == d.new for d, a in known if d.hop in hops]
-           for hop, hops in (("all", ("first", "second", "both")), ("first", ("first", "both")), ("second", ("second", "both")))}
+    hit = {
+        hop: [a == d.new for d, a in known if d.hop in hops]
+        for hop, hops in (
+            ("all", ("first", "second", "both")),
+            ("first", ("first", "both")),
+            ("second", ("second", "both")),
+        )
+    }
     local = {}
     for split in ("id_atomic", "test_id"):
         prompts = [p for p, _ in independent_facts(dataset, edit, split)]

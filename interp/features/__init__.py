@@ -21,7 +21,9 @@ Modules: :mod:`~interp.features.config` (the config and the errors),
 (the training loop), :mod:`~interp.features.metrics` (L0, FVU, dead features, accuracy and
 loss recovered by splicing through the intervention engine), :mod:`~interp.features.io`
 (safetensors + JSON, model fingerprints), :mod:`~interp.features.dashboard` (feature dashboards:
-top activations, logits, histograms, the task variable a feature matches).
+top activations, logits, histograms, the task variable a feature matches; built on
+:mod:`~interp.features.encoded`, :mod:`~interp.features.logit_effects` and
+:mod:`~interp.features.ground_truth`).
 
 Dimension names, beside the package's (see :mod:`interp`):
 
@@ -44,15 +46,9 @@ from interp.features.config import (
 )
 from interp.features.das import DAS, DASResult, das_pairs, interchange_accuracy, train_das
 from interp.features.das_runs import DASPoint, boundless_das, das_curve, das_over_checkpoints, full_interchange
-from interp.features.dashboard import (
-    Dashboard,
-    FeatureDashboard,
-    dashboard_data,
-    feature_activations,
-    feature_logits,
-    variable_matches,
-)
+from interp.features.dashboard import Dashboard, FeatureDashboard, dashboard_data
 from interp.features.dictionary import SparseDictionary
+from interp.features.encoded import feature_activations
 from interp.features.graph_json import (
     GraphFormatError,
     graph_to_json,
@@ -61,7 +57,9 @@ from interp.features.graph_json import (
     write_graph_json,
 )
 from interp.features.graph_prune import PruneResult, graph_scores, node_influence, prune_graph
+from interp.features.ground_truth import variable_matches
 from interp.features.io import check_compatible, load_dictionary, model_fingerprint, save_dictionary, site_width
+from interp.features.logit_effects import feature_logits
 from interp.features.metrics import DictionaryMetrics, evaluate_dictionary, reconstruction_metrics, splice_metrics
 from interp.features.probing import (
     ProbeResult,

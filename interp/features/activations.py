@@ -37,8 +37,17 @@ def check_site(bridge: Bridge, hook_name: str) -> str:
     if hook_name not in bridge.hook_dict:
         close = difflib.get_close_matches(hook_name, hooks, n=3, cutoff=0.6)
         hint = f"did you mean {', '.join(close)}? " if close else ""
-        examples = [h for h in ("blocks.0.hook_resid_post", "blocks.0.hook_mlp_out", "blocks.0.attn.hook_z",
-                                "blocks.0.hook_resid_mid", "blocks.0.mlp.hook_post") if h in bridge.hook_dict]
+        examples = [
+            h
+            for h in (
+                "blocks.0.hook_resid_post",
+                "blocks.0.hook_mlp_out",
+                "blocks.0.attn.hook_z",
+                "blocks.0.hook_resid_mid",
+                "blocks.0.mlp.hook_post",
+            )
+            if h in bridge.hook_dict
+        ]
         raise UnknownHookError(
             f"unknown hook {hook_name!r}; {hint}the model has {len(hooks)} hooks such as {', '.join(examples)}"
         )
@@ -99,7 +108,9 @@ def prompt_set(
             examples.append(ex)
     where = f"splits {', '.join(names)}"
     if not examples:
-        raise EmptyPromptSetError(f"no prompts in {where}{' of the task shape' if by_name else ''}; choose other splits")
+        raise EmptyPromptSetError(
+            f"no prompts in {where}{' of the task shape' if by_name else ''}; choose other splits"
+        )
     batch = make_batch(examples, dataset.vocab)
     width = int(batch.prompt_len.max())
     pos = torch.arange(width)[None, :]
@@ -134,6 +145,7 @@ class Activations:
 
     @property
     def d_in(self) -> int:
+        """The width of each activation row."""
         return self.acts.shape[1]
 
     def __len__(self) -> int:
@@ -167,7 +179,9 @@ def collect_activations(
     device = next(iter(bridge.parameters())).device if hasattr(bridge, "parameters") else torch.device("cpu")
     act = read_activation(bridge, prompts.tokens.to(device), hook_name)
     if act.ndim < 3 or tuple(act.shape[:2]) != tuple(prompts.tokens.shape):
-        raise UnknownHookError(f"{hook_name!r} gives shape {tuple(act.shape)}, not one activation per position; choose another hook")
+        raise UnknownHookError(
+            f"{hook_name!r} gives shape {tuple(act.shape)}, not one activation per position; choose another hook"
+        )
     example, position = prompts.mask.nonzero(as_tuple=True)
     rows = flat(act)[example.to(act.device), position.to(act.device)]
     return Activations(hook_name, rows, prompts, example, position)

@@ -100,27 +100,34 @@ class AttributionGraph:
     # -- node indices (circuit-tracer's order) ----------------------------------------------
     @property
     def n_pos(self) -> int:
+        """Prompt positions."""
         return self.input_tokens.shape[0]
 
     @property
     def n_features(self) -> int:
+        """Active features, the graph's first nodes."""
         return self.active_features.shape[0]
 
     @property
     def n_logits(self) -> int:
+        """Logit nodes (the target tokens), the graph's last nodes."""
         return self.logit_tokens.shape[0]
 
     @property
     def n_nodes(self) -> int:
+        """All nodes: features, errors, embeddings, logits."""
         return self.adjacency.shape[0]
 
     def error_index(self, layer: int, pos: int) -> int:
+        """The node index of the error term of transcoder ``layer`` at ``pos``."""
         return self.n_features + layer * self.n_pos + pos
 
     def embedding_index(self, pos: int) -> int:
+        """The node index of the token embedding at ``pos``."""
         return self.n_features + self.n_layers * self.n_pos + pos
 
     def logit_index(self, i: int) -> int:
+        """The node index of the ``i``-th logit target."""
         return self.n_features + (self.n_layers + 1) * self.n_pos + i
 
     def feature_index(self, layer: int, pos: int, feature: int) -> int:
@@ -140,6 +147,7 @@ class AttributionGraph:
         return self.values[t] - (self.adjacency[t].sum(-1) + self.bias[t])
 
     def max_residual(self) -> float:
+        """The largest ``|residual|`` of any target: how far the graph is from adding up exactly."""
         return float(self.residuals().abs().max()) if self.targets().numel() else 0.0
 
 
@@ -162,12 +170,15 @@ def _check_transcoders(bridge: Bridge, transcoders: Mapping[int, Transcoder], ch
         )
     for layer, tc in transcoders.items():
         if tc.layer != layer:
-            raise AttributionGraphError(f"the transcoder given for layer {layer} writes {tc.hook_name_out}; key it by its layer")
+            raise AttributionGraphError(
+                f"the transcoder given for layer {layer} writes {tc.hook_name_out}; key it by its layer"
+            )
         check_transcoder(tc, bridge, check_weights=check_weights)
 
 
-def _logit_targets(probs: Float[Tensor, " d_vocab"], max_n_logits: int, desired_logit_prob: float,
-                   answer: int | None) -> list[int]:
+def _logit_targets(
+    probs: Float[Tensor, " d_vocab"], max_n_logits: int, desired_logit_prob: float, answer: int | None
+) -> list[int]:
     top_p, top_idx = probs.topk(min(max_n_logits, probs.shape[0]))
     cutoff = int(torch.searchsorted(top_p.cumsum(0), torch.tensor(desired_logit_prob, dtype=top_p.dtype))) + 1
     chosen = [int(i) for i in top_idx[:cutoff]]
@@ -202,8 +213,10 @@ def attribution_graph(
     device = next(iter(bridge.parameters())).device
     dtype = bridge.W_E.dtype
     prompt = check_tokens(bridge, ids[None].to(device), "prompt")
-    tcs = {layer: tc if tc.W_enc.dtype == dtype and tc.W_enc.device == device else copy.deepcopy(tc).to(device, dtype)
-           for layer, tc in sorted(transcoders.items())}
+    tcs = {
+        layer: tc if tc.W_enc.dtype == dtype and tc.W_enc.device == device else copy.deepcopy(tc).to(device, dtype)
+        for layer, tc in sorted(transcoders.items())
+    }
     n_layers, n_pos = len(tcs), prompt.shape[1]
     if isinstance(answer, str):
         if vocab is None:
@@ -217,15 +230,28 @@ def attribution_graph(
         return _build(bridge, tcs, prompt, vocab, answer, max_n_logits, desired_logit_prob, batch_size, n_layers, n_pos)
 
 
-def _build(bridge: Bridge, tcs: dict[int, Transcoder], prompt: Tensor, vocab: Any, answer: int | None, max_n_logits: int,
-           desired_logit_prob: float, batch_size: int, n_layers: int, n_pos: int) -> AttributionGraph:
+def _build(
+    bridge: Bridge,
+    tcs: dict[int, Transcoder],
+    prompt: Tensor,
+    vocab: Any,
+    answer: int | None,
+    max_n_logits: int,
+    desired_logit_prob: float,
+    batch_size: int,
+    n_layers: int,
+    n_pos: int,
+) -> AttributionGraph:
     # 1. the clean forward: what to freeze, the feature activations, the errors, the logits
-    freeze_hooks = ["ln_final.hook_scale"] + [f"blocks.{L}.{h}" for L in range(n_layers)
-                                              for h in ("ln1.hook_scale", "attn.hook_pattern", "ln2.hook_scale")]
+    freeze_hooks = ["ln_final.hook_scale"] + [
+        f"blocks.{L}.{h}" for L in range(n_layers) for h in ("ln1.hook_scale", "attn.hook_pattern", "ln2.hook_scale")
+    ]
     io_hooks = [h for tc in tcs.values() for h in (tc.hook_name, tc.hook_name_out)]
     cache: dict[str, Tensor] = {}
     with torch.no_grad():
-        logits = run_with_interventions(bridge, prompt, [Read(h, store=cache) for h in [*freeze_hooks, *io_hooks, EMBED_HOOK]])
+        logits = run_with_interventions(
+            bridge, prompt, [Read(h, store=cache) for h in [*freeze_hooks, *io_hooks, EMBED_HOOK]]
+        )
     feats, acts, errors = [], [], []
     for layer, tc in tcs.items():
         x = cache[tc.hook_name][0].flatten(1)  # (pos, d_in)
@@ -256,15 +282,21 @@ def _build(bridge: Bridge, tcs: dict[int, Transcoder], prompt: Tensor, vocab: An
         rows = torch.tensor(targets[start : start + batch_size], device=error.device)
         b = rows.shape[0]
         xs: dict[str, Tensor] = {}
-        ivs = [*freeze, *[GradLeaf(tc.hook_name_out) for tc in tcs.values()],
-               *[Read(tc.hook_name, store=xs, detach=False) for tc in tcs.values()]]
+        ivs = [
+            *freeze,
+            *[GradLeaf(tc.hook_name_out) for tc in tcs.values()],
+            *[Read(tc.hook_name, store=xs, detach=False) for tc in tcs.values()],
+        ]
 
         def objective(lg: Tensor, rows: Tensor = rows, xs: dict[str, Tensor] = xs) -> Tensor:
             out = lg.new_zeros(rows.shape[0])
             is_feat = rows < n_feat
             for layer, tc in tcs.items():
-                sel = (is_feat & (active[rows.clamp(max=max(n_feat - 1, 0)), 0] == layer)).nonzero().flatten() \
-                    if n_feat else rows.new_zeros(0)
+                sel = (
+                    (is_feat & (active[rows.clamp(max=max(n_feat - 1, 0)), 0] == layer)).nonzero().flatten()
+                    if n_feat
+                    else rows.new_zeros(0)
+                )
                 if sel.numel():
                     node = active[rows[sel]]
                     x = xs[tc.hook_name].flatten(2)[sel, node[:, 1]]  # (sel, d_in)
@@ -290,9 +322,13 @@ def _build(bridge: Bridge, tcs: dict[int, Transcoder], prompt: Tensor, vocab: An
     # 3. the bias of every target: the frozen model with every source at zero
     bias = torch.zeros_like(values)
     x0: dict[str, Tensor] = {}
-    zero_sources = [*freeze, Patch("hook_embed", value=torch.zeros(())), Patch("hook_pos_embed", value=torch.zeros(())),
-                    *[Patch(tc.hook_name_out, value=tc.b_dec.detach().reshape(1, 1, -1)) for tc in tcs.values()],
-                    *[Read(tc.hook_name, store=x0) for tc in tcs.values()]]
+    zero_sources = [
+        *freeze,
+        Patch("hook_embed", value=torch.zeros(())),
+        Patch("hook_pos_embed", value=torch.zeros(())),
+        *[Patch(tc.hook_name_out, value=tc.b_dec.detach().reshape(1, 1, -1)) for tc in tcs.values()],
+        *[Read(tc.hook_name, store=x0) for tc in tcs.values()],
+    ]
     with torch.no_grad():
         lg0 = run_with_interventions(bridge, prompt, zero_sources)
         for layer, tc in tcs.items():
@@ -303,13 +339,24 @@ def _build(bridge: Bridge, tcs: dict[int, Transcoder], prompt: Tensor, vocab: An
         bias[n_nodes - n_logit :] = lg0[0, -1, logit_col]
 
     decode = (lambda ids: vocab.decode(ids)) if vocab is not None else (lambda ids: [str(int(i)) for i in ids])
-    meta = {"model_fingerprint": model_fingerprint(bridge),
-            "transcoders": {str(layer): tc.hook_name for layer, tc in tcs.items()}}
+    meta = {
+        "model_fingerprint": model_fingerprint(bridge),
+        "transcoders": {str(layer): tc.hook_name for layer, tc in tcs.items()},
+    }
     return AttributionGraph(
-        input_tokens=prompt[0].cpu(), token_strings=list(decode(prompt[0].tolist())), active_features=active.cpu(),
-        activations=activation.detach().cpu(), logit_tokens=logit_col.cpu(), logit_strings=list(decode(logit_ids)),
-        logit_probabilities=probs[logit_col].to(error.dtype).cpu(), adjacency=adjacency.cpu(), bias=bias.cpu(),
-        values=values.cpu(), errors=error.detach().cpu(), n_layers=n_layers, meta=meta,
+        input_tokens=prompt[0].cpu(),
+        token_strings=list(decode(prompt[0].tolist())),
+        active_features=active.cpu(),
+        activations=activation.detach().cpu(),
+        logit_tokens=logit_col.cpu(),
+        logit_strings=list(decode(logit_ids)),
+        logit_probabilities=probs[logit_col].to(error.dtype).cpu(),
+        adjacency=adjacency.cpu(),
+        bias=bias.cpu(),
+        values=values.cpu(),
+        errors=error.detach().cpu(),
+        n_layers=n_layers,
+        meta=meta,
     )
 
 

@@ -98,7 +98,9 @@ class DictionaryConfig:
         if not isinstance(self.hook_name, str) or not self.hook_name:
             raise ConfigError("hook_name must be a TransformerLens hook name such as blocks.1.hook_resid_post")
         if self.architecture not in ARCHITECTURES:
-            raise ConfigError(f"architecture = {self.architecture!r} is not allowed; choose one of {list(ARCHITECTURES)}")
+            raise ConfigError(
+                f"architecture = {self.architecture!r} is not allowed; choose one of {list(ARCHITECTURES)}"
+            )
         if self.d_in is not None:
             check_range("d_in", self.d_in, low=1)
         if self.d_sae is not None:
@@ -173,6 +175,7 @@ class DictionaryConfig:
 
     # -- plain data ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The config as a plain mapping, as ``cfg.json`` stores it."""
         return to_dict(self)
 
     @classmethod

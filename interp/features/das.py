@@ -84,7 +84,9 @@ def das_pairs(
         except CounterfactualError:
             continue
     if not parts:
-        raise EmptyPromptSetError(f"no prompt of split {split!r} has a counterfactual for {target}; choose another split")
+        raise EmptyPromptSetError(
+            f"no prompt of split {split!r} has a counterfactual for {target}; choose another split"
+        )
     return concat_pairs(parts, name=f"{dataset.task} ({target} interchange, {split})")
 
 
@@ -93,8 +95,15 @@ class DAS(nn.Module):
     """An orthogonal rotation of a ``d_model``-wide state and a subspace: the first ``d`` coordinates,
     or (``d=None``, boundless) a learned soft mask over all of them."""
 
-    def __init__(self, d_model: int, d: int | None, *, seed: int = 0, dtype: torch.dtype = torch.float32,
-                 temperature: float = 1.0) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        d: int | None,
+        *,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float32,
+        temperature: float = 1.0,
+    ) -> None:
         super().__init__()
         if d is not None and (isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= d_model):
             raise FeatureError(f"subspace size d = {d!r} is out of range; allowed: 0..{d_model} (d_model)")
@@ -110,6 +119,7 @@ class DAS(nn.Module):
 
     @property
     def d_model(self) -> int:
+        """The width of the rotated residual stream."""
         return self.rotation.weight.shape[0]
 
     @property
@@ -137,8 +147,9 @@ class DAS(nn.Module):
         """Coordinates of ``x`` in the subspace's basis."""
         return x @ self.basis()
 
-    def forward(self, base: Float[Tensor, "*row d_model"], source: Float[Tensor, "*row d_model"],
-                *, hard: bool = False) -> Float[Tensor, "*row d_model"]:
+    def forward(
+        self, base: Float[Tensor, "*row d_model"], source: Float[Tensor, "*row d_model"], *, hard: bool = False
+    ) -> Float[Tensor, "*row d_model"]:
         """``base`` with its subspace coordinates taken from ``source`` (``hard``: a boundless mask rounded)."""
         w = self.weight.to(base.dtype)
         if self.mask_logits is None:
@@ -233,6 +244,7 @@ class DASResult:
 
     @property
     def size(self) -> int:
+        """The size of the trained subspace (:meth:`DAS.size`)."""
         return self.das.size()
 
 

@@ -44,16 +44,28 @@ class DASPoint:
     test_id_accuracy: float | None = None
 
 
-def _pairs(dataset: KGDataset, target: str, train_split: str, test_split: str, n_train: int | None,
-           seed: int) -> tuple[PromptPairs, PromptPairs]:
-    return (das_pairs(dataset, target, train_split, n=n_train, seed=seed),
-            das_pairs(dataset, target, test_split, seed=seed + 1))
+def _pairs(
+    dataset: KGDataset, target: str, train_split: str, test_split: str, n_train: int | None, seed: int
+) -> tuple[PromptPairs, PromptPairs]:
+    return (
+        das_pairs(dataset, target, train_split, n=n_train, seed=seed),
+        das_pairs(dataset, target, test_split, seed=seed + 1),
+    )
 
 
 def das_curve(
-    model: HookedModel, dataset: KGDataset, target: str = "bridge", *, layer: int, sizes: Sequence[int],
-    position: int | str | None = None, train_split: str = "train", test_split: str = "test_id",
-    n_train: int | None = 1000, seed: int = 0, pairs: tuple[PromptPairs, PromptPairs] | None = None,
+    model: HookedModel,
+    dataset: KGDataset,
+    target: str = "bridge",
+    *,
+    layer: int,
+    sizes: Sequence[int],
+    position: int | str | None = None,
+    train_split: str = "train",
+    test_split: str = "test_id",
+    n_train: int | None = 1000,
+    seed: int = 0,
+    pairs: tuple[PromptPairs, PromptPairs] | None = None,
     **train_kwargs: Any,
 ) -> list[DASPoint]:
     """Held-out IIA of DAS at ``S[layer, position]`` for each size in ``sizes`` (position: the schema's for ``target``)."""
@@ -63,26 +75,45 @@ def das_curve(
     out = []
     for d in sizes:
         fit = train_das(bridge, train, layer=layer, position=pos, d=d, seed=seed, **train_kwargs)
-        out.append(DASPoint(layer, d, fit.train_iia, interchange_accuracy(bridge, fit.das, test, layer=layer, position=pos)))
+        out.append(
+            DASPoint(layer, d, fit.train_iia, interchange_accuracy(bridge, fit.das, test, layer=layer, position=pos))
+        )
     return out
 
 
 def boundless_das(
-    model: HookedModel, dataset: KGDataset, target: str = "bridge", *, layer: int, position: int | str | None = None,
-    train_split: str = "train", test_split: str = "test_id", n_train: int | None = 1000, seed: int = 0,
-    pairs: tuple[PromptPairs, PromptPairs] | None = None, **train_kwargs: Any,
+    model: HookedModel,
+    dataset: KGDataset,
+    target: str = "bridge",
+    *,
+    layer: int,
+    position: int | str | None = None,
+    train_split: str = "train",
+    test_split: str = "test_id",
+    n_train: int | None = 1000,
+    seed: int = 0,
+    pairs: tuple[PromptPairs, PromptPairs] | None = None,
+    **train_kwargs: Any,
 ) -> DASPoint:
     """Boundless DAS at ``S[layer, position]``: the learned size (mask weights above one half) and its held-out IIA."""
     bridge = as_bridge(model)
     train, test = pairs or _pairs(dataset, target, train_split, test_split, n_train, seed)
     pos = _position(dataset, target, position)
     fit = train_das(bridge, train, layer=layer, position=pos, d=None, seed=seed, **train_kwargs)
-    return DASPoint(layer, fit.size, fit.train_iia, interchange_accuracy(bridge, fit.das, test, layer=layer, position=pos))
+    return DASPoint(
+        layer, fit.size, fit.train_iia, interchange_accuracy(bridge, fit.das, test, layer=layer, position=pos)
+    )
 
 
 def full_interchange(
-    model: HookedModel, dataset: KGDataset, target: str = "bridge", *, layers: Sequence[int] | None = None,
-    position: int | str | None = None, test_split: str = "test_id", seed: int = 0,
+    model: HookedModel,
+    dataset: KGDataset,
+    target: str = "bridge",
+    *,
+    layers: Sequence[int] | None = None,
+    position: int | str | None = None,
+    test_split: str = "test_id",
+    seed: int = 0,
     pairs: PromptPairs | None = None,
 ) -> dict[int, float]:
     """IIA of interchanging the whole state ``S[l, position]`` per layer (the ceiling of any subspace there)."""
@@ -94,9 +125,19 @@ def full_interchange(
 
 
 def das_over_checkpoints(
-    run_dir: str | Path, target: str = "bridge", *, layer: int, d: int, position: int | str | None = None,
-    train_split: str = "train", test_split: str = "test_id", n_train: int | None = 1000, seed: int = 0,
-    every: int = 1, device: torch.device | str | None = "cpu", **train_kwargs: Any,
+    run_dir: str | Path,
+    target: str = "bridge",
+    *,
+    layer: int,
+    d: int,
+    position: int | str | None = None,
+    train_split: str = "train",
+    test_split: str = "test_id",
+    n_train: int | None = 1000,
+    seed: int = 0,
+    every: int = 1,
+    device: torch.device | str | None = "cpu",
+    **train_kwargs: Any,
 ) -> list[DASPoint]:
     """DAS of size ``d`` at ``S[layer, position]`` trained afresh at every ``every``-th checkpoint of a run (and
     the last), with the run's test-ID accuracy at that step (its ``metrics.jsonl``)."""
@@ -109,8 +150,17 @@ def das_over_checkpoints(
         if i % every and i != last:
             continue
         pairs = pairs or _pairs(run.dataset, target, train_split, test_split, n_train, seed)
-        point = das_curve(run.model, run.dataset, target, layer=layer, sizes=[d], position=position, seed=seed,
-                          pairs=pairs, **train_kwargs)[0]
+        point = das_curve(
+            run.model,
+            run.dataset,
+            target,
+            layer=layer,
+            sizes=[d],
+            position=position,
+            seed=seed,
+            pairs=pairs,
+            **train_kwargs,
+        )[0]
         point.step, point.test_id_accuracy = run.step, accuracy.get(run.step)
         out.append(point)
     return out

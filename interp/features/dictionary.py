@@ -102,18 +102,22 @@ class SparseDictionary(nn.Module):
 
     @property
     def d_in(self) -> int:
+        """The input width (the hooked activation's, flattened)."""
         return self.W_enc.shape[0]
 
     @property
     def d_sae(self) -> int:
+        """The number of features."""
         return self.W_enc.shape[1]
 
     @property
     def architecture(self) -> str:
+        """``topk``, ``batchtopk`` or ``jumprelu``."""
         return self.cfg.architecture
 
     @property
     def hook_name(self) -> str:
+        """The hook point the dictionary reads."""
         return self.cfg.hook_name
 
     # -- the forward ----------------------------------------------------------------------
@@ -172,7 +176,10 @@ class SparseDictionary(nn.Module):
         return {k: v.detach().contiguous() for k, v in out.items()}
 
     def extra_repr(self) -> str:
-        return f"{self.architecture}, hook_name={self.hook_name!r}, d_in={self.d_in}, d_sae={self.d_sae}, k={self.cfg.k}"
+        """Architecture, hook and sizes, for the module's ``repr``."""
+        return (
+            f"{self.architecture}, hook_name={self.hook_name!r}, d_in={self.d_in}, d_sae={self.d_sae}, k={self.cfg.k}"
+        )
 
 
 __all__ = ["SparseDictionary", "batch_topk_mask", "topk_mask"]

@@ -39,8 +39,15 @@ FEATURE_TYPES = ("cross layer transcoder", "mlp reconstruction error", "embeddin
 _METADATA = {"slug": str, "scan": str, "transcoder_list": list, "prompt_tokens": list, "prompt": str}
 _QPARAMS = {"pinnedIds": list, "supernodes": list, "linkType": str, "clickedId": str, "sg_pos": str}
 _NODE = {"node_id": str, "feature": int, "layer": str, "ctx_idx": int, "feature_type": str, "jsNodeId": str}
-_NODE_OPTIONAL = {"token_prob": (int, float), "is_target_logit": bool, "run_idx": int, "reverse_ctx_idx": int,
-                  "clerp": str, "influence": (int, float, type(None)), "activation": (int, float, type(None))}
+_NODE_OPTIONAL = {
+    "token_prob": (int, float),
+    "is_target_logit": bool,
+    "run_idx": int,
+    "reverse_ctx_idx": int,
+    "clerp": str,
+    "influence": (int, float, type(None)),
+    "activation": (int, float, type(None)),
+}
 
 
 class GraphFormatError(FeatureError):
@@ -52,39 +59,100 @@ def _cantor(x: int, y: int) -> int:
 
 
 def _node(node_id: str, feature: int, layer: str, ctx: int, kind: str, js: str, **extra: Any) -> dict[str, Any]:
-    return {"node_id": node_id, "feature": feature, "layer": layer, "ctx_idx": ctx, "feature_type": kind,
-            "token_prob": 0.0, "is_target_logit": False, "run_idx": 0, "reverse_ctx_idx": 0, "jsNodeId": js,
-            "clerp": "", "influence": None, "activation": None, **extra}
+    return {
+        "node_id": node_id,
+        "feature": feature,
+        "layer": layer,
+        "ctx_idx": ctx,
+        "feature_type": kind,
+        "token_prob": 0.0,
+        "is_target_logit": False,
+        "run_idx": 0,
+        "reverse_ctx_idx": 0,
+        "jsNodeId": js,
+        "clerp": "",
+        "influence": None,
+        "activation": None,
+        **extra,
+    }
 
 
-def graph_nodes(graph: AttributionGraph, influence: list[float] | None = None,
-                clerps: dict[tuple[int, int], str] | None = None) -> list[dict[str, Any]]:
+def graph_nodes(
+    graph: AttributionGraph, influence: list[float] | None = None, clerps: dict[tuple[int, int], str] | None = None
+) -> list[dict[str, Any]]:
     """Every node of ``graph`` as a JSON node, in the graph's order (``clerps``: labels by ``(layer, feature)``)."""
     inf = influence if influence is not None else [None] * graph.n_nodes
     nodes = []
     for i, (layer, pos, feat) in enumerate(graph.active_features.tolist()):
-        nodes.append(_node(f"{layer}_{feat}_{pos}", _cantor(layer, feat), str(layer), pos, FEATURE_TYPES[0],
-                           f"{layer}_{feat}-0", influence=inf[i], activation=float(graph.activations[i]),
-                           clerp=(clerps or {}).get((layer, feat), "")))
+        nodes.append(
+            _node(
+                f"{layer}_{feat}_{pos}",
+                _cantor(layer, feat),
+                str(layer),
+                pos,
+                FEATURE_TYPES[0],
+                f"{layer}_{feat}-0",
+                influence=inf[i],
+                activation=float(graph.activations[i]),
+                clerp=(clerps or {}).get((layer, feat), ""),
+            )
+        )
     for layer in range(graph.n_layers):
         for pos in range(graph.n_pos):
-            nodes.append(_node(f"0_{layer}_{pos}", -1, str(layer), pos, FEATURE_TYPES[1], f"{layer}_{pos}-0",
-                               influence=inf[graph.error_index(layer, pos)]))
+            nodes.append(
+                _node(
+                    f"0_{layer}_{pos}",
+                    -1,
+                    str(layer),
+                    pos,
+                    FEATURE_TYPES[1],
+                    f"{layer}_{pos}-0",
+                    influence=inf[graph.error_index(layer, pos)],
+                )
+            )
     for pos, tok in enumerate(graph.input_tokens.tolist()):
-        nodes.append(_node(f"E_{tok}_{pos}", pos, "E", pos, FEATURE_TYPES[2], f"E_{tok}-{pos}",
-                           influence=inf[graph.embedding_index(pos)], clerp=graph.token_strings[pos]))
+        nodes.append(
+            _node(
+                f"E_{tok}_{pos}",
+                pos,
+                "E",
+                pos,
+                FEATURE_TYPES[2],
+                f"E_{tok}-{pos}",
+                influence=inf[graph.embedding_index(pos)],
+                clerp=graph.token_strings[pos],
+            )
+        )
     last = graph.n_pos - 1
     top = str(graph.n_layers + 1)
     for i, (tok, name) in enumerate(zip(graph.logit_tokens.tolist(), graph.logit_strings)):
         p = float(graph.logit_probabilities[i])
-        nodes.append(_node(f"{top}_{tok}_{last}", tok, top, last, FEATURE_TYPES[3], f"L_{tok}-{last}", token_prob=p,
-                           is_target_logit=i == 0, clerp=f'Output "{name}" (p={p:.3f})',
-                           influence=inf[graph.logit_index(i)]))
+        nodes.append(
+            _node(
+                f"{top}_{tok}_{last}",
+                tok,
+                top,
+                last,
+                FEATURE_TYPES[3],
+                f"L_{tok}-{last}",
+                token_prob=p,
+                is_target_logit=i == 0,
+                clerp=f'Output "{name}" (p={p:.3f})',
+                influence=inf[graph.logit_index(i)],
+            )
+        )
     return nodes
 
 
-def graph_to_json(graph: AttributionGraph, slug: str, *, scan: str | None = None, node_threshold: float = 0.8,
-                  edge_threshold: float = 0.98, clerps: dict[tuple[int, int], str] | None = None) -> dict[str, Any]:
+def graph_to_json(
+    graph: AttributionGraph,
+    slug: str,
+    *,
+    scan: str | None = None,
+    node_threshold: float = 0.8,
+    edge_threshold: float = 0.98,
+    clerps: dict[tuple[int, int], str] | None = None,
+) -> dict[str, Any]:
     """The Neuronpedia graph JSON of ``graph`` pruned at ``node_threshold`` / ``edge_threshold``."""
     if not isinstance(slug, str) or not slug:
         raise GraphFormatError("slug must be a non-empty string (the graph's name in the viewer)")
@@ -92,20 +160,32 @@ def graph_to_json(graph: AttributionGraph, slug: str, *, scan: str | None = None
     all_nodes = graph_nodes(graph, pruned.cumulative_scores.tolist(), clerps)
     kept = pruned.node_mask.tolist()
     targets, sources = pruned.edge_mask.nonzero(as_tuple=True)
-    links = [{"source": all_nodes[s]["node_id"], "target": all_nodes[t]["node_id"], "weight": float(graph.adjacency[t, s])}
-             for t, s in zip(targets.tolist(), sources.tolist()) if kept[s] and kept[t]]
+    links = [
+        {"source": all_nodes[s]["node_id"], "target": all_nodes[t]["node_id"], "weight": float(graph.adjacency[t, s])}
+        for t, s in zip(targets.tolist(), sources.tolist())
+        if kept[s] and kept[t]
+    ]
     used = {link["source"] for link in links} | {link["target"] for link in links}
-    nodes = [n for n, k in zip(all_nodes, kept) if k and (n["node_id"] in used or n["feature_type"] in FEATURE_TYPES[2:])]
+    nodes = [
+        n for n, k in zip(all_nodes, kept) if k and (n["node_id"] in used or n["feature_type"] in FEATURE_TYPES[2:])
+    ]
     scan = scan or f"grokscope-{graph.meta.get('model_fingerprint') or 'model'}"
-    metadata = {"slug": slug, "scan": scan, "transcoder_list": list(graph.meta.get("transcoders", {}).values()),
-                "prompt_tokens": list(graph.token_strings), "prompt": " ".join(graph.token_strings),
-                "node_threshold": node_threshold, "schema_version": SCHEMA_VERSION}
+    metadata = {
+        "slug": slug,
+        "scan": scan,
+        "transcoder_list": list(graph.meta.get("transcoders", {}).values()),
+        "prompt_tokens": list(graph.token_strings),
+        "prompt": " ".join(graph.token_strings),
+        "node_threshold": node_threshold,
+        "schema_version": SCHEMA_VERSION,
+    }
     qparams = {"pinnedIds": [], "supernodes": [], "linkType": "both", "clickedId": "", "sg_pos": ""}
     return {"metadata": metadata, "qParams": qparams, "nodes": nodes, "links": links}
 
 
 def check_graph_json(data: Any, where: str = "graph") -> dict[str, Any]:
     """``data`` if it follows the schema; else a one-line :class:`GraphFormatError` naming ``where``."""
+
     def fail(msg: str) -> GraphFormatError:
         return GraphFormatError(f"{where}: {msg}; not an attribution-graph JSON (circuit-tracer / Neuronpedia schema)")
 
@@ -136,7 +216,11 @@ def check_graph_json(data: Any, where: str = "graph") -> dict[str, Any]:
             raise fail(f"nodes[{i}].feature_type {node['feature_type']!r} is not one of {list(FEATURE_TYPES)}")
         ids.add(node["node_id"])
     for i, link in enumerate(data["links"]):
-        if not isinstance(link, dict) or not isinstance(link.get("weight"), (int, float)) or isinstance(link.get("weight"), bool):
+        if (
+            not isinstance(link, dict)
+            or not isinstance(link.get("weight"), (int, float))
+            or isinstance(link.get("weight"), bool)
+        ):
             raise fail(f"links[{i}] must be an object with a numeric weight")
         for end in ("source", "target"):
             if not isinstance(link.get(end), str) or link.get(end) not in ids:  # (a list is unhashable)
@@ -163,7 +247,7 @@ def write_graph_files(graph: AttributionGraph, folder: str | Path, slug: str, **
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise GraphFormatError(f"{index_file}: not valid JSON ({err})") from None
         if not isinstance(index, dict) or not isinstance(index.get("graphs"), list):
-            raise GraphFormatError(f"{index_file}: not a graph index (an object with a \"graphs\" list)")
+            raise GraphFormatError(f'{index_file}: not a graph index (an object with a "graphs" list)')
     metadata = json.loads(path.read_text(encoding="utf-8"))["metadata"]
     index["graphs"] = [g for g in index["graphs"] if not isinstance(g, dict) or g.get("slug") != slug] + [metadata]
     atomic_write_json(index_file, index, indent=2)
@@ -182,5 +266,13 @@ def load_graph_json(path: str | Path) -> dict[str, Any]:
     return check_graph_json(data, str(file))
 
 
-__all__ = ["FEATURE_TYPES", "GraphFormatError", "check_graph_json", "graph_nodes", "graph_to_json", "load_graph_json",
-           "write_graph_files", "write_graph_json"]
+__all__ = [
+    "FEATURE_TYPES",
+    "GraphFormatError",
+    "check_graph_json",
+    "graph_nodes",
+    "graph_to_json",
+    "load_graph_json",
+    "write_graph_files",
+    "write_graph_json",
+]

@@ -46,8 +46,9 @@ def normalize_matrix(matrix: Float[Tensor, "node node"]) -> Float[Tensor, "node 
     return a / a.sum(dim=1, keepdim=True).clamp(min=1e-10)
 
 
-def compute_influence(a: Float[Tensor, "node node"], weights: Float[Tensor, " node"], max_iter: int = 1000
-                      ) -> Float[Tensor, " node"]:
+def compute_influence(
+    a: Float[Tensor, "node node"], weights: Float[Tensor, " node"], max_iter: int = 1000
+) -> Float[Tensor, " node"]:
     """``weights @ (a + a² + a³ + ...)`` for a nilpotent ``a`` (an error if it does not end in ``max_iter`` steps)."""
     current = weights @ a
     influence = current.clone()
@@ -125,5 +126,12 @@ def graph_scores(graph: AttributionGraph) -> tuple[float, float]:
     return replacement, completeness
 
 
-__all__ = ["PruneResult", "compute_influence", "find_threshold", "graph_scores", "node_influence", "normalize_matrix",
-           "prune_graph"]
+__all__ = [
+    "PruneResult",
+    "compute_influence",
+    "find_threshold",
+    "graph_scores",
+    "node_influence",
+    "normalize_matrix",
+    "prune_graph",
+]

@@ -138,12 +138,14 @@ def fill_weights(module: D, tensors: dict[str, Tensor], device: torch.device | s
 def _read_cfg(folder: Path) -> tuple[DictionaryConfig, dict[str, Any]]:
     file, data = read_cfg_json(folder, "dictionary")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise DictionaryFormatError(f"{file}: not a grokscope dictionary config (\"format\" must be {FORMAT!r})")
+        raise DictionaryFormatError(f'{file}: not a grokscope dictionary config ("format" must be {FORMAT!r})')
     if data.get("format_version") != FORMAT_VERSION:
-        raise DictionaryFormatError(f"{file}: format_version {data.get('format_version')!r}; this grokscope reads {FORMAT_VERSION}")
+        raise DictionaryFormatError(
+            f"{file}: format_version {data.get('format_version')!r}; this grokscope reads {FORMAT_VERSION}"
+        )
     cfg, meta = config_from_saved(data, DictionaryConfig, file)
     if not isinstance(meta, dict):
-        raise DictionaryFormatError(f"{file}: \"metadata\" must be a mapping")
+        raise DictionaryFormatError(f'{file}: "metadata" must be a mapping')
     if cfg.d_in is None or cfg.d_sae is None:
         raise DictionaryFormatError(f"{file}: d_in and d_sae must be set in a saved dictionary")
     return cfg, meta
@@ -178,7 +180,9 @@ def load_dictionary(
         raise DictionaryFormatError(f"{file}: tensors {got} do not match the config's {expected}")
     dtype = tensors["W_enc"].dtype
     if not dtype.is_floating_point or any(v.dtype != dtype for v in tensors.values()):
-        raise DictionaryFormatError(f"{file}: tensors must share one floating-point dtype; got {sorted({str(v.dtype) for v in tensors.values()})}")
+        raise DictionaryFormatError(
+            f"{file}: tensors must share one floating-point dtype; got {sorted({str(v.dtype) for v in tensors.values()})}"
+        )
     sae = fill_weights(SparseDictionary(cfg, meta=meta), tensors, device)
     if model is not None:
         check_compatible(sae, model, check_weights=check_weights)
@@ -217,6 +221,16 @@ def check_compatible(sae: SparseDictionary, model: HookedModel, *, check_weights
 
 
 __all__ = [
-    "CFG_FILE", "WEIGHTS_FILE", "check_compatible", "config_from_saved", "fill_weights", "load_dictionary", "model_fingerprint",
-    "read_cfg_json", "read_safetensors", "save_dictionary", "site_width", "write_safetensors",
+    "CFG_FILE",
+    "WEIGHTS_FILE",
+    "check_compatible",
+    "config_from_saved",
+    "fill_weights",
+    "load_dictionary",
+    "model_fingerprint",
+    "read_cfg_json",
+    "read_safetensors",
+    "save_dictionary",
+    "site_width",
+    "write_safetensors",
 ]

@@ -59,6 +59,7 @@ class DictionaryMetrics:
     loss_recovered: float
 
     def as_dict(self) -> dict[str, float | int]:
+        """The metrics as a plain dict."""
         return asdict(self)
 
 
@@ -104,8 +105,9 @@ def splice_metrics(
     for start in range(0, tokens.shape[0], CHUNK):
         part = slice(start, start + CHUNK)
         mask = None if where is None else where[part]
-        for name, (correct, loss) in _splice_chunk(bridge, hook_name, reconstruct, tokens[part], answer_pos[part],
-                                                   answer[part], mask).items():
+        for name, (correct, loss) in _splice_chunk(
+            bridge, hook_name, reconstruct, tokens[part], answer_pos[part], answer[part], mask
+        ).items():
             sums[name] = (sums[name][0] + correct, sums[name][1] + loss)
     return average_scores(sums, tokens.shape[0])
 
@@ -197,6 +199,11 @@ def _as_reconstruct(sae: SparseDictionary) -> Reconstruct:
 
 
 __all__ = [
-    "DictionaryMetrics", "Reconstruct", "answer_score", "average_scores", "evaluate_dictionary", "reconstruction_metrics",
+    "DictionaryMetrics",
+    "Reconstruct",
+    "answer_score",
+    "average_scores",
+    "evaluate_dictionary",
+    "reconstruction_metrics",
     "splice_metrics",
 ]

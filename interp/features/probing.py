@@ -61,6 +61,7 @@ class ProbeRows:
         return self.x.shape[0]
 
     def take(self, rows: Sequence[int]) -> ProbeRows:
+        """The rows ``rows`` (indices), in that order."""
         idx = torch.as_tensor(list(rows), dtype=torch.long)
         return ProbeRows(self.x[idx], self.labels[idx], [self.prefixes[i] for i in idx.tolist()])
 
@@ -76,7 +77,9 @@ def variable_position(dataset: KGDataset, target: str, position: int | str | Non
     except TaskSchemaError as err:
         raise FeatureError(str(err)) from None
     if isinstance(position, bool) or not 0 <= position < schema.n_pos:
-        raise FeatureError(f"position {position!r} is out of range; a {schema.label} prompt has {schema.n_pos} positions")
+        raise FeatureError(
+            f"position {position!r} is out of range; a {schema.label} prompt has {schema.n_pos} positions"
+        )
     return position
 
 
@@ -88,7 +91,11 @@ def inferred_prompts(dataset: KGDataset, split: str) -> list[Example]:
 
 @torch.no_grad()
 def probe_rows(
-    model: HookedModel, dataset: KGDataset, hooks: Sequence[str], target: str, split: str,
+    model: HookedModel,
+    dataset: KGDataset,
+    hooks: Sequence[str],
+    target: str,
+    split: str,
     position: int | str | None = None,
 ) -> dict[str, ProbeRows]:
     """Rows of every hook in ``hooks`` (one forward) at the variable's position over a split's inferred prompts."""
@@ -125,9 +132,16 @@ class ProbeSplits:
 
 
 def split_rows(
-    model: HookedModel, dataset: KGDataset, hooks: Sequence[str], target: str, *,
-    position: int | str | None = None, train_split: str = "train", eval_splits: Sequence[str] = ("test_id", "test_ood"),
-    holdout: float = 0.25, seed: int = 0,
+    model: HookedModel,
+    dataset: KGDataset,
+    hooks: Sequence[str],
+    target: str,
+    *,
+    position: int | str | None = None,
+    train_split: str = "train",
+    eval_splits: Sequence[str] = ("test_id", "test_ood"),
+    holdout: float = 0.25,
+    seed: int = 0,
 ) -> dict[str, ProbeSplits]:
     """Per hook: training rows (``train_split`` prefixes less a ``holdout`` fraction) and evaluation rows."""
     if not 0 <= holdout < 1:
@@ -161,10 +175,12 @@ class SingleFeatures:
 
     @property
     def mean_auroc(self) -> float:
+        """The mean AUROC over the classes."""
         return float(np.mean(self.auroc))
 
     @property
     def distinct_features(self) -> int:
+        """How many different features are some class's best."""
         return len(set(self.feature))
 
     def share(self, precision: float = 0.9, recall: float = 0.9) -> float:
@@ -189,7 +205,9 @@ def auroc_matrix(x: Float[Tensor, "row dim"], labels: Int[Tensor, " row"]) -> tu
     return classes, auc
 
 
-def best_single_features(x: Float[Tensor, "row dim"], labels: Int[Tensor, " row"], *, either_sign: bool = False) -> SingleFeatures:
+def best_single_features(
+    x: Float[Tensor, "row dim"], labels: Int[Tensor, " row"], *, either_sign: bool = False
+) -> SingleFeatures:
     """Per class the dimension with the highest AUROC (``either_sign``: ``max(auc, 1 - auc)``, for raw dimensions)."""
     if x.shape[0] == 0:
         raise EmptyPromptSetError("no rows to score features on; choose a split with inferred prompts")
@@ -220,8 +238,9 @@ def f_statistic(x: Float[Tensor, "row dim"], labels: Int[Tensor, " row"]) -> Flo
     return torch.where(within > 0, between / within.clamp_min(1e-30), torch.where(between > 0, torch.inf, 0.0))
 
 
-def fit_logistic(x: Float[Tensor, "row dim"], y: Int[Tensor, " row"], n_classes: int, *, l2: float = 1e-3,
-                 max_iter: int = 100) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def fit_logistic(
+    x: Float[Tensor, "row dim"], y: Int[Tensor, " row"], n_classes: int, *, l2: float = 1e-3, max_iter: int = 100
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """A multinomial logistic probe on standardised inputs (L-BFGS): ``(weight, bias, mean, std)``."""
     mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
     z = ((x - mean) / std).double()
@@ -258,8 +277,9 @@ class ProbeResult:
     """The dimensions in ranking order (the first ``k`` are the ``k``-sparse probe's)."""
 
 
-def k_sparse_probe(train: ProbeRows, evals: Mapping[str, ProbeRows], ks: Sequence[int], *,
-                   l2: float = 1e-3) -> tuple[dict[str, list[float]], list[int]]:
+def k_sparse_probe(
+    train: ProbeRows, evals: Mapping[str, ProbeRows], ks: Sequence[int], *, l2: float = 1e-3
+) -> tuple[dict[str, list[float]], list[int]]:
     """Held-out accuracy of the logistic probe on the top-``k`` F-ranked dimensions, per ``k``, per evaluation set."""
     if len(train) == 0:
         raise EmptyPromptSetError("no training rows for the probe; choose a split with inferred prompts")
@@ -290,10 +310,19 @@ def default_ks(width: int) -> list[int]:
 
 
 def probe_site(
-    model: HookedModel, dataset: KGDataset, hook: str, target: str, *,
-    dictionary: SparseDictionary | None = None, ks: Sequence[int] | None = None, position: int | str | None = None,
-    train_split: str = "train", eval_splits: Sequence[str] = ("test_id", "test_ood"), holdout: float = 0.25,
-    seed: int = 0, splits: Mapping[str, ProbeSplits] | None = None,
+    model: HookedModel,
+    dataset: KGDataset,
+    hook: str,
+    target: str,
+    *,
+    dictionary: SparseDictionary | None = None,
+    ks: Sequence[int] | None = None,
+    position: int | str | None = None,
+    train_split: str = "train",
+    eval_splits: Sequence[str] = ("test_id", "test_ood"),
+    holdout: float = 0.25,
+    seed: int = 0,
+    splits: Mapping[str, ProbeSplits] | None = None,
 ) -> ProbeResult:
     """k-sparse probes and best single features for ``target`` at ``hook`` (a dictionary's features when given).
 
@@ -305,8 +334,20 @@ def probe_site(
         )
     if splits is not None and hook not in splits:
         raise FeatureError(f"the rows given were read at {', '.join(splits)}, not at {hook}; pass rows of {hook}")
-    data = (splits or split_rows(model, dataset, [hook], target, position=position, train_split=train_split,
-                                 eval_splits=eval_splits, holdout=holdout, seed=seed))[hook]
+    data = (
+        splits
+        or split_rows(
+            model,
+            dataset,
+            [hook],
+            target,
+            position=position,
+            train_split=train_split,
+            eval_splits=eval_splits,
+            holdout=holdout,
+            seed=seed,
+        )
+    )[hook]
     if dictionary is not None:
         if dictionary.d_in != data.train.x.shape[1]:
             raise DictionaryMismatchError(
@@ -323,12 +364,34 @@ def probe_site(
     counts = torch.unique(data.train.labels, return_counts=True)[1]
     source = "dictionary" if dictionary is not None else ("neurons" if "mlp.hook_post" in hook else "raw")
     single = best_single_features(data.train.x, data.train.labels, either_sign=dictionary is None)
-    return ProbeResult(hook, source, ks, acc, {k: len(v) for k, v in data.evals.items()} | {"train": len(data.train)},
-                       len(counts), float(counts.max()) / len(data.train), width, single, order)
+    return ProbeResult(
+        hook,
+        source,
+        ks,
+        acc,
+        {k: len(v) for k, v in data.evals.items()} | {"train": len(data.train)},
+        len(counts),
+        float(counts.max()) / len(data.train),
+        width,
+        single,
+        order,
+    )
 
 
 __all__ = [
-    "ProbeResult", "ProbeRows", "ProbeSplits", "SingleFeatures", "auroc_matrix", "best_single_features", "inferred_prompts",
-    "default_ks", "f_statistic", "fit_logistic", "k_sparse_probe", "probe_rows", "probe_site", "split_rows",
+    "ProbeResult",
+    "ProbeRows",
+    "ProbeSplits",
+    "SingleFeatures",
+    "auroc_matrix",
+    "best_single_features",
+    "inferred_prompts",
+    "default_ks",
+    "f_statistic",
+    "fit_logistic",
+    "k_sparse_probe",
+    "probe_rows",
+    "probe_site",
+    "split_rows",
     "variable_position",
 ]

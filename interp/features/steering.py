@@ -59,7 +59,9 @@ Edit = Callable[[Tensor], Tensor]
 
 # -------------------------------------------------------------------------------- edits
 def set_features(
-    sae: SparseDictionary, x: Float[Tensor, "batch d_in"], values: Float[Tensor, "batch d_sae"],
+    sae: SparseDictionary,
+    x: Float[Tensor, "batch d_in"],
+    values: Float[Tensor, "batch d_sae"],
     which: Bool[Tensor, "batch d_sae"],
 ) -> Float[Tensor, "batch d_in"]:
     """``x`` with the features ``which`` set to ``values`` (the others kept), the reconstruction error kept."""
@@ -68,13 +70,17 @@ def set_features(
     return x + ((new - f) @ sae.W_dec).to(x.dtype)
 
 
-def add_direction(x: Float[Tensor, "batch d_in"], direction: Float[Tensor, " d_in"], alpha: float | Tensor) -> Float[Tensor, "batch d_in"]:
+def add_direction(
+    x: Float[Tensor, "batch d_in"], direction: Float[Tensor, " d_in"], alpha: float | Tensor
+) -> Float[Tensor, "batch d_in"]:
     """``x + alpha * direction`` (a feature's decoder row: its activation raised by ``alpha``)."""
     alpha = torch.as_tensor(alpha, dtype=x.dtype, device=x.device)
     return x + (alpha.reshape(-1, 1) if alpha.ndim else alpha) * direction.to(x.dtype)
 
 
-def set_subspace(basis: Float[Tensor, "d_in sub"], x: Float[Tensor, "batch d_in"], coords: Float[Tensor, "batch sub"]) -> Float[Tensor, "batch d_in"]:
+def set_subspace(
+    basis: Float[Tensor, "d_in sub"], x: Float[Tensor, "batch d_in"], coords: Float[Tensor, "batch sub"]
+) -> Float[Tensor, "batch d_in"]:
     """``x`` with its coordinates in the orthonormal ``basis`` set to ``coords``, the rest kept."""
     basis = basis.to(x.dtype)
     return x + (coords.to(x.dtype) - x @ basis) @ basis.T
@@ -82,8 +88,14 @@ def set_subspace(basis: Float[Tensor, "d_in sub"], x: Float[Tensor, "batch d_in"
 
 # -------------------------------------------------------------------------------- runs
 @torch.no_grad()
-def steer(model: HookedModel, tokens: Int[Tensor, "batch pos"], hook: str, position: int, edit: Edit,
-          answer_pos: Int[Tensor, " batch"] | None = None) -> Float[Tensor, "batch d_vocab"]:
+def steer(
+    model: HookedModel,
+    tokens: Int[Tensor, "batch pos"],
+    hook: str,
+    position: int,
+    edit: Edit,
+    answer_pos: Int[Tensor, " batch"] | None = None,
+) -> Float[Tensor, "batch d_vocab"]:
     """Logits at ``answer_pos`` (default: the last position) with the activation at ``hook``, ``position`` edited."""
     bridge = as_bridge(model)
     check_site(bridge, hook)
@@ -95,8 +107,9 @@ def steer(model: HookedModel, tokens: Int[Tensor, "batch pos"], hook: str, posit
     where = position_mask(tokens.shape[0], tokens.shape[1], position, device=tokens.device)
     if answer_pos is None:
         answer_pos = torch.full((tokens.shape[0],), tokens.shape[1] - 1, dtype=torch.long, device=tokens.device)
-    return run_with_interventions(bridge, tokens, [Patch(hook, value=value.reshape(act.shape), where=where)],
-                                  answer_pos=answer_pos)
+    return run_with_interventions(
+        bridge, tokens, [Patch(hook, value=value.reshape(act.shape), where=where)], answer_pos=answer_pos
+    )
 
 
 @dataclass
@@ -121,16 +134,27 @@ def _source_value(dataset: KGDataset, prompt: tuple[str, ...], answer: str, targ
 
 
 def steer_variable(
-    model: HookedModel, dataset: KGDataset, target: str = "bridge", *, hook: str,
-    dictionary: SparseDictionary | None = None, das: DASResult | None = None, position: int | str | None = None,
-    split: str = "test_id", train_split: str = "train", n: int | None = None, seed: int = 0,
+    model: HookedModel,
+    dataset: KGDataset,
+    target: str = "bridge",
+    *,
+    hook: str,
+    dictionary: SparseDictionary | None = None,
+    das: DASResult | None = None,
+    position: int | str | None = None,
+    split: str = "test_id",
+    train_split: str = "train",
+    n: int | None = None,
+    seed: int = 0,
 ) -> SteeringResult:
     """Move ``target`` at ``hook`` from each prompt's value to another's, by features / DAS / interchange."""
     bridge = as_bridge(model)
     check_vocab(bridge, len(dataset.vocab))
     pos = variable_position(dataset, target, position)
     if dictionary is not None and dictionary.hook_name != hook:
-        raise DictionaryMismatchError(f"the dictionary was trained at {dictionary.hook_name}, not at {hook}; steer at its own site")
+        raise DictionaryMismatchError(
+            f"the dictionary was trained at {dictionary.hook_name}, not at {hook}; steer at its own site"
+        )
     if das is not None and das.hook != hook:
         raise FeatureError(f"the DAS was trained at {das.hook}, not at {hook}; steer at its own state")
     if das is not None and das.position != pos:

@@ -90,6 +90,7 @@ class StepOutput:
 
     @property
     def loss(self) -> Tensor:
+        """The total loss: the sum of the named losses."""
         return torch.stack(list(self.losses.values())).sum()
 
 
@@ -173,7 +174,9 @@ def train_dictionary(
     """
     x = activations.acts if isinstance(activations, Activations) else activations
     if x.ndim != 2 or x.shape[0] == 0:
-        raise EmptyPromptSetError(f"no activations to train on (shape {tuple(x.shape)}); choose other splits or positions")
+        raise EmptyPromptSetError(
+            f"no activations to train on (shape {tuple(x.shape)}); choose other splits or positions"
+        )
     cfg = cfg.resolved(x.shape[1])
     start = time.perf_counter()
     x = x.detach()
@@ -203,7 +206,9 @@ def train_dictionary(
         out = training_forward(sae, batch, dead)
         since_fired = optimizer_step(sae, opt, sched, out.loss, out.feature_acts, since_fired, cfg, step)
         if (step + 1) % log_every == 0 or step + 1 == n_steps:
-            history.append(history_row(step, out.losses, total_var, out.feature_acts, since_fired, cfg.dead_feature_window))
+            history.append(
+                history_row(step, out.losses, total_var, out.feature_acts, since_fired, cfg.dead_feature_window)
+            )
     sae.fold_scaling_factor(scale)
     sae.eval()
     sae.requires_grad_(False)
@@ -219,8 +224,14 @@ def make_optimizer(module: torch.nn.Module, cfg: DictionaryConfig, n_steps: int)
 
 
 def optimizer_step(
-    sae: SparseDictionary, opt: torch.optim.Optimizer, sched: Any, loss: Tensor, acts: Tensor, since_fired: Tensor,
-    cfg: DictionaryConfig, step: int,
+    sae: SparseDictionary,
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    loss: Tensor,
+    acts: Tensor,
+    since_fired: Tensor,
+    cfg: DictionaryConfig,
+    step: int,
 ) -> Tensor:
     """One update of a dictionary or transcoder from ``loss``: gradient step, unit-norm decoder rows, BatchTopK's
     threshold, JumpReLU's clamp. Returns ``since_fired`` (steps since each feature fired in ``acts``) updated."""
@@ -241,7 +252,12 @@ def optimizer_step(
 
 
 def history_row(
-    step: int, losses: dict[str, Tensor], total_var: Tensor, acts: Tensor, since_fired: Tensor, window: int,
+    step: int,
+    losses: dict[str, Tensor],
+    total_var: Tensor,
+    acts: Tensor,
+    since_fired: Tensor,
+    window: int,
 ) -> dict[str, float]:
     """The training curve's entry after ``step``: ``mse``, ``fvu`` (``mse / total_var``), ``l0``, ``dead_features``
     (not fired for ``window`` steps) and the other ``loss_*`` terms."""
@@ -298,6 +314,13 @@ def train_on_model(
 
 
 __all__ = [
-    "StepOutput", "TrainingResult", "history_row", "make_optimizer", "optimizer_step", "train_dictionary", "train_on_model",
-    "train_on_run", "training_forward",
+    "StepOutput",
+    "TrainingResult",
+    "history_row",
+    "make_optimizer",
+    "optimizer_step",
+    "train_dictionary",
+    "train_on_model",
+    "train_on_run",
+    "training_forward",
 ]

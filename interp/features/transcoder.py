@@ -109,8 +109,14 @@ class TranscoderConfig(DictionaryConfig):
         """This config moved to block ``layer`` (same hooks inside the block, widths unset)."""
         inner_in = (_split_hook(self.hook_name) or (0, INPUT_HOOK))[1]
         inner_out = (_split_hook(self.hook_name_out) or (0, OUTPUT_HOOK))[1]
-        return dataclasses.replace(self, hook_name=f"blocks.{layer}.{inner_in}", hook_name_out=f"blocks.{layer}.{inner_out}",
-                                   d_in=None, d_out=None, d_sae=None if self.d_in is not None else self.d_sae)
+        return dataclasses.replace(
+            self,
+            hook_name=f"blocks.{layer}.{inner_in}",
+            hook_name_out=f"blocks.{layer}.{inner_out}",
+            d_in=None,
+            d_out=None,
+            d_sae=None if self.d_in is not None else self.d_sae,
+        )
 
     @property
     def layer(self) -> int | None:
@@ -128,6 +134,7 @@ class TranscoderConfig(DictionaryConfig):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TranscoderConfig:
+        """Build from a plain mapping (``cfg.json``), with one-line errors on unknown or mistyped fields."""
         return super().from_dict(data)  # type: ignore[return-value]
 
 
@@ -140,7 +147,9 @@ class Transcoder(SparseDictionary):
 
     def __init__(self, cfg: TranscoderConfig, *, meta: dict[str, Any] | None = None) -> None:
         if not isinstance(cfg, TranscoderConfig) or cfg.d_out is None:
-            raise FeatureError("a transcoder needs a TranscoderConfig with d_out; build it with cfg.resolved_io(d_in, d_out)")
+            raise FeatureError(
+                "a transcoder needs a TranscoderConfig with d_out; build it with cfg.resolved_io(d_in, d_out)"
+            )
         super().__init__(cfg, meta=meta)
         assert cfg.d_sae is not None
         self.W_dec = nn.Parameter(torch.zeros(cfg.d_sae, cfg.d_out))
@@ -163,14 +172,17 @@ class Transcoder(SparseDictionary):
 
     @property
     def d_out(self) -> int:
+        """The output width (the MLP output's)."""
         return self.W_dec.shape[1]
 
     @property
     def hook_name_out(self) -> str:
+        """The hook point whose value the transcoder predicts (the MLP output)."""
         return self.cfg.hook_name_out
 
     @property
     def layer(self) -> int | None:
+        """The block of ``hook_name_out`` (None for a hook outside the blocks)."""
         return self.cfg.layer
 
     def pre_acts(self, x: Float[Tensor, "*row d_in"]) -> Float[Tensor, "*row d_sae"]:
@@ -178,6 +190,7 @@ class Transcoder(SparseDictionary):
         return x @ self.W_enc + self.b_enc
 
     def decode(self, feature_acts: Float[Tensor, "*row d_sae"]) -> Float[Tensor, "*row d_out"]:
+        """The predicted MLP output of feature activations: ``feature_acts @ W_dec + b_dec``."""
         return feature_acts @ self.W_dec + self.b_dec
 
     def forward(self, x: Float[Tensor, "*row d_in"]) -> Float[Tensor, "*row d_out"]:
@@ -193,8 +206,11 @@ class Transcoder(SparseDictionary):
         self.b_dec.div_(scale_out)
 
     def extra_repr(self) -> str:
-        return (f"{self.architecture}, {self.hook_name!r} -> {self.hook_name_out!r}, d_in={self.d_in}, "
-                f"d_sae={self.d_sae}, d_out={self.d_out}, k={self.cfg.k}")
+        """Architecture, hooks and sizes, for the module's ``repr``."""
+        return (
+            f"{self.architecture}, {self.hook_name!r} -> {self.hook_name_out!r}, d_in={self.d_in}, "
+            f"d_sae={self.d_sae}, d_out={self.d_out}, k={self.cfg.k}"
+        )
 
 
 # -------------------------------------------------------------------------- checking
@@ -202,8 +218,13 @@ def check_transcoder(tc: Transcoder, model: HookedModel, *, check_weights: bool 
     """Refuse, in one line, a transcoder whose hooks, widths or model do not fit ``model``."""
     bridge = as_bridge(model)
     split_in, split_out = _split_hook(tc.hook_name), _split_hook(tc.hook_name_out)
-    if split_out is None or split_out[1] != OUTPUT_HOOK or split_in is None or split_in[0] != split_out[0] \
-            or split_in[1] not in INPUT_HOOKS:
+    if (
+        split_out is None
+        or split_out[1] != OUTPUT_HOOK
+        or split_in is None
+        or split_in[0] != split_out[0]
+        or split_in[1] not in INPUT_HOOKS
+    ):
         raise DictionaryMismatchError(
             f"a transcoder must read blocks.L.{{{', '.join(INPUT_HOOKS)}}} and write blocks.L.{OUTPUT_HOOK} of one block; "
             f"this one maps {tc.hook_name} -> {tc.hook_name_out}"
@@ -233,8 +254,13 @@ def save_transcoder(tc: Transcoder, path: str | Path) -> Path:
         raise DictionaryFormatError(f"{folder} is a file; give a folder to save the transcoder in")
     folder.mkdir(parents=True, exist_ok=True)
     write_safetensors(folder / WEIGHTS_FILE, {k: v.to("cpu") for k, v in tc.tensors().items()}, FORMAT)
-    cfg = {"format": FORMAT, "format_version": FORMAT_VERSION, **tc.cfg.to_dict(),
-           "dtype": str(tc.W_enc.dtype).removeprefix("torch."), "metadata": dict(tc.meta)}
+    cfg = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        **tc.cfg.to_dict(),
+        "dtype": str(tc.W_enc.dtype).removeprefix("torch."),
+        "metadata": dict(tc.meta),
+    }
     atomic_write_json(folder / CFG_FILE, cfg, indent=2)
     return folder
 
@@ -248,9 +274,12 @@ def save_transcoders(transcoders: dict[int, Transcoder], path: str | Path) -> Pa
         save_transcoder(tc, folder / f"layer_{layer}")
     first = next(iter(transcoders.values()))
     index = {
-        "format": SET_FORMAT, "format_version": FORMAT_VERSION, "model_kind": "transcoder_set",
+        "format": SET_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_kind": "transcoder_set",
         "feature_input_hook": (_split_hook(first.hook_name) or (0, first.hook_name))[1],
-        "feature_output_hook": OUTPUT_HOOK, "layers": sorted(transcoders),
+        "feature_output_hook": OUTPUT_HOOK,
+        "layers": sorted(transcoders),
         "model_fingerprint": first.meta.get("model_fingerprint"),
     }
     atomic_write_json(folder / SET_FILE, index, indent=2)
@@ -258,13 +287,20 @@ def save_transcoders(transcoders: dict[int, Transcoder], path: str | Path) -> Pa
 
 
 # --------------------------------------------------------------------------- loading
-def load_transcoder(path: str | Path, model: HookedModel | None = None, *, check_weights: bool = True,
-                    device: torch.device | str | None = None) -> Transcoder:
+def load_transcoder(
+    path: str | Path,
+    model: HookedModel | None = None,
+    *,
+    check_weights: bool = True,
+    device: torch.device | str | None = None,
+) -> Transcoder:
     """Read a transcoder folder; with ``model``, check that it fits (:func:`check_transcoder`)."""
     folder = Path(path)
     file, data = read_cfg_json(folder, "transcoder")
     if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
-        raise DictionaryFormatError(f"{file}: not a grokscope transcoder config (format {FORMAT!r}, version {FORMAT_VERSION})")
+        raise DictionaryFormatError(
+            f"{file}: not a grokscope transcoder config (format {FORMAT!r}, version {FORMAT_VERSION})"
+        )
     cfg, meta = config_from_saved(data, TranscoderConfig, file)
     if cfg.d_in is None or cfg.d_sae is None or cfg.d_out is None or not isinstance(meta, dict):
         raise DictionaryFormatError(f"{file}: d_in, d_sae and d_out must be set and metadata a mapping")
@@ -281,8 +317,13 @@ def load_transcoder(path: str | Path, model: HookedModel | None = None, *, check
     return tc
 
 
-def load_transcoders(path: str | Path, model: HookedModel | None = None, *, check_weights: bool = True,
-                     device: torch.device | str | None = None) -> dict[int, Transcoder]:
+def load_transcoders(
+    path: str | Path,
+    model: HookedModel | None = None,
+    *,
+    check_weights: bool = True,
+    device: torch.device | str | None = None,
+) -> dict[int, Transcoder]:
     """Read a folder :func:`save_transcoders` wrote: layer -> transcoder, each checked against ``model``."""
     folder = Path(path)
     index_file = folder / SET_FILE
@@ -293,17 +334,29 @@ def load_transcoders(path: str | Path, model: HookedModel | None = None, *, chec
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DictionaryFormatError(f"{index_file}: not valid JSON ({err})") from None
     if not isinstance(index, dict) or index.get("format") != SET_FORMAT or not isinstance(index.get("layers"), list):
-        raise DictionaryFormatError(f"{index_file}: not a grokscope transcoder set (format {SET_FORMAT!r} with a layers list)")
+        raise DictionaryFormatError(
+            f"{index_file}: not a grokscope transcoder set (format {SET_FORMAT!r} with a layers list)"
+        )
     out = {}
     for layer in index["layers"]:
         tc = load_transcoder(folder / f"layer_{layer}", model, check_weights=check_weights, device=device)
         if tc.layer != layer:
-            raise DictionaryFormatError(f"{folder / f'layer_{layer}'} holds the transcoder of layer {tc.layer}, not {layer}")
+            raise DictionaryFormatError(
+                f"{folder / f'layer_{layer}'} holds the transcoder of layer {tc.layer}, not {layer}"
+            )
         out[int(layer)] = tc
     return out
 
 
 __all__ = [
-    "INPUT_HOOK", "INPUT_HOOKS", "OUTPUT_HOOK", "Transcoder", "TranscoderConfig", "check_transcoder",
-    "load_transcoder", "load_transcoders", "save_transcoder", "save_transcoders",
+    "INPUT_HOOK",
+    "INPUT_HOOKS",
+    "OUTPUT_HOOK",
+    "Transcoder",
+    "TranscoderConfig",
+    "check_transcoder",
+    "load_transcoder",
+    "load_transcoders",
+    "save_transcoder",
+    "save_transcoders",
 ]

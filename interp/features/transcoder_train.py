@@ -74,6 +74,7 @@ class TranscoderSplice(Intervention):
     where: Bool[Tensor, "batch pos"] | None = None
 
     def edit(self, act: Tensor) -> Tensor:
+        """The transcoder's prediction from the stored MLP input (plus ``error``), at ``where`` or everywhere."""
         assert self.transcoder is not None
         x = self.store[self.transcoder.hook_name]
         new = self.transcoder(x.reshape(*x.shape[:2], -1).to(self.transcoder.W_enc.dtype)).to(act.dtype)
@@ -83,17 +84,22 @@ class TranscoderSplice(Intervention):
         return new if self.where is None else torch.where(self.where.to(act.device)[..., None], new, act)
 
     def take(self, rows: Int[Tensor, " row"]) -> TranscoderSplice:
+        """The same splice for the batch rows ``rows`` (``error`` and ``where`` indexed too)."""
         pick = lambda t: t if t is None or t.shape[0] == 1 else t[rows.to(t.device)]  # noqa: E731
         return replace(self, error=pick(self.error), where=pick(self.where))
 
 
-def splice_interventions(transcoders: Mapping[int, Transcoder], where: Bool[Tensor, "batch pos"] | None = None
-                         ) -> list[Intervention]:
+def splice_interventions(
+    transcoders: Mapping[int, Transcoder], where: Bool[Tensor, "batch pos"] | None = None
+) -> list[Intervention]:
     """A ``Read`` of each transcoder's input and a :class:`TranscoderSplice` at its output (the MLPs replaced)."""
     out: list[Intervention] = []
     for _, tc in sorted(transcoders.items()):
         store: dict[str, Tensor] = {}
-        out += [Read(tc.hook_name, store=store), TranscoderSplice(tc.hook_name_out, transcoder=tc, store=store, where=where)]
+        out += [
+            Read(tc.hook_name, store=store),
+            TranscoderSplice(tc.hook_name_out, transcoder=tc, store=store, where=where),
+        ]
     return out
 
 
@@ -167,7 +173,9 @@ def train_transcoder(
     return TrainingResult(tc, history, time.perf_counter() - start, s_in, n_steps)
 
 
-def transcoder_activations(model: HookedModel, dataset: KGDataset, cfg: TranscoderConfig) -> tuple[Activations, Activations]:
+def transcoder_activations(
+    model: HookedModel, dataset: KGDataset, cfg: TranscoderConfig
+) -> tuple[Activations, Activations]:
     """The MLP inputs and outputs of ``cfg``'s layer over its splits and positions (the same rows)."""
     bridge = as_bridge(model)
     x = collect_activations(bridge, dataset, cfg.hook_name, splits=cfg.splits, positions=cfg.positions)
@@ -176,8 +184,13 @@ def transcoder_activations(model: HookedModel, dataset: KGDataset, cfg: Transcod
 
 
 def train_transcoders_on_model(
-    model: HookedModel, dataset: KGDataset, cfg: TranscoderConfig, *, layers: Sequence[int] | None = None,
-    meta: dict[str, Any] | None = None, log_every: int = 100,
+    model: HookedModel,
+    dataset: KGDataset,
+    cfg: TranscoderConfig,
+    *,
+    layers: Sequence[int] | None = None,
+    meta: dict[str, Any] | None = None,
+    log_every: int = 100,
 ) -> dict[int, TrainingResult]:
     """One transcoder per layer in ``layers`` (None: every block), each ``cfg`` moved to its layer."""
     bridge = as_bridge(model)
@@ -196,8 +209,12 @@ def train_transcoders_on_model(
 
 
 def train_transcoders_on_run(
-    run_dir: str | Path, cfg: TranscoderConfig, *, layers: Sequence[int] | None = None,
-    device: torch.device | str | None = "cpu", log_every: int = 100,
+    run_dir: str | Path,
+    cfg: TranscoderConfig,
+    *,
+    layers: Sequence[int] | None = None,
+    device: torch.device | str | None = "cpu",
+    log_every: int = 100,
 ) -> tuple[dict[int, TrainingResult], Any]:
     """Load a run's latest checkpoint and train a transcoder per layer; also returns the loaded run."""
     from interp.runs import load_checkpoint
@@ -214,7 +231,9 @@ class TranscoderMetrics(DictionaryMetrics):
 
 
 @torch.no_grad()
-def _score(bridge: Any, tokens: Tensor, batch: Any, spliced: list[Intervention], zero: list[Intervention]) -> dict[str, float]:
+def _score(
+    bridge: Any, tokens: Tensor, batch: Any, spliced: list[Intervention], zero: list[Intervention]
+) -> dict[str, float]:
     sums = {name: [0.0, 0.0] for name in ("clean", "spliced", "zero")}
     for start in range(0, tokens.shape[0], CHUNK):
         part = slice(start, start + CHUNK)
@@ -229,7 +248,11 @@ def _score(bridge: Any, tokens: Tensor, batch: Any, spliced: list[Intervention],
 
 @torch.no_grad()
 def evaluate_replacement(
-    transcoders: Mapping[int, Transcoder], model: HookedModel, dataset: KGDataset, *, splits: Sequence[str] | None = None,
+    transcoders: Mapping[int, Transcoder],
+    model: HookedModel,
+    dataset: KGDataset,
+    *,
+    splits: Sequence[str] | None = None,
 ) -> TranscoderMetrics:
     """Score ``transcoders`` together: every listed MLP replaced at every prompt position in one forward.
 
@@ -267,12 +290,20 @@ def evaluate_replacement(
     zero = [zero_ablation(tc.hook_name_out, where=mask) for tc in transcoders.values()]
     scores = _score(bridge, tokens, batch, splice_interventions(transcoders, where=mask), zero)
     n_rows = n_pos * len(transcoders)
-    return TranscoderMetrics(l0=l0, fvu=err / max(total, 1e-30), mse=err / max(n_rows, 1), dead_features=dead,
-                             n_rows=n_rows, n_prompts=tokens.shape[0], **scores)  # type: ignore[arg-type]
+    return TranscoderMetrics(
+        l0=l0,
+        fvu=err / max(total, 1e-30),
+        mse=err / max(n_rows, 1),
+        dead_features=dead,
+        n_rows=n_rows,
+        n_prompts=tokens.shape[0],
+        **scores,
+    )  # type: ignore[arg-type]
 
 
-def evaluate_transcoder(tc: Transcoder, model: HookedModel, dataset: KGDataset, *,
-                        splits: Sequence[str] | None = None) -> TranscoderMetrics:
+def evaluate_transcoder(
+    tc: Transcoder, model: HookedModel, dataset: KGDataset, *, splits: Sequence[str] | None = None
+) -> TranscoderMetrics:
     """Score one transcoder: its MLP replaced at every prompt position (the others left as they are)."""
     if tc.layer is None:
         raise EmptyPromptSetError(f"{tc.hook_name_out} is not a block's MLP output")
@@ -280,6 +311,13 @@ def evaluate_transcoder(tc: Transcoder, model: HookedModel, dataset: KGDataset, 
 
 
 __all__ = [
-    "TranscoderMetrics", "TranscoderSplice", "evaluate_replacement", "evaluate_transcoder", "splice_interventions",
-    "train_transcoder", "train_transcoders_on_model", "train_transcoders_on_run", "transcoder_activations",
+    "TranscoderMetrics",
+    "TranscoderSplice",
+    "evaluate_replacement",
+    "evaluate_transcoder",
+    "splice_interventions",
+    "train_transcoder",
+    "train_transcoders_on_model",
+    "train_transcoders_on_run",
+    "transcoder_activations",
 ]

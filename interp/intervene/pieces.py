@@ -53,9 +53,11 @@ class Intervention:
     hook: str
 
     def edit(self, act: Tensor) -> Tensor | None:  # pragma: no cover - abstract
+        """The new activation for ``act`` (``batch pos ...``), or None to leave it as it is."""
         raise NotImplementedError
 
     def __call__(self, act: Tensor, hook: Any = None) -> Tensor | None:
+        """The hook function: :meth:`edit`, written into ``act`` at hooks whose tensor the model goes on using."""
         new = self.edit(act)
         if new is not None and new is not act and self.hook.endswith(IN_PLACE_HOOKS):
             act.copy_(new)
@@ -92,6 +94,7 @@ class Read(Intervention):
     detach: bool = True
 
     def edit(self, act: Tensor) -> Tensor | None:
+        """Store the activation (a detached copy, or a fresh autograd node that the model goes on with)."""
         if self.detach:
             # a copy: a later in-place edit on the same tensor must not change what was read
             self.store[self.key or self.hook] = act.detach().clone()
@@ -111,6 +114,7 @@ class GradLeaf(Intervention):
     """
 
     def edit(self, act: Tensor) -> Tensor:
+        """The activation detached from the graph, as a leaf that requires the gradient."""
         return act.detach().requires_grad_(True)
 
 
@@ -127,12 +131,14 @@ class Patch(Intervention):
     where: Where = None
 
     def edit(self, act: Tensor) -> Tensor:
+        """``value`` at the masked entries (everywhere without a mask), ``act`` elsewhere."""
         value = self.value.to(dtype=act.dtype, device=act.device)
         if self.where is None:
             return value.expand_as(act).clone()
         return torch.where(_expand(self.where.to(act.device), act), value, act)
 
     def take(self, rows: Int[Tensor, " row"]) -> Patch:
+        """The same patch for the batch rows ``rows`` (``value`` and ``where`` indexed where per row)."""
         return replace(self, value=_take(self.value, rows), where=_take(self.where, rows))
 
 
@@ -144,12 +150,14 @@ class AddNoise(Intervention):
     where: Where = None
 
     def edit(self, act: Tensor) -> Tensor:
+        """``act`` plus the noise, at the masked entries (everywhere without a mask)."""
         noise = self.noise.to(dtype=act.dtype, device=act.device)
         if self.where is None:
             return act + noise
         return act + noise * _expand(self.where.to(act.device), act)
 
     def take(self, rows: Int[Tensor, " row"]) -> AddNoise:
+        """The same noise for the batch rows ``rows`` (``noise`` and ``where`` indexed where per row)."""
         return replace(self, noise=_take(self.noise, rows), where=_take(self.where, rows))
 
 

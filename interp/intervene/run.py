@@ -91,8 +91,9 @@ def activation_gradients(
     store: dict[str, Tensor] = {}
     reads = [Read(h, store=store, detach=False) for h in hooks]
     with torch.enable_grad():
-        logits = run_with_interventions(bridge, tokens, [*interventions, GradLeaf("hook_embed"), *reads],
-                                        answer_pos=answer_pos)
+        logits = run_with_interventions(
+            bridge, tokens, [*interventions, GradLeaf("hook_embed"), *reads], answer_pos=answer_pos
+        )
         values = objective(logits)
         grads = torch.autograd.grad(values.sum(), [store[h] for h in hooks], allow_unused=True)
     acts = {h: store[h].detach() for h in hooks}

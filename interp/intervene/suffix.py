@@ -34,7 +34,12 @@ from interp.intervene.pieces import AddNoise, Intervention, Patch, Read
 from interp.models.protocol import Bridge
 
 SUFFIX_HOOKS = (
-    "hook_resid_pre", "attn.hook_z", "attn.hook_result", "hook_attn_out", "hook_resid_mid", "hook_mlp_out",
+    "hook_resid_pre",
+    "attn.hook_z",
+    "attn.hook_result",
+    "hook_attn_out",
+    "hook_resid_mid",
+    "hook_mlp_out",
     "hook_resid_post",
 )
 """The hooks of block ``L`` (``blocks.L.<name>``) at which :func:`run_suffix` applies pieces."""
@@ -245,8 +250,12 @@ def run_suffix(
             q = m.q(h)
             n_q, d_head = q.shape[1], q.shape[-1] // n_heads
             q = q.view(rows, n_q, n_heads, d_head).transpose(1, 2)  # row head q d_head
-            k = torch.cat([keys[layer][:, :start_pos].to(k.dtype), k.view(rows, -1, n_heads, d_head)], 1).transpose(1, 2)
-            v = torch.cat([values[layer][:, :start_pos].to(v.dtype), v.view(rows, -1, n_heads, d_head)], 1).transpose(1, 2)
+            k = torch.cat([keys[layer][:, :start_pos].to(k.dtype), k.view(rows, -1, n_heads, d_head)], 1).transpose(
+                1, 2
+            )
+            v = torch.cat([values[layer][:, :start_pos].to(v.dtype), v.view(rows, -1, n_heads, d_head)], 1).transpose(
+                1, 2
+            )
             scores = torch.matmul(q, k.transpose(-2, -1)) * d_head ** (-0.5)
             visible = torch.arange(stop, device=device)[None, None, :] <= positions[:, :, None]  # row q key
             pattern = scores.masked_fill(~visible[:, None], float("-inf")).softmax(-1)

@@ -36,6 +36,18 @@ from interp.models.looped import (
 from interp.models.protocol import Bridge, HookedModel
 
 __all__ = [
-    "Bridge", "HookedModel", "ModelConfig", "applied_loops", "build_model", "default_device", "iteration_ends", "loop_accuracy", "loop_stack_size",
-    "n_loops", "per_iteration", "shared_parameter_groups", "to_bridge", "with_loops",
+    "Bridge",
+    "HookedModel",
+    "ModelConfig",
+    "applied_loops",
+    "build_model",
+    "default_device",
+    "iteration_ends",
+    "loop_accuracy",
+    "loop_stack_size",
+    "n_loops",
+    "per_iteration",
+    "shared_parameter_groups",
+    "to_bridge",
+    "with_loops",
 ]

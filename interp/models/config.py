@@ -49,9 +49,7 @@ class ModelConfig:
         check_range("model.init_range", self.init_range, low=0.0, low_open=True)
         check_range("model.layer_norm_eps", self.layer_norm_eps, low=0.0, low_open=True)
         if self.d_model % self.n_heads:
-            raise ConfigError(
-                f"model.d_model = {self.d_model} must be a multiple of model.n_heads = {self.n_heads}"
-            )
+            raise ConfigError(f"model.d_model = {self.d_model} must be a multiple of model.n_heads = {self.n_heads}")
         check_range("model.loops", self.loops, low=1)
         if self.n_ctx is not None:
             check_range("model.n_ctx", self.n_ctx, low=1)
@@ -89,8 +87,10 @@ class ModelConfig:
 
     @property
     def d_head(self) -> int:
+        """Per-head width: ``d_model // n_heads``."""
         return self.d_model // self.n_heads
 
     @property
     def mlp_width(self) -> int:
+        """The MLP's hidden width: ``d_mlp``, or ``4 * d_model`` when unset."""
         return self.d_mlp if self.d_mlp is not None else 4 * self.d_model

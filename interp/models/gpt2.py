@@ -171,9 +171,7 @@ def to_bridge(model: GPT2LMHeadModel, *, process_weights: bool | None = None) ->
         for module in bridge.modules():  # TL's own switch for a norm slot that is the identity
             if isinstance(module, NormalizationBridge) and isinstance(module.original_component, nn.Identity):
                 module.use_native_layernorm_autograd = True
-        bridge.enable_compatibility_mode(
-            disable_warnings=True, no_processing=not process_weights, center_unembed=False
-        )
+        bridge.enable_compatibility_mode(disable_warnings=True, no_processing=not process_weights, center_unembed=False)
     finally:
         tl_logger.setLevel(previous)
     bridge.set_use_attn_result(True)

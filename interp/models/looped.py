@@ -141,4 +141,12 @@ def loop_accuracy(
     return out
 
 
-__all__ = ["applied_loops", "iteration_ends", "loop_accuracy", "loop_stack_size", "n_loops", "per_iteration", "with_loops"]
+__all__ = [
+    "applied_loops",
+    "iteration_ends",
+    "loop_accuracy",
+    "loop_stack_size",
+    "n_loops",
+    "per_iteration",
+    "with_loops",
+]

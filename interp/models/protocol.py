@@ -29,24 +29,33 @@ class Bridge(Protocol):
     W_E: Tensor
     """The token embedding, ``d_vocab d_model`` (its dtype is the model's)."""
 
-    def __call__(self, inputs: Tensor, *args: Any, **kwargs: Any) -> Tensor: ...
+    def __call__(self, inputs: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        """The forward pass: logits ``batch pos d_vocab`` of token ids ``batch pos``."""
 
-    def hooks(self, fwd_hooks: Any = ..., bwd_hooks: Any = ..., **kwargs: Any) -> AbstractContextManager: ...
+    def hooks(self, fwd_hooks: Any = ..., bwd_hooks: Any = ..., **kwargs: Any) -> AbstractContextManager:
+        """A context in which the given forward and backward hooks (``(name, fn)`` pairs) are attached."""
 
-    def unembed(self, resid: Tensor) -> Tensor: ...
+    def unembed(self, resid: Tensor) -> Tensor:
+        """Logits ``... d_vocab`` of a final residual ``... d_model`` (after ``ln_final``)."""
 
-    def ln_final(self, resid: Tensor) -> Tensor: ...
+    def ln_final(self, resid: Tensor) -> Tensor:
+        """The final LayerNorm of a residual ``... d_model``."""
 
-    def run_with_cache(self, inputs: Tensor, *args: Any, **kwargs: Any) -> tuple[Tensor, Any]: ...
+    def run_with_cache(self, inputs: Tensor, *args: Any, **kwargs: Any) -> tuple[Tensor, Any]:
+        """The logits and the cache of every hook's activation."""
 
     # Hooks that exist on every bridge but fire only when switched on (edge attribution).
-    def set_use_attn_result(self, use_attn_result: bool) -> None: ...
+    def set_use_attn_result(self, use_attn_result: bool) -> None:
+        """Switch per-head outputs (``attn.hook_result``) on or off."""
 
-    def set_use_split_qkv_input(self, use_split_qkv_input: bool) -> None: ...
+    def set_use_split_qkv_input(self, use_split_qkv_input: bool) -> None:
+        """Switch per-head q, k and v inputs (``hook_q_input`` ...) on or off."""
 
-    def set_use_hook_mlp_in(self, use_hook_mlp_in: bool) -> None: ...
+    def set_use_hook_mlp_in(self, use_hook_mlp_in: bool) -> None:
+        """Switch the MLP input hook (``hook_mlp_in``) on or off."""
 
-    def set_use_attn_in(self, use_attn_in: bool) -> None: ...
+    def set_use_attn_in(self, use_attn_in: bool) -> None:
+        """Switch the attention input hook (``hook_attn_in``) on or off."""
 
 
 HookedModel = Bridge | GPT2LMHeadModel

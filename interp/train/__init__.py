@@ -5,9 +5,9 @@ complete checkpoint (``train_or_resume`` does whichever applies). Reading a run 
 (``load_checkpoint``, ``iter_checkpoints``, ``read_metrics``, ``stored_config``, ``LoadedRun``)
 lives in :mod:`interp.runs` and is re-exported here.
 
-The configs import at once; the trainer (and with it the optimisers) and :mod:`interp.runs`
-import on first use of one of their names, so ``interp.runs`` can read the configs of this
-package without loading the training code.
+The configs import at once; the entry points (:mod:`interp.train.start`), the trainer (and with
+it the optimisers) and :mod:`interp.runs` import on first use of one of their names, so
+``interp.runs`` can read the configs of this package without loading the training code.
 """
 
 from __future__ import annotations
@@ -15,17 +15,22 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from interp.train.config import RunConfig, TrainConfig, load_run_config, presets
+from interp.train.config import RunConfig, TrainConfig
+from interp.train.presets import load_run_config, presets
 
 if TYPE_CHECKING:
     from interp.runs import LoadedRun, iter_checkpoints, load_checkpoint, read_metrics, stored_config
     from interp.train.objective import accuracy, answer_logits, batch_loss
-    from interp.train.trainer import Trainer, TrainResult, resume, train, train_or_resume
+    from interp.train.start import resume, train, train_or_resume
+    from interp.train.trainer import Trainer, TrainResult
 
 _LAZY = {
-    **dict.fromkeys(("LoadedRun", "iter_checkpoints", "load_checkpoint", "read_metrics", "stored_config"), "interp.runs"),
+    **dict.fromkeys(
+        ("LoadedRun", "iter_checkpoints", "load_checkpoint", "read_metrics", "stored_config"), "interp.runs"
+    ),
     **dict.fromkeys(("accuracy", "answer_logits", "batch_loss"), "interp.train.objective"),
-    **dict.fromkeys(("Trainer", "TrainResult", "resume", "train", "train_or_resume"), "interp.train.trainer"),
+    **dict.fromkeys(("resume", "train", "train_or_resume"), "interp.train.start"),
+    **dict.fromkeys(("Trainer", "TrainResult"), "interp.train.trainer"),
 }
 
 

@@ -5,8 +5,8 @@
 any other, returns the same folder without training. The key is a hash of
 
 * the run config (its JSON, as ``config.json`` stores it),
-* the source of the training code: every module of ``interp`` that ``interp.train.trainer``
-  imports, directly or not (found by reading the imports, so an analysis module that changes
+* the source of the training code: every module of ``interp`` that ``interp.train.start``
+  (the entry points, and through them the trainer) imports, directly or not (found by reading the imports, so an analysis module that changes
   keeps the cache),
 * the torch and transformers versions (they decide the float trajectory).
 
@@ -43,7 +43,7 @@ from interp.train.config import RunConfig
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 """The ``interp`` package folder, whose training modules the key hashes."""
 
-ENTRY_MODULE = "interp.train.trainer"
+ENTRY_MODULE = "interp.train.start"
 
 
 def _module_file(module: str, root: Path) -> Path | None:
@@ -128,7 +128,10 @@ def _file_hashes(run_dir: Path) -> dict[str, list]:
     files = {}
     for path in sorted(run_dir.rglob("*")):
         if path.is_file() and path.name != LOCK_FILE:
-            files[path.relative_to(run_dir).as_posix()] = [path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest()]
+            files[path.relative_to(run_dir).as_posix()] = [
+                path.stat().st_size,
+                hashlib.sha256(path.read_bytes()).hexdigest(),
+            ]
     return files
 
 
@@ -144,7 +147,9 @@ def _is_ready(entry: Path) -> bool:
     try:
         expected = json.loads(manifest.read_text(encoding="utf-8"))["files"]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-        raise CheckpointError(f"{manifest}: corrupted cache manifest; delete {entry} and {manifest.name} to train it again") from None
+        raise CheckpointError(
+            f"{manifest}: corrupted cache manifest; delete {entry} and {manifest.name} to train it again"
+        ) from None
     found = _file_hashes(entry)
     if found != expected:
         changed = sorted(name for name in set(found) | set(expected) if found.get(name) != expected.get(name))
@@ -177,7 +182,7 @@ def cached_train(config: RunConfig, cache_dir: str | Path, *, wait: bool = True)
     With ``wait=False`` a run that another process is training now gives None at once instead
     of waiting for it. Training errors propagate and leave no entry behind.
     """
-    from interp.train.trainer import train
+    from interp.train.start import train
 
     parts = key_parts(config)
     entry = entry_dir(config, cache_dir, parts["code"])

@@ -35,8 +35,15 @@ from interp.io import atomic_write_text
 FORMAT_VERSION = 1
 _CHECKPOINT_NAME = re.compile(r"step_[0-9]{7,}")
 _STATE_TYPES: dict[str, tuple[type, ...]] = {
-    "step": (int,), "config": (dict,), "sha256": (dict,), "d_vocab": (int,), "n_ctx": (int,),
-    "elapsed": (int, float), "metrics": (list,), "memorized_step": (int, type(None)), "grokked_step": (int, type(None)),
+    "step": (int,),
+    "config": (dict,),
+    "sha256": (dict,),
+    "d_vocab": (int,),
+    "n_ctx": (int,),
+    "elapsed": (int, float),
+    "metrics": (list,),
+    "memorized_step": (int, type(None)),
+    "grokked_step": (int, type(None)),
 }
 """What ``state.json`` holds, by key, as the trainer writes it."""
 
@@ -119,7 +126,9 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     root = Path(run_dir) / "checkpoints"
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_") and (p / "state.json").is_file())
+    return sorted(
+        p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_") and (p / "state.json").is_file()
+    )
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path:
@@ -155,11 +164,17 @@ def read_state(path: str | Path) -> dict[str, Any]:
         if key not in state:
             raise CheckpointError(f"{state_file}: truncated state file (no {key!r})")
         value = state[key]
-        if isinstance(value, bool) or not isinstance(value, types) or (key in ("step", "d_vocab", "n_ctx") and value < 0):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, types)
+            or (key in ("step", "d_vocab", "n_ctx") and value < 0)
+        ):
             raise CheckpointError(f"{state_file}: corrupted state file ({key} = {value!r:.40})")
     hashes = state["sha256"]
     if not all(isinstance(hashes.get(n), str) for n in ("model.safetensors", "trainer.safetensors")):
-        raise CheckpointError(f"{state_file}: corrupted state file (sha256 needs model.safetensors and trainer.safetensors)")
+        raise CheckpointError(
+            f"{state_file}: corrupted state file (sha256 needs model.safetensors and trainer.safetensors)"
+        )
     if not all(isinstance(row, dict) for row in state["metrics"]):
         raise CheckpointError(f"{state_file}: corrupted state file (metrics must be rows of numbers)")
     return state
@@ -202,4 +217,3 @@ def load_model_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor], w
                 f"({key} has shape {tuple(value.shape)}, the model expects {tuple(own[key].shape)})"
             )
     model.load_state_dict(tensors, strict=True)
-

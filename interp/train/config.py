@@ -1,4 +1,8 @@
-"""Training and run configs, and the named presets (``composition-small`` ...)."""
+"""Training and run configs: ``TrainConfig`` (optimisation, evaluation, checkpoints) and ``RunConfig``.
+
+A ``RunConfig`` nests the data, model and training sections and is everything that produced a
+run; the named presets built from them are :mod:`interp.train.presets`.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from interp.configs import apply_overrides, check_range, field_name, from_dict, load_config_file, to_dict
-from interp.data import ComplexConfig, CompositionConfig, DataConfig, config_from_dict, data_config
+from interp.configs import apply_overrides, check_range, field_name, from_dict, to_dict
+from interp.data import CompositionConfig, DataConfig, config_from_dict, data_config
 from interp.errors import ConfigError
 from interp.models.config import ModelConfig
 
@@ -80,7 +84,9 @@ class TrainConfig:
     # The splits that must all reach ``grok_threshold`` for the run to count as grokked:
     # test-ID alone is the paper's grokking; add test_ood for a task that also generalises out
     # of distribution (comparison).
-    grok_splits: tuple[Literal["train", "id_atomic", "ood_atomic", "train_inferred", "test_id", "test_ood"], ...] = ("test_id",)
+    grok_splits: tuple[Literal["train", "id_atomic", "ood_atomic", "train_inferred", "test_id", "test_ood"], ...] = (
+        "test_id",
+    )
     memorize_threshold: float = 0.99
     stop_after_grok: bool = True
     # Checkpoints: every ``checkpoint_every`` steps up to ``checkpoint_dense_until``, then every
@@ -97,8 +103,16 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "batch_size", "eval_every", "eval_size", "checkpoint_every",
-                     "checkpoint_sparse_every", "grokfast_window", "muon_ns_steps"):
+        for name in (
+            "max_steps",
+            "batch_size",
+            "eval_every",
+            "eval_size",
+            "checkpoint_every",
+            "checkpoint_sparse_every",
+            "grokfast_window",
+            "muon_ns_steps",
+        ):
             check_range(f"train.{name}", getattr(self, name), low=1)
         for name in ("warmup_steps", "checkpoint_dense_until"):
             check_range(f"train.{name}", getattr(self, name), low=0)
@@ -127,8 +141,10 @@ class TrainConfig:
         if self.max_seconds is not None:
             check_range("train.max_seconds", self.max_seconds, low=0.0, low_open=True)
         if self.answer_only_unembed and self.loss_on_eos:
-            raise ConfigError("train.answer_only_unembed = true needs train.loss_on_eos = false "
-                              "(the unembedding is then computed at the answer position only)")
+            raise ConfigError(
+                "train.answer_only_unembed = true needs train.loss_on_eos = false "
+                "(the unembedding is then computed at the answer position only)"
+            )
 
 
 @dataclass
@@ -151,7 +167,9 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if self.data is None and self.data_dir is None:
-            raise ConfigError("the run config has no data section; name one (data: composition-small) or train with --data DIR")
+            raise ConfigError(
+                "the run config has no data section; name one (data: composition-small) or train with --data DIR"
+            )
         if isinstance(self.data, CompositionConfig) and self.data.probe_hops > self.data.n_hops:
             need = self.data.probe_hops + 3  # head, relations, answer, </a>
             if self.model.n_ctx is None or self.model.n_ctx < need:
@@ -167,6 +185,7 @@ class RunConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as plain data (``config.json``); ``data_dir`` only when set, as earlier runs stored it."""
         out = to_dict(self)
         if self.data_dir is None:  # generated data: the format every earlier run stored
             del out["data_dir"]
@@ -174,11 +193,14 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """The config a mapping (``config.json``, a YAML file) describes; one-line errors name the field."""
         if not isinstance(data, dict):
             raise ConfigError("a run config must be a mapping with keys name, data, model, train")
         unknown = sorted(set(data) - {"name", "data", "model", "train", "data_dir"}, key=repr)
         if unknown:
-            raise ConfigError(f"unknown field {field_name('', unknown[0])} in run config; known fields: data, data_dir, model, name, train")
+            raise ConfigError(
+                f"unknown field {field_name('', unknown[0])} in run config; known fields: data, data_dir, model, name, train"
+            )
         data_cfg = data.get("data", {})
         data_dir = data.get("data_dir")
         if data_dir is not None and not isinstance(data_dir, str):
@@ -215,189 +237,15 @@ class RunConfig:
             elif section in per_section and "." in key:
                 per_section[section].append(item.split(".", 1)[1])
             else:
-                raise ConfigError(f"override {item!r} must start with data., model. or train. (for example train.lr=1e-3)")
+                raise ConfigError(
+                    f"override {item!r} must start with data., model. or train. (for example train.lr=1e-3)"
+                )
         if per_section["data"] and self.data_dir is not None:
-            raise ConfigError(f"override 'data.{per_section['data'][0]}' cannot change the dataset read from {self.data_dir}")
+            raise ConfigError(
+                f"override 'data.{per_section['data'][0]}' cannot change the dataset read from {self.data_dir}"
+            )
         # each section's overrides apply together, so the result is validated once, as a whole
         for section, items in per_section.items():
             if items:
                 changes[section] = apply_overrides(getattr(self, section), items, prefix=f"{section}.")
         return dataclasses.replace(self, **changes)
-
-
-def _preset(name: str, data: str | DataConfig, model: dict[str, Any], train: dict[str, Any]) -> RunConfig:
-    return RunConfig(
-        name=name,
-        data=data_config(data) if isinstance(data, str) else data,
-        model=from_dict(ModelConfig, model, prefix="model."),
-        train=from_dict(TrainConfig, train, prefix="train."),
-    )
-
-
-# Fast laptop recipes, found by measurement (see BENCHMARKS.md): a small model, a higher
-# learning rate, the unembedding only at the answer position.
-_FAST_MODEL = {"n_layers": 4, "d_model": 128, "n_heads": 4}
-_FAST_TRAIN = {
-    "batch_size": 256,
-    "lr": 3e-3,
-    "beta2": 0.98,
-    "weight_decay": 1.0,
-    "warmup_steps": 100,
-    # cosine decay to zero at max_steps: the annealing turns ~93% test-ID into >= 99%
-    "lr_schedule": "cosine",
-    "loss_on_eos": False,
-    "answer_only_unembed": True,
-    "max_steps": 20_000,
-    "eval_every": 100,
-    "checkpoint_every": 200,
-    "checkpoint_dense_until": 2_000,
-    "checkpoint_sparse_every": 1_000,
-    "threads": None,
-}
-
-
-# Nanda et al. 2023's modular-addition model and optimiser: 1 layer, d_model 128, 4 heads,
-# d_mlp 512, ReLU, no LayerNorm, untied embeddings, TransformerLens's init scale 0.8/sqrt(128);
-# full batch, AdamW 1e-3, weight decay 1, betas 0.9/0.98, 10 warm-up steps, no clipping. Training
-# goes on after grokking: the clean-up phase comes after it.
-_NANDA_MODEL = {"n_layers": 1, "d_model": 128, "n_heads": 4, "d_mlp": 512, "activation": "relu",
-                "normalization": "none", "tie_embeddings": False, "init_range": 0.0707}
-_NANDA_TRAIN = {
-    "batch_size": 1_000_000, "lr": 1e-3, "beta2": 0.98, "weight_decay": 1.0, "warmup_steps": 10, "grad_clip": 0.0,
-    "loss_on_eos": False, "answer_only_unembed": True, "max_steps": 25_000, "stop_after_grok": False,
-    "eval_every": 100, "eval_size": 100_000, "checkpoint_every": 100, "checkpoint_dense_until": 1_000,
-    "checkpoint_sparse_every": 500, "threads": None,
-}
-
-
-def presets() -> dict[str, RunConfig]:
-    """The named run configs; ``grokscope train NAME`` accepts each key."""
-    return {
-        "modular-addition": _preset("modular-addition", "modular-addition", _NANDA_MODEL, _NANDA_TRAIN),
-        # The same model on a + b mod 53 with half the pairs trained and 3x the learning rate:
-        # memorises at once and groks near step 1,800 (BENCHMARKS.md), with the three phases.
-        "modular-addition-fast": _preset(
-            "modular-addition-fast", data_config("modular-addition", ["modulus=53", "train_fraction=0.5", "probe_size=500"]),
-            _NANDA_MODEL, {**_NANDA_TRAIN, "lr": 3e-3, "max_steps": 2_400, "checkpoint_dense_until": 2_400},
-        ),
-        # 10x Nanda's learning rate: groks in a few hundred steps; the tests' modular-addition run.
-        "modular-addition-tiny": _preset(
-            "modular-addition-tiny", data_config("modular-addition", ["modulus=53", "train_fraction=0.5", "probe_size=500"]),
-            _NANDA_MODEL, {**_NANDA_TRAIN, "lr": 1e-2, "max_steps": 500, "eval_every": 50, "checkpoint_every": 50,
-                           "checkpoint_dense_until": 500},
-        ),
-        # The default: Muon for the hidden matrices, init scale 0.04, weight decay 0.7, cosine
-        # decay over 2,500 steps, on 3 layers with d_mlp 256 (half GPT-2's 4 x d_model). How it
-        # was found and how fast it groks: BENCHMARKS.md.
-        "composition-small": _preset(
-            "composition-small", "composition-small",
-            {**_FAST_MODEL, "n_layers": 3, "d_mlp": 256, "init_range": 0.04},
-            {**_FAST_TRAIN, "optimizer": "muon", "weight_decay": 0.7, "max_steps": 2_500},
-        ),
-        # The same graph with AdamW for every parameter on 4 layers: the reference that
-        # benchmarks/time_to_grok.py measures the default against.
-        "composition-small-adamw": _preset(
-            "composition-small-adamw", "composition-small", _FAST_MODEL,
-            {**_FAST_TRAIN, "weight_decay": 0.7, "max_steps": 6_000},
-        ),
-        "composition-tiny": _preset(
-            "composition-tiny", "composition-tiny", _FAST_MODEL,
-            {**_FAST_TRAIN, "weight_decay": 1.0, "max_steps": 3_000},
-        ),
-        "comparison-small": _preset("comparison-small", "comparison-small", _FAST_MODEL, _FAST_TRAIN),
-        # The comparison default, trained until it groks in and out of distribution: Muon, init
-        # scale 0.04, cosine over 20,000 steps; grokked = test-ID and test-OOD both >= 0.99, and
-        # the run stops at the first evaluation where both pass. OOD comparisons settle only as
-        # the learning rate falls, hence the long schedule (BENCHMARKS.md).
-        "comparison-tiny": _preset(
-            "comparison-tiny", "comparison-tiny", {**_FAST_MODEL, "init_range": 0.04},
-            {**_FAST_TRAIN, "optimizer": "muon", "max_steps": 20_000, "eval_every": 200,
-             "grok_splits": ("test_id", "test_ood")},
-        ),
-        # The comparison graph with AdamW over 6,000 steps: groks in-distribution only, in a
-        # fraction of comparison-tiny's time; the tests' comparison fixture.
-        "comparison-tiny-adamw": _preset(
-            "comparison-tiny-adamw", "comparison-tiny", _FAST_MODEL,
-            {**_FAST_TRAIN, "max_steps": 6_000, "eval_every": 200},
-        ),
-        # Complex reasoning (appendix F): OOD atomic facts untrained, 3% of ID-ID and ID-OOD
-        # comparisons trained, 150 hard OOD-OOD queries as the OOD test; grokked = test-ID and
-        # the hard queries both >= 0.99. complex-tiny: 200 entities, 10 attributes, 10 values; cosine
-        # over 20,000 steps (it memorises late and groks as the learning rate falls, near 15,000).
-        "complex-tiny": _preset(
-            "complex-tiny",
-            ComplexConfig(n_entities=200, n_attributes=10, n_values=10, n_hard_per_label=50, probe_size=1000),
-            {**_FAST_MODEL, "n_layers": 3, "d_mlp": 256, "init_range": 0.04},
-            {**_FAST_TRAIN, "optimizer": "muon", "max_steps": 20_000, "eval_every": 500,
-             "grok_splits": ("test_id", "test_ood")},
-        ),
-        "complex-small": _preset(
-            "complex-small", "complex-small", {**_FAST_MODEL, "init_range": 0.04},
-            {**_FAST_TRAIN, "optimizer": "muon", "max_steps": 40_000, "eval_every": 500,
-             "grok_splits": ("test_id", "test_ood")},
-        ),
-        # Looped (recurrent-depth) composition-tiny: one block applied 4 times, the compute of
-        # composition-tiny's 4 layers with a quarter of its block parameters (interp.models.looped).
-        "composition-tiny-looped": _preset(
-            "composition-tiny-looped", "composition-tiny", {**_FAST_MODEL, "loops": 4},
-            {**_FAST_TRAIN, "weight_decay": 1.0, "max_steps": 3_000},
-        ),
-        # OOD composition at laptop scale (the looped experiment, RESULTS.md "Looped transformers
-        # and depth"): composition-tiny with 10% OOD facts, cosine over 15,000 steps, and either
-        # the paper's cross-layer sharing (2 blocks applied twice) or one block looped 4 times.
-        "composition-tiny-shared-ood": _preset(
-            "composition-tiny-shared-ood", data_config("composition-tiny", ["ood_fraction=0.1", "phi=6.5"]),
-            {**_FAST_MODEL, "share_layers": True},
-            {**_FAST_TRAIN, "weight_decay": 1.0, "max_steps": 15_000, "eval_every": 500,
-             "grok_splits": ("test_id", "test_ood")},
-        ),
-        "composition-tiny-looped-ood": _preset(
-            "composition-tiny-looped-ood", data_config("composition-tiny", ["ood_fraction=0.1", "phi=6.5"]),
-            {**_FAST_MODEL, "loops": 4},
-            {**_FAST_TRAIN, "weight_decay": 1.0, "max_steps": 15_000, "eval_every": 500,
-             "grok_splits": ("test_id", "test_ood")},
-        ),
-        # Depth extrapolation: trained on 2- and 3-hop chains, test-ID / test-OOD on 4-hop chains;
-        # positions for prompts of up to 7 hops (n_ctx 10), so more hops can be tried at inference.
-        "khop-depth-tiny": _preset(
-            "khop-depth-tiny", "khop-depth-tiny", {**_FAST_MODEL, "n_ctx": 10},
-            {**_FAST_TRAIN, "max_steps": 4_000, "eval_every": 200},
-        ),
-        "khop-depth-tiny-looped": _preset(
-            "khop-depth-tiny-looped", "khop-depth-tiny", {**_FAST_MODEL, "loops": 4, "n_ctx": 10},
-            {**_FAST_TRAIN, "max_steps": 4_000, "eval_every": 200},
-        ),
-        # The paper's full composition graph (2,000 entities, 200 relations, out-degree 20, 5%
-        # OOD) at phi 18, on a laptop CPU: d_model 256, bf16 autocast, 30% of every batch atomic
-        # facts (train.atomic_fraction), weight decay 0.3 (0.7 keeps the 40,000 facts from being
-        # memorised at this size), cosine over 12,000 steps. Progress: BENCHMARKS.md "Time to grok".
-        "composition-paper-fast": _preset(
-            "composition-paper-fast", data_config("composition", ["phi=18"]),
-            {"n_layers": 4, "d_model": 256, "n_heads": 8, "d_mlp": 1024, "init_range": 0.04},
-            {**_FAST_TRAIN, "optimizer": "muon", "weight_decay": 0.3, "batch_size": 512, "atomic_fraction": 0.3,
-             "precision": "bf16", "max_steps": 12_000, "eval_every": 250, "checkpoint_every": 1_000,
-             "checkpoint_dense_until": 0},
-        ),
-        # The paper's hyper-parameters (model and optimiser) on the small graph: the reference
-        # the fast recipe is measured against.
-        "composition-small-paper": _preset("composition-small-paper", "composition-small", {}, {}),
-        # The paper's full setting (days of GPU time).
-        "composition-paper": _preset("composition-paper", "composition", {}, {"max_steps": 1_500_000}),
-        "comparison-paper": _preset("comparison-paper", "comparison", {}, {"max_steps": 1_500_000}),
-    }
-
-
-def load_run_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """A preset name or a YAML/JSON file, with ``section.key=value`` overrides applied."""
-    table = presets()
-    key = str(name_or_path)
-    if key in table:
-        cfg = table[key]
-    elif Path(key).suffix.lower() in (".yaml", ".yml", ".json") or Path(key).is_file():
-        try:
-            cfg = RunConfig.from_dict(load_config_file(key))
-        except ConfigError as err:  # name the file to fix (load_config_file's own errors already do)
-            raise err if str(err).startswith(key) else ConfigError(f"{key}: {err}") from None
-    else:
-        raise ConfigError(f"unknown config {key!r}; give a YAML file or one of: {', '.join(sorted(table))}")
-    return cfg.with_overrides(list(overrides))

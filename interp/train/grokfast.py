@@ -64,6 +64,7 @@ class GradientFilter:
             p.grad.add_(tot, alpha=self.lamb / n)
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The filter's state as named tensors (``grokfast.*``), for the checkpoint."""
         out: dict[str, torch.Tensor] = {"grokfast.count": torch.tensor(self.count)}
         if self.ema is not None:
             out.update({f"grokfast.ema.{i}": t for i, t in enumerate(self.ema)})
@@ -73,6 +74,7 @@ class GradientFilter:
         return out
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Restore the state :meth:`state_tensors` saved, on the parameters' device."""
         device = self.params[0].device
         self.count = int(tensors.get("grokfast.count", torch.tensor(0)))
         n = len(self.params)

@@ -37,4 +37,6 @@ def show(writer: Any, bar: Any, step: int, loss: float, acc: dict[str, float]) -
                 writer.add_scalar(f"accuracy/{k}", v, step)
         writer.flush()
     if bar is not None:
-        bar.set_postfix({"loss": f"{loss:.3f}", **{k: f"{v:.2f}" for k, v in acc.items() if k in SHOWN_SPLITS}}, refresh=False)
+        bar.set_postfix(
+            {"loss": f"{loss:.3f}", **{k: f"{v:.2f}" for k, v in acc.items() if k in SHOWN_SPLITS}}, refresh=False
+        )

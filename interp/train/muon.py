@@ -18,7 +18,9 @@ from torch import Tensor
 from torch.optim._muon import _adjust_lr  # torch's per-shape learning-rate scaling, reused as is
 
 
-def orthogonalize(update: Tensor, ns_coefficients: tuple[float, float, float], ns_steps: int, eps: float, dtype: torch.dtype) -> Tensor:
+def orthogonalize(
+    update: Tensor, ns_coefficients: tuple[float, float, float], ns_steps: int, eps: float, dtype: torch.dtype
+) -> Tensor:
     """Muon's quintic Newton-Schulz iteration toward ``U V^T`` of ``update = U S V^T``, in ``dtype``."""
     a, b, c = ns_coefficients
     x = update.to(dtype)
@@ -70,6 +72,7 @@ class Muon(torch.optim.Muon):
 
     @torch.no_grad()
     def step(self, closure=None):  # type: ignore[override]
+        """One Muon step on every group: momentum, then the update orthogonalised in :meth:`dtype_for`'s dtype."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -84,7 +87,9 @@ class Muon(torch.optim.Muon):
             for param, grad, buf in zip(params, grads, bufs):
                 buf.lerp_(grad, 1 - momentum)
                 update = grad.lerp(buf, momentum) if group["nesterov"] else buf
-                update = orthogonalize(update, group["ns_coefficients"], group["ns_steps"], group["eps"], self.dtype_for(param))
+                update = orthogonalize(
+                    update, group["ns_coefficients"], group["ns_steps"], group["eps"], self.dtype_for(param)
+                )
                 param.mul_(1 - lr * group["weight_decay"])
                 param.add_(update, alpha=-_adjust_lr(lr, group["adjust_lr_fn"], param.shape))
         return loss

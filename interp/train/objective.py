@@ -2,7 +2,9 @@
 
 The paper trains next-token prediction on the target tokens (the answer entity, then
 ``</a>``); ``</a>`` is always predictable, so the fast recipes score the answer only and
-compute the unembedding at the answer position alone (the same loss, much cheaper).
+compute the unembedding at the answer position alone (the same loss, much cheaper). With
+``train.atomic_loops`` a looped model's atomic facts are trained with fewer loops than the
+other prompts (:func:`atomic_loops_loss`).
 Accuracy is exact match of the greedy prediction at the answer position; a task's query
 types (``test_ood/eq`` ...: :meth:`~interp.data.tasks.TaskSchema.query_types`) are scored
 like splits.
@@ -11,20 +13,24 @@ like splits.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 from transformers import GPT2LMHeadModel
 
 from interp.data.dataset import PROBE_SPLITS, KGDataset, TokenBatch
+from interp.models.looped import applied_loops
 from interp.train.stability import stablemax_cross_entropy
 
 EVAL_CHUNK = 4096
 
 
-def answer_logits(model: GPT2LMHeadModel, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, " batch"]) -> Float[Tensor, "batch d_vocab"]:
+def answer_logits(
+    model: GPT2LMHeadModel, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, " batch"]
+) -> Float[Tensor, "batch d_vocab"]:
     """Logits at the answer position only: the residual stream everywhere, the unembedding once."""
     width = int(answer_pos.max()) + 1
     hidden = model.transformer(input_ids=tokens[:, :width]).last_hidden_state  # (batch, pos, d_model)
@@ -32,14 +38,22 @@ def answer_logits(model: GPT2LMHeadModel, tokens: Int[Tensor, "batch pos"], answ
     return model.lm_head(hidden[rows, answer_pos])  # (batch, d_vocab)
 
 
-def batch_loss(model: GPT2LMHeadModel, batch: TokenBatch, *, answer_only: bool, loss_on_eos: bool,
-               label_smoothing: float = 0.0, stablemax: bool = False) -> Tensor:
+def batch_loss(
+    model: GPT2LMHeadModel,
+    batch: TokenBatch,
+    *,
+    answer_only: bool,
+    loss_on_eos: bool,
+    label_smoothing: float = 0.0,
+    stablemax: bool = False,
+) -> Tensor:
     """Mean cross-entropy over the target tokens of ``batch`` (the paper's loss), optionally label-smoothed,
     through softmax or (``stablemax``) StableMax (:mod:`interp.train.stability`)."""
     cross_entropy = stablemax_cross_entropy if stablemax else F.cross_entropy
     if answer_only:
-        return cross_entropy(answer_logits(model, batch.tokens, batch.answer_pos), batch.answer,
-                             label_smoothing=label_smoothing)
+        return cross_entropy(
+            answer_logits(model, batch.tokens, batch.answer_pos), batch.answer, label_smoothing=label_smoothing
+        )
     logits = model(input_ids=batch.tokens).logits[:, :-1]  # (batch, pos-1, d_vocab)
     targets = batch.tokens[:, 1:]
     mask = batch.loss_mask[:, :-1]
@@ -49,8 +63,25 @@ def batch_loss(model: GPT2LMHeadModel, batch: TokenBatch, *, answer_only: bool, 
     return cross_entropy(logits[mask], targets[mask], label_smoothing=label_smoothing)
 
 
+def atomic_loops_loss(
+    model: GPT2LMHeadModel, batch: TokenBatch, atomic: Bool[Tensor, " batch"], atomic_loops: int, **options: Any
+) -> Tensor:
+    """:func:`batch_loss` of a looped model whose ``atomic`` rows (the atomic facts) run with the stack
+    applied ``atomic_loops`` times and the other rows with all of its loops: the mean over all rows.
+    ``options`` are :func:`batch_loss`'s keyword arguments."""
+    total = batch.tokens.new_zeros((), dtype=torch.float32)
+    for rows, loops in ((atomic, atomic_loops), (~atomic, None)):
+        if bool(rows.any()):
+            part = batch[torch.nonzero(rows).flatten()]
+            with applied_loops(model, loops) if loops is not None else contextlib.nullcontext():
+                total = total + batch_loss(model, part, **options) * (len(part) / len(batch))
+    return total
+
+
 @torch.no_grad()
-def accuracy(model: GPT2LMHeadModel, batch: TokenBatch, *, autocast: contextlib.AbstractContextManager | None = None) -> float:
+def accuracy(
+    model: GPT2LMHeadModel, batch: TokenBatch, *, autocast: contextlib.AbstractContextManager | None = None
+) -> float:
     """Exact match of the answer token (greedy prediction at the answer position)."""
     if len(batch) == 0:
         return float("nan")

@@ -26,7 +26,9 @@ from interp.train.muon import Muon
 _NS_DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def build_optimizers(model: nn.Module, tc: TrainConfig, *, fused: bool = True, muon_cls: type = Muon) -> dict[str, torch.optim.Optimizer]:
+def build_optimizers(
+    model: nn.Module, tc: TrainConfig, *, fused: bool = True, muon_cls: type = Muon
+) -> dict[str, torch.optim.Optimizer]:
     """The optimizers of a run, by name: ``"optimizer"`` (AdamW) and, with ``train.optimizer = "muon"``, ``"muon"``.
 
     ``fused=False`` gives foreach AdamW; ``muon_cls`` another Muon class (``torch.optim.Muon``,
@@ -49,7 +51,11 @@ def build_optimizers(model: nn.Module, tc: TrainConfig, *, fused: bool = True, m
     }
     if hidden:
         out["muon"] = muon_cls(
-            hidden, lr=tc.lr, weight_decay=tc.weight_decay, momentum=tc.muon_momentum, ns_steps=tc.muon_ns_steps,
+            hidden,
+            lr=tc.lr,
+            weight_decay=tc.weight_decay,
+            momentum=tc.muon_momentum,
+            ns_steps=tc.muon_ns_steps,
             # the update's RMS matches AdamW's, so train.lr means the same for both
             adjust_lr_fn="match_rms_adamw",
             **({} if muon_cls is torch.optim.Muon else {"ns_dtype": _NS_DTYPES[tc.muon_ns_dtype]}),

@@ -39,11 +39,8 @@ from interp.errors import CheckpointError, ConfigError
 from interp.io import atomic_write_json, atomic_write_text
 from interp.lock import holding_run_lock
 from interp.models import build_model
-from interp.models.looped import applied_loops
-from interp.runs import run_dataset, stored_config
 from interp.train.checkpoint import (
     checkpoint_name,
-    latest_checkpoint,
     list_checkpoints,
     load_model_state,
     load_tensors,
@@ -53,7 +50,7 @@ from interp.train.checkpoint import (
 from interp.train.config import RunConfig
 from interp.train.grokfast import GradientFilter
 from interp.train.monitor import open_progress, open_tensorboard, show
-from interp.train.objective import accuracy, batch_loss, query_type_batches
+from interp.train.objective import accuracy, atomic_loops_loss, batch_loss, query_type_batches
 from interp.train.optim import (
     autocast_for,
     build_optimizers,
@@ -62,6 +59,7 @@ from interp.train.optim import (
     restore_trainer_tensors,
     trainer_tensors,
 )
+from interp.train.order import BatchOrder, eval_rows
 from interp.train.stability import orthogonalize_gradients_
 
 
@@ -79,6 +77,7 @@ class TrainResult:
 
     @property
     def grokked(self) -> bool:
+        """Did the run reach ``grok_threshold`` on every ``grok_splits`` split."""
         return self.grokked_step is not None
 
 
@@ -105,7 +104,9 @@ class Trainer:
         if dataset is None:  # a config with data_dir reads that directory, else generates its data section
             dataset = load_dataset(config.data_dir) if config.data_dir is not None else generate(config.data)
         if config.data_dir is not None and dataset.config != config.data:
-            raise ConfigError(f"the config's data section is not that of the dataset from {config.data_dir}; see RunConfig.with_data_from")
+            raise ConfigError(
+                f"the config's data section is not that of the dataset from {config.data_dir}; see RunConfig.with_data_from"
+            )
         self.dataset = dataset
         self.train_batch = self.dataset.batch("train", self.device)
         if len(self.train_batch) == 0:
@@ -124,7 +125,9 @@ class Trainer:
         # by key prefix in trainer.safetensors: "optimizer" (AdamW) and, with Muon, "muon"
         self.optimizers = build_optimizers(self.model, tc)
         self.filter = (
-            GradientFilter(self.model, tc.grokfast, alpha=tc.grokfast_alpha, lamb=tc.grokfast_lamb, window=tc.grokfast_window)
+            GradientFilter(
+                self.model, tc.grokfast, alpha=tc.grokfast_alpha, lamb=tc.grokfast_lamb, window=tc.grokfast_window
+            )
             if tc.grokfast != "none"
             else None
         )
@@ -134,16 +137,25 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.memorized_step: int | None = None
         self.grokked_step: int | None = None
-        self._perms: dict[int, tuple[int, Tensor]] = {}  # stream -> (epoch, its shuffle)
         # which training rows are atomic facts, where a setting treats them apart: atomic_fraction
         # (their own batch stream) or atomic_loops (run with fewer loops)
         atomic = (
-            torch.tensor([self.dataset.schema.is_atomic(ex) for ex in self.dataset.examples("train")],
-                         dtype=torch.bool, device=self.device)
+            torch.tensor(
+                [self.dataset.schema.is_atomic(ex) for ex in self.dataset.examples("train")],
+                dtype=torch.bool,
+                device=self.device,
+            )
             if tc.atomic_fraction is not None or tc.atomic_loops is not None
             else None
         )
-        self._streams = self._batch_streams(atomic)
+        self.order = BatchOrder(
+            len(self.train_batch),
+            tc.batch_size,
+            tc.seed,
+            device=self.device,
+            atomic=atomic,
+            atomic_fraction=tc.atomic_fraction,
+        )
         self._atomic = atomic if tc.atomic_loops is not None else None
 
     @property
@@ -159,14 +171,14 @@ class Trainer:
     # -- data order ------------------------------------------------------------------------
     @property
     def batch_size(self) -> int:
-        return min(self.config.train.batch_size, len(self.train_batch))
+        """Rows per batch: ``train.batch_size``, or the whole training split where that is smaller."""
+        return self.order.batch_size
 
     def batch_indices(self, step: int) -> Int[Tensor, " batch"]:
-        """Indices of the batch for 0-based ``step``: epoch ``e`` uses permutation seeded by (seed, e).
-
-        With ``train.atomic_fraction`` the batch joins two such streams: the atomic rows and the others."""
-        parts = [self._stream(key, rows, step, size) for key, rows, size in self._streams]
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+        """Indices of the batch for 0-based ``step`` (:class:`~interp.train.order.BatchOrder`): epoch ``e``
+        uses the permutation seeded by (seed, e); with ``train.atomic_fraction`` the batch joins two such
+        streams, the atomic rows and the others."""
+        return self.order.indices(step)
 
     def batch_for(self, step: int) -> tuple[TokenBatch, Tensor | None]:
         """The batch of 0-based ``step`` and, with ``train.atomic_loops``, which of its rows are
@@ -174,41 +186,12 @@ class Trainer:
         rows = self.batch_indices(step)
         return self.train_batch[rows], None if self._atomic is None else self._atomic[rows]
 
-    def _stream(self, key: int, rows: Int[Tensor, " rows"], step: int, size: int) -> Int[Tensor, " size"]:
-        """Rows ``size * i .. size * (i + 1)`` of stream ``key``'s shuffle of ``rows`` for its epoch of ``step``."""
-        per_epoch = len(rows) // size
-        epoch, i = divmod(step, per_epoch)
-        if self._perms.get(key, (None,))[0] != epoch:
-            gen = torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + epoch + 7_919 * key)
-            self._perms[key] = (epoch, rows[torch.randperm(len(rows), generator=gen).to(self.device)])
-        return self._perms[key][1][i * size : (i + 1) * size]
-
-    def _batch_streams(self, atomic: Tensor | None) -> list[tuple[int, Int[Tensor, " rows"], int]]:
-        """(key, rows, rows per batch) of each stream a batch draws from: the whole split (key 0),
-        or with ``atomic_fraction`` the atomic facts (1) and the other training prompts (2);
-        ``atomic`` marks the training rows that are atomic facts."""
-        fraction = self.config.train.atomic_fraction
-        if fraction is None:
-            return [(0, torch.arange(len(self.train_batch), device=self.device), self.batch_size)]
-        rows = [torch.nonzero(atomic).flatten(), torch.nonzero(~atomic).flatten()]
-        n_atomic = round(fraction * self.batch_size)
-        sizes = [n_atomic, self.batch_size - n_atomic]
-        for r, n, what in zip(rows, sizes, ("atomic facts", "other prompts")):
-            if n < 1 or n > len(r):
-                raise ConfigError(
-                    f"train.atomic_fraction = {fraction} asks for {n} {what} per batch of {self.batch_size}, "
-                    f"but the training split has {len(r)}; choose a fraction that gives each part between 1 and its size"
-                )
-        return [(key, r, n) for key, r, n in zip((1, 2), rows, sizes)]
-
     def _eval_batches(self) -> dict[str, TokenBatch]:
         out = {}
         for key in SPLITS:
             if key == "train":
-                n = len(self.train_batch)
-                gen = torch.Generator().manual_seed(self.config.train.seed + 7)
-                idx = torch.randperm(n, generator=gen)[: min(n, self.config.train.eval_size)].to(self.device)
-                out[key] = self.train_batch[idx]
+                tc = self.config.train
+                out[key] = self.train_batch[eval_rows(len(self.train_batch), tc.eval_size, tc.seed, self.device)]
             else:
                 out[key] = self.dataset.batch(key, self.device)
         return {**out, **query_type_batches(self.dataset, out)}
@@ -257,34 +240,33 @@ class Trainer:
 
     def _loss(self, batch: TokenBatch, atomic: Tensor | None) -> Tensor:
         tc = self.config.train
-
-        def loss_of(part: TokenBatch) -> Tensor:
-            return batch_loss(self.model, part, answer_only=tc.answer_only_unembed, loss_on_eos=tc.loss_on_eos,
-                              label_smoothing=tc.label_smoothing, stablemax=tc.loss_function == "stablemax")
-
+        options = {
+            "answer_only": tc.answer_only_unembed,
+            "loss_on_eos": tc.loss_on_eos,
+            "label_smoothing": tc.label_smoothing,
+            "stablemax": tc.loss_function == "stablemax",
+        }
         if tc.atomic_loops is None:
-            return loss_of(batch)
+            return batch_loss(self.model, batch, **options)
         if atomic is None:
             raise ValueError("train.atomic_loops is set: pass atomic= (which rows of the batch are atomic facts)")
-        total = batch.tokens.new_zeros((), dtype=torch.float32)
-        for rows, loops in ((atomic, tc.atomic_loops), (~atomic, None)):
-            if bool(rows.any()):
-                part = batch[torch.nonzero(rows).flatten()]
-                with applied_loops(self.model, loops) if loops is not None else contextlib.nullcontext():
-                    total = total + loss_of(part) * (len(part) / len(batch))
-        return total
+        return atomic_loops_loss(self.model, batch, atomic, tc.atomic_loops, **options)
 
     # -- evaluation and checkpoints --------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
+        """Exact-match accuracy on every evaluation split and query type."""
         return {key: accuracy(self.model, batch, autocast=self.autocast) for key, batch in self.eval_batches.items()}
 
     def is_checkpoint_step(self, step: int) -> bool:
+        """Is a checkpoint written after ``step`` steps: every ``checkpoint_every`` up to
+        ``checkpoint_dense_until``, then every ``checkpoint_sparse_every``."""
         tc = self.config.train
         if step <= tc.checkpoint_dense_until:
             return step % tc.checkpoint_every == 0
         return step % tc.checkpoint_sparse_every == 0
 
     def save(self) -> Path:
+        """Checkpoint the current step (weights, optimisers, filter, RNG, metrics, config); returns its folder."""
         state = {
             "config": self.config.to_dict(),
             "elapsed": self.elapsed,
@@ -296,7 +278,11 @@ class Trainer:
         }
         model_state = {k: v for k, v in self.model.state_dict().items()}
         return save_checkpoint(
-            self.run_dir, self.step, model_state, trainer_tensors(self.optimizers, self.filter, self.scaler, self.device), state
+            self.run_dir,
+            self.step,
+            model_state,
+            trainer_tensors(self.optimizers, self.filter, self.scaler, self.device),
+            state,
         )
 
     def load(self, path: str | Path) -> None:
@@ -344,7 +330,10 @@ class Trainer:
         limit = max_steps if max_steps is not None else tc.max_steps
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # the dataset first: a run folder with a config.json always has its data/
-        if not (self.run_dir / "data" / "config.json").is_file() and not (self.run_dir / "data" / "train.json").is_file():
+        if (
+            not (self.run_dir / "data" / "config.json").is_file()
+            and not (self.run_dir / "data" / "train.json").is_file()
+        ):
             self.dataset.save(self.run_dir / "data")
         atomic_write_json(self.run_dir / "config.json", self.config.to_dict(), indent=1)
         writer = open_tensorboard(self.run_dir, self.step) if tc.tensorboard else None
@@ -407,61 +396,3 @@ class Trainer:
         self._write_metrics()
         show(writer, bar, self.step, loss, acc)
         return row
-
-
-# ----------------------------------------------------------------------------------------
-# entry points
-# ----------------------------------------------------------------------------------------
-@holding_run_lock(lambda config, run_dir, **_: run_dir)  # checks and writes under one lock: one writer per folder
-def train(
-    config: RunConfig,
-    run_dir: str | Path,
-    *,
-    dataset: KGDataset | None = None,
-    model: GPT2LMHeadModel | None = None,
-    max_steps: int | None = None,
-) -> TrainResult:
-    """Train ``config`` from scratch into ``run_dir`` (which must not hold a run already)."""
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"{run_dir} is a file, not a run directory; pick a new --out")
-    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
-        raise ConfigError(f"{run_dir} already holds a run; resume it with `grokscope resume {run_dir}` or pick a new --out")
-    return Trainer(config, run_dir, dataset=dataset, model=model).run(max_steps=max_steps)
-
-
-@holding_run_lock(lambda run_dir, **_: run_dir, create=False)
-def resume(run_dir: str | Path, *, max_steps: int | None = None, overrides: dict[str, Any] | None = None) -> TrainResult:
-    """Continue the run in ``run_dir`` from its last complete checkpoint.
-
-    A run stopped before its first checkpoint (``config.json`` written, no checkpoint) starts
-    again from its stored config and its dataset copy.
-    """
-    run_dir = Path(run_dir)
-    stored = stored_config(run_dir) if run_dir.is_dir() and not list_checkpoints(run_dir) else None
-    if stored is not None:
-        return Trainer(stored, run_dir, dataset=run_dataset(run_dir, stored)).run(max_steps=max_steps)
-    ckpt = latest_checkpoint(run_dir)
-    state = read_state(ckpt)
-    config = RunConfig.from_dict(state["config"])
-    trainer = Trainer(config, run_dir, dataset=run_dataset(run_dir, config))
-    trainer.load(ckpt)
-    return trainer.run(max_steps=max_steps)
-
-
-@holding_run_lock(lambda config, run_dir: run_dir)
-def train_or_resume(config: RunConfig, run_dir: str | Path) -> TrainResult:
-    """Train ``config`` into ``run_dir``; if it already holds a run of the same config, resume that.
-
-    A finished run returns at once, so notebooks and the main job can call this every time.
-    A run of another config in ``run_dir`` is refused (one line), never silently continued.
-    """
-    run_dir = Path(run_dir)
-    if not list_checkpoints(run_dir):
-        return train(config, run_dir)
-    stored = stored_config(run_dir)
-    if stored != config:
-        raise ConfigError(
-            f"{run_dir} holds a run of another config ({getattr(stored, 'name', 'no config.json')}); pick another run directory or resume it as it is"
-        )
-    return resume(run_dir)

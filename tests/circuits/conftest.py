@@ -1,9 +1,9 @@
-"""Shared builders for the circuits tests: tiny graphs and models, a tiny run, Chromium.
+"""Shared builders for the circuits tests: tiny graphs and models, a tiny run.
 
 Tiny untrained models (3 layers, 4 heads, wide ``init_range``) check the invariants;
-``tiny_run_dir`` is a few seconds of training with several checkpoints, for the report
-and formation code; the grokked models of the scientific tests (``grokked_composition``,
-``grokked_comparison``) are in ``tests/conftest.py``.
+``tiny_run_dir`` is a few seconds of training with several checkpoints, for the formation
+code and the report (``views/conftest.py``); the grokked models of the scientific tests
+(``grokked_composition``, ``grokked_comparison``) are in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from ..tiny import (  # noqa: F401 (fixtures)
     single_thread,
     tiny_bridge,
 )
-from .browser import find_chromium, install_chromium
 
 
 @pytest.fixture(scope="session")
@@ -57,29 +56,22 @@ def tiny_run_dir(tmp_path_factory):
         data=TINY_GRAPH,
         model=ModelConfig(n_layers=2, d_model=32, n_heads=2),
         train=TrainConfig(
-            max_steps=40, batch_size=64, lr=3e-3, warmup_steps=5, eval_every=10, eval_size=100,
-            checkpoint_every=10, checkpoint_dense_until=40, checkpoint_sparse_every=100, device="cpu",
-            threads=1, tensorboard=False, progress=False, stop_after_grok=False,
+            max_steps=40,
+            batch_size=64,
+            lr=3e-3,
+            warmup_steps=5,
+            eval_every=10,
+            eval_size=100,
+            checkpoint_every=10,
+            checkpoint_dense_until=40,
+            checkpoint_sparse_every=100,
+            device="cpu",
+            threads=1,
+            tensorboard=False,
+            progress=False,
+            stop_after_grok=False,
         ),
     )
     with single_thread():
         train(cfg, run_dir)
     return run_dir
-
-
-@pytest.fixture(scope="session")
-def tiny_report(tiny_run_dir, tmp_path_factory):
-    """The HTML report of the tiny run (its path; the circuit JSON sits next to it)."""
-    from circuits.report import write_report
-
-    with single_thread():
-        return write_report(tiny_run_dir, tmp_path_factory.mktemp("report") / "report.html", n=30)
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """A Chromium binary; installed with apt-get (Debian's ``chromium``) when missing. Never skipped."""
-    path = find_chromium() or install_chromium()
-    if path is None:
-        pytest.fail("no Chromium found and `apt-get install -y chromium` failed; install Debian's chromium package")
-    return path

@@ -62,18 +62,28 @@ def test_circuit_run_matches_transformer_lens_faithfulness(bridge64, task):
 
     space = ModelGraph.of(bridge64, task.n_pos)
     keep = _random_keep(space, 0.3, seed=1)
-    circuit = [(_to_tl(TLNode, e.src), _to_tl(TLNode, e.dst, e.channel, space.n_layers))
-               for e in (space.edge(*map(int, i)) for i in keep.nonzero())]
+    circuit = [
+        (_to_tl(TLNode, e.src), _to_tl(TLNode, e.dst, e.channel, space.n_layers))
+        for e in (space.edge(*map(int, i)) for i in keep.nonzero())
+    ]
     # TransformerLens also reads logits at earlier positions; keep those edges (they are not in our graph)
-    circuit += [(_to_tl(TLNode, space.writer(p, w)), TLNode("logits", p, space.n_layers - 1))
-                for p in range(task.n_pos - 1) for w in range(space.n_writers)]
+    circuit += [
+        (_to_tl(TLNode, space.writer(p, w)), TLNode("logits", p, space.n_layers - 1))
+        for p in range(task.n_pos - 1)
+        for w in range(space.n_writers)
+    ]
     ref = ablation_reference(bridge64, task.clean, "corrupt", corrupt=task.corrupt)
     ours = circuit_logits(bridge64, task.clean, keep, ref)
     clean, corrupt = _last(bridge64, task.clean), _last(bridge64, task.corrupt)
     for i in range(4):
         a, b = int(task.clean_answer[i]), int(task.corrupt_answer[i])
-        res = faithfulness(bridge64, task.clean[i : i + 1], task.corrupt[i : i + 1],
-                           lambda lg, a=a, b=b: lg[0, -1, a] - lg[0, -1, b], circuit)
+        res = faithfulness(
+            bridge64,
+            task.clean[i : i + 1],
+            task.corrupt[i : i + 1],
+            lambda lg, a=a, b=b: lg[0, -1, a] - lg[0, -1, b],
+            circuit,
+        )
         m = lambda lg, i=i, a=a, b=b: float(lg[i, a] - lg[i, b])  # noqa: E731
         assert (m(ours) - m(corrupt)) / (m(clean) - m(corrupt)) == pytest.approx(res.recovered, rel=1e-9, abs=1e-9)
 
@@ -107,8 +117,13 @@ def test_faithfulness_and_completeness_are_normalised(bridge64, task, ablation):
 def test_completeness_is_what_the_complement_cannot_do(bridge64, task):
     space = ModelGraph.of(bridge64, task.n_pos)
     keep = _random_keep(space, 0.4, seed=2)
-    circuit = CircuitGraph(space.n_layers, space.n_heads, task.positions, [task.n_pos - 1],
-                           {space.edge(*map(int, i)): 0.0 for i in keep.nonzero()})
+    circuit = CircuitGraph(
+        space.n_layers,
+        space.n_heads,
+        task.positions,
+        [task.n_pos - 1],
+        {space.edge(*map(int, i)): 0.0 for i in keep.nonzero()},
+    )
     for ablation in ("mean", "resample"):
         ev = evaluate_circuit(bridge64, task, circuit, ablation)
         rest = evaluate_circuit(bridge64, task, circuit.complement(), ablation)

@@ -46,12 +46,19 @@ def test_eap_equals_transformer_lens_edge_attribution(bridge64, task):
 
     run, src = task.corrupt[:4], task.clean[:4]
     answers = list(zip(task.clean_answer[:4].tolist(), task.corrupt_answer[:4].tolist()))
-    ours = edge_attribution(bridge64, run, src, logit_diff(task.clean_answer[:4], task.corrupt_answer[:4]), method="eap")
+    ours = edge_attribution(
+        bridge64, run, src, logit_diff(task.clean_answer[:4], task.corrupt_answer[:4]), method="eap"
+    )
     space = ours.space
     totals: dict = {}
     for i, (a, b) in enumerate(answers):  # TransformerLens scores one pair at a time, metric on its logits
-        res = tl_attribution_patch(bridge64, src[i : i + 1], run[i : i + 1], lambda lg, a=a, b=b: lg[0, -1, a] - lg[0, -1, b],
-                                   EdgeAttributionConfig(granularity="edge"))
+        res = tl_attribution_patch(
+            bridge64,
+            src[i : i + 1],
+            run[i : i + 1],
+            lambda lg, a=a, b=b: lg[0, -1, a] - lg[0, -1, b],
+            EdgeAttributionConfig(granularity="edge"),
+        )
         for edge, s in res.edge_scores.items():
             totals[edge] = totals.get(edge, 0.0) + s / len(answers)
     compared = 0

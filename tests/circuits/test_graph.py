@@ -52,7 +52,9 @@ def test_edges_only_run_forward():
 def _random_circuit(seed: int = 0) -> CircuitGraph:
     gen = torch.Generator().manual_seed(seed)
     scores = torch.randn(SPACE.allowed.shape, generator=gen, dtype=torch.float64)
-    circuit = prune(scores, SPACE, top_n=60, positions=["h", "r1", "<r2>"], meta={"task": "test", "nested": {"a": [1, 2.5]}})
+    circuit = prune(
+        scores, SPACE, top_n=60, positions=["h", "r1", "<r2>"], meta={"task": "test", "nested": {"a": [1, 2.5]}}
+    )
     circuit.node_scores = {n: float(torch.randn((), generator=gen)) for n in circuit.nodes if n.kind != "logits"}
     return circuit
 
@@ -88,8 +90,14 @@ def _reaches(space: ModelGraph, keep: torch.Tensor, edge: Edge) -> tuple[bool, b
         if node.kind == "embed":
             return True
         if node.kind == "head":  # q at its position, k/v at any position before or at it
-            ins = [e for e in kept if e.dst.layer == node.layer and e.dst.head == node.head and e.dst.kind == "head"
-                   and ((e.channel == "q" and e.pos == node.pos) or (e.channel in "kv" and e.pos <= node.pos))]
+            ins = [
+                e
+                for e in kept
+                if e.dst.layer == node.layer
+                and e.dst.head == node.head
+                and e.dst.kind == "head"
+                and ((e.channel == "q" and e.pos == node.pos) or (e.channel in "kv" and e.pos <= node.pos))
+            ]
         else:
             ins = [e for e in kept if e.dst == node]
         return any(fed(e.src) for e in ins)
@@ -98,8 +106,14 @@ def _reaches(space: ModelGraph, keep: torch.Tensor, edge: Edge) -> tuple[bool, b
         if node.kind == "logits":
             return True
         outs_at = [node.pos] if channel in ("q", "mlp") else range(node.pos, space.n_pos)
-        return any(any(e.src == (node if node.kind == "mlp" else Node("head", p, node.layer, node.head))
-                       and useful(e.dst, e.channel) for e in kept) for p in outs_at)
+        return any(
+            any(
+                e.src == (node if node.kind == "mlp" else Node("head", p, node.layer, node.head))
+                and useful(e.dst, e.channel)
+                for e in kept
+            )
+            for p in outs_at
+        )
 
     return fed(edge.src), useful(edge.dst, edge.channel)
 

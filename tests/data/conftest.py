@@ -7,8 +7,14 @@ import pytest
 from interp.data import CompositionConfig, KGDataset, data_config, generate
 
 KHOP = CompositionConfig(
-    n_entities=100, n_relations=20, out_degree=6, n_hops=3, ood_fraction=0.2, phi=5.0,
-    test_id_fraction=0.05, probe_size=500,
+    n_entities=100,
+    n_relations=20,
+    out_degree=6,
+    n_hops=3,
+    ood_fraction=0.2,
+    phi=5.0,
+    test_id_fraction=0.05,
+    probe_size=500,
 )
 """A 3-hop graph small enough to enumerate its 21,600 chains in a test."""
 

@@ -52,7 +52,9 @@ def test_the_split_covers_the_table_once_with_the_fraction_asked():
         a, b = ex.provenance["operands"]
         assert ex.input_tokens == (f"<{a}>", f"<{b}>", "<op_add>") and ex.answer == f"<{(a + b) % 23}>"
     train = {ex.input_tokens for ex in ds.splits["train"]}
-    assert all(ex.input_tokens in train for ex in ds.splits["train_inferred"]) and len(ds.splits["train_inferred"]) == 50
+    assert (
+        all(ex.input_tokens in train for ex in ds.splits["train_inferred"]) and len(ds.splits["train_inferred"]) == 50
+    )
     assert not ds.splits["id_atomic"] and not ds.splits["ood_atomic"] and not ds.splits["test_ood"]
     assert ds.kg.train_pairs == {tuple(ex.provenance["operands"]) for ex in ds.splits["train"]}
     # another seed, another split; the same seed, the same one

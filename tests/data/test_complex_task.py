@@ -15,16 +15,41 @@ from interp.train import load_run_config, train
 from interp.train.objective import accuracy, query_type_batches
 
 SMALL = ComplexConfig(
-    n_entities=60, n_attributes=6, n_values=5, ood_fraction=0.2, n_hard_per_label=4, probe_size=100,
-    train_id_id_fraction=0.1, train_id_ood_fraction=0.1,
+    n_entities=60,
+    n_attributes=6,
+    n_values=5,
+    ood_fraction=0.2,
+    n_hard_per_label=4,
+    probe_size=100,
+    train_id_id_fraction=0.1,
+    train_id_ood_fraction=0.1,
 )
 SMALL_RUN = [
-    *(f"data.{k}={v}" for k, v in (
-        ("n_entities", 60), ("n_attributes", 6), ("n_values", 5), ("ood_fraction", 0.2), ("n_hard_per_label", 4),
-        ("probe_size", 100), ("train_id_id_fraction", 0.1), ("train_id_ood_fraction", 0.1))),
-    "model.n_layers=2", "model.d_model=32", "model.n_heads=2", "model.d_mlp=64",
-    "train.batch_size=64", "train.max_steps=20", "train.eval_every=10", "train.checkpoint_every=10",
-    "train.checkpoint_dense_until=20", "train.progress=false", "train.tensorboard=false", "train.threads=1",
+    *(
+        f"data.{k}={v}"
+        for k, v in (
+            ("n_entities", 60),
+            ("n_attributes", 6),
+            ("n_values", 5),
+            ("ood_fraction", 0.2),
+            ("n_hard_per_label", 4),
+            ("probe_size", 100),
+            ("train_id_id_fraction", 0.1),
+            ("train_id_ood_fraction", 0.1),
+        )
+    ),
+    "model.n_layers=2",
+    "model.d_model=32",
+    "model.n_heads=2",
+    "model.d_mlp=64",
+    "train.batch_size=64",
+    "train.max_steps=20",
+    "train.eval_every=10",
+    "train.checkpoint_every=10",
+    "train.checkpoint_dense_until=20",
+    "train.progress=false",
+    "train.tensorboard=false",
+    "train.threads=1",
 ]
 
 
@@ -74,7 +99,10 @@ def test_trainer_scores_every_query_type(tmp_path):
     cfg = load_run_config("complex-tiny", SMALL_RUN)
     train(cfg, tmp_path / "run")
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    want = {f"{s}/{n}" for s in ("test_id", "test_ood") for n in LABEL_NAMES} | {"train_inferred/id_id", "train_inferred/id_ood"}
+    want = {f"{s}/{n}" for s in ("test_id", "test_ood") for n in LABEL_NAMES} | {
+        "train_inferred/id_id",
+        "train_inferred/id_ood",
+    }
     assert all(want <= set(r) for r in rows)
     run = load_checkpoint(tmp_path / "run", device="cpu")
     assert run.step == rows[-1]["step"]
@@ -82,6 +110,9 @@ def test_trainer_scores_every_query_type(tmp_path):
     for key, batch in query_type_batches(run.dataset, batches).items():
         assert rows[-1][key] == accuracy(run.model, batch)  # the metric is the accuracy on exactly those queries
     for split in ("test_id", "test_ood"):  # the label groups add up to the split
-        sizes = {n: len(i) for n, i in run.dataset.schema.query_types(run.dataset.kg, split, run.dataset.examples(split)).items()}
+        sizes = {
+            n: len(i)
+            for n, i in run.dataset.schema.query_types(run.dataset.kg, split, run.dataset.examples(split)).items()
+        }
         total = sum(rows[-1][f"{split}/{n}"] * sizes[n] for n in LABEL_NAMES) / sum(sizes.values())
         assert total == pytest.approx(rows[-1][split], abs=1e-12)

@@ -26,9 +26,7 @@ def all_chains(ds: KGDataset) -> dict[tuple[str, ...], tuple[str, list[bool]]]:
     frontier = [((h,), h, []) for h in out_edges]
     for _ in range(k):
         frontier = [
-            (prompt + (r,), t, flags + [ood])
-            for prompt, e, flags in frontier
-            for r, t, ood in out_edges.get(e, [])
+            (prompt + (r,), t, flags + [ood]) for prompt, e, flags in frontier for r, t, ood in out_edges.get(e, [])
         ]
     for prompt, t, flags in frontier:
         chains[prompt] = (t, flags)
@@ -50,8 +48,10 @@ def test_graph_shape(ds):
     n_ood = sum(ood for *_, ood in facts)
     assert n_ood == round(cfg.ood_fraction * len(facts))
     assert ds.vocab.tokens == (
-        [f"<e_{i}>" for i in range(cfg.n_entities)] + [f"<r_{i}>" for i in range(cfg.n_relations)]
-        + SPECIALS + ["<pad>"]
+        [f"<e_{i}>" for i in range(cfg.n_entities)]
+        + [f"<r_{i}>" for i in range(cfg.n_relations)]
+        + SPECIALS
+        + ["<pad>"]
     )
 
 
@@ -126,8 +126,11 @@ def test_probes(ds):
     cfg = ds.config
     train = {ex.input_tokens: ex for ex in ds.splits["train"]}
     expected_types = {
-        "id_atomic": "id_atomic", "ood_atomic": "ood_atomic", "train_inferred": "train_inferred",
-        "test_id": "test_inferred_iid", "test_ood": "test_inferred_ood",
+        "id_atomic": "id_atomic",
+        "ood_atomic": "ood_atomic",
+        "train_inferred": "train_inferred",
+        "test_id": "test_inferred_iid",
+        "test_ood": "test_inferred_ood",
     }
     for split, kind in expected_types.items():
         examples = ds.splits[split]

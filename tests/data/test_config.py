@@ -64,8 +64,14 @@ def test_phi_message_gives_the_allowed_range(one_line):
 def test_phi_rechecked_exactly_after_generation(one_line):
     # Passes the expected-count check, but this seed's graph has only 7 ID chains left for 8 needed.
     cfg = CompositionConfig(
-        n_entities=4, n_relations=2, out_degree=2, ood_fraction=0.25, test_id_fraction=0.1, phi=1.35,
-        probe_size=10, seed=3,
+        n_entities=4,
+        n_relations=2,
+        out_degree=2,
+        ood_fraction=0.25,
+        test_id_fraction=0.1,
+        phi=1.35,
+        probe_size=10,
+        seed=3,
     )
     with pytest.raises(ConfigError) as info:
         generate(cfg)
@@ -132,7 +138,9 @@ def test_config_files_read_exponent_floats(tmp_path):
     from interp.configs import load_config_file
     from interp.train import RunConfig, load_run_config
 
-    (tmp_path / "run.yaml").write_text("train:\n  lr: 3e-4\n  max_steps: 10\nmodel:\n  layer_norm_eps: 1e-05\n", encoding="utf-8")
+    (tmp_path / "run.yaml").write_text(
+        "train:\n  lr: 3e-4\n  max_steps: 10\nmodel:\n  layer_norm_eps: 1e-05\n", encoding="utf-8"
+    )
     data = load_config_file(tmp_path / "run.yaml")
     assert data["train"]["lr"] == 3e-4 and data["model"]["layer_norm_eps"] == 1e-05 and data["train"]["max_steps"] == 10
     cfg = load_run_config("composition-tiny", ["train.lr=1e-05"])

@@ -84,24 +84,41 @@ SPECIAL = ["<mask>", "<sep>", "<a>", "</a>", "<q>", "</q>"]
 
 def test_paper_layout_composition_loads(tmp_path):
     write_json(tmp_path / "vocab.json", ["<e_0>", "<e_1>", "<e_2>", "<r_0>", "<r_1>"] + SPECIAL)
-    train = [rec("<e_0><r_0>", "<e_1>"), rec("<e_1><r_1>", "<e_2>"), rec("<e_2><r_0>", "<e_0>"),
-             rec("<e_0><r_0><r_1>", "<e_2>")]
+    train = [
+        rec("<e_0><r_0>", "<e_1>"),
+        rec("<e_1><r_1>", "<e_2>"),
+        rec("<e_2><r_0>", "<e_0>"),
+        rec("<e_0><r_0><r_1>", "<e_2>"),
+    ]
     write_json(tmp_path / "train.json", train)
-    write_json(tmp_path / "test.json", [
-        rec("<e_0><r_0>", "<e_1>", "id_atomic"), rec("<e_2><r_0>", "<e_0>", "ood_atomic"),
-        rec("<e_0><r_0><r_1>", "<e_2>", "train_inferred"), rec("<e_1><r_1><r_0>", "<e_0>", "test_inferred_iid"),
-        rec("<e_2><r_0><r_0>", "<e_1>", "test_inferred_ood"),
-    ])
+    write_json(
+        tmp_path / "test.json",
+        [
+            rec("<e_0><r_0>", "<e_1>", "id_atomic"),
+            rec("<e_2><r_0>", "<e_0>", "ood_atomic"),
+            rec("<e_0><r_0><r_1>", "<e_2>", "train_inferred"),
+            rec("<e_1><r_1><r_0>", "<e_0>", "test_inferred_iid"),
+            rec("<e_2><r_0><r_0>", "<e_1>", "test_inferred_ood"),
+        ],
+    )
     ds = load_dataset(tmp_path)
     assert ds.task == "composition" and ds.config is None
     assert ds.vocab.tokens[-1] == "<pad>" and len(ds.vocab) == 12
     assert {k: len(v) for k, v in ds.splits.items()} == {
-        "train": 4, "id_atomic": 1, "ood_atomic": 1, "train_inferred": 1, "test_id": 1, "test_ood": 1}
+        "train": 4,
+        "id_atomic": 1,
+        "ood_atomic": 1,
+        "train_inferred": 1,
+        "test_id": 1,
+        "test_ood": 1,
+    }
     assert [ex.type for ex in ds.splits["train"]] == ["atomic"] * 3 + ["inferred"]
     # provenance is re-derived from the rebuilt graph where every hop is known
     assert ds.splits["test_ood"][0].answer == "<e_1>"
     assert ds.splits["test_ood"][0].provenance == {
-        "bridges": ["<e_0>"], "atomic": [["<e_2>", "<r_0>", "<e_0>"], ["<e_0>", "<r_0>", "<e_1>"]]}
+        "bridges": ["<e_0>"],
+        "atomic": [["<e_2>", "<r_0>", "<e_0>"], ["<e_0>", "<r_0>", "<e_1>"]],
+    }
     assert ds.splits["test_id"][0].provenance["bridges"] == ["<e_2>"]
     assert ds.tail("<e_1>", "<r_1>") == "<e_2>" and ds.is_ood("<e_2>", "<r_0>") and not ds.is_ood("<e_0>", "<r_0>")
     assert ds.batch("train").tokens.shape == (4, 5)
@@ -113,27 +130,37 @@ def test_paper_layout_comparison_and_complex_load(tmp_path):
     cmp_dir = tmp_path / "comparison"
     cmp_dir.mkdir()
     write_json(cmp_dir / "vocab.json", vocab)
-    write_json(cmp_dir / "train.json", [
-        rec("<e_0><attr_0>", "<0>", "id_atomic"), rec("<e_1><attr_0>", "<2>", "id_atomic"),
-        rec("<e_2><attr_0>", "<1>", "ood_atomic"), rec("<attr_0><q><e_0><mask><e_1>", "<attr_0_0>", "train_inferred"),
-    ])
+    write_json(
+        cmp_dir / "train.json",
+        [
+            rec("<e_0><attr_0>", "<0>", "id_atomic"),
+            rec("<e_1><attr_0>", "<2>", "id_atomic"),
+            rec("<e_2><attr_0>", "<1>", "ood_atomic"),
+            rec("<attr_0><q><e_0><mask><e_1>", "<attr_0_0>", "train_inferred"),
+        ],
+    )
     write_json(cmp_dir / "test.json", [rec("<attr_0><q><e_1><mask><e_0>", "<attr_0_2>", "test_inferred_iid")])
     ds = load_dataset(cmp_dir)
     assert ds.task == "comparison" and ds.value("<e_1>", "<attr_0>") == 2
     assert ds.is_ood("<e_2>", "<attr_0>") and not ds.is_ood("<e_0>", "<attr_0>")
     assert [ex.type for ex in ds.splits["train"]] == ["atomic"] * 3 + ["inferred"]
     assert ds.splits["test_id"][0].provenance == {
-        "values": [2, 0], "atomic": [["<e_1>", "<attr_0>", "<2>"], ["<e_0>", "<attr_0>", "<0>"]]}
+        "values": [2, 0],
+        "atomic": [["<e_1>", "<attr_0>", "<2>"], ["<e_0>", "<attr_0>", "<0>"]],
+    }
 
     cplx = tmp_path / "complex"
     cplx.mkdir()
     write_json(cplx / "vocab.json", vocab)
     write_json(cplx / "train.json", [rec("<q><e_0><attr_0><mask></q>", "<a><0>", "id_atomic")])
-    write_json(cplx / "test.json", [
-        rec("<q><e_2><attr_0><mask></q>", "<a><1>", "ood_atomic"),
-        rec("<attr_0><q><e_2><mask><e_1></q>", "<a><attr_0_0>", "test_inferred_ood"),
-        rec("<attr_0><q><e_1><mask><e_2></q>", "<a><attr_0_2>", "test_hard"),
-    ])
+    write_json(
+        cplx / "test.json",
+        [
+            rec("<q><e_2><attr_0><mask></q>", "<a><1>", "ood_atomic"),
+            rec("<attr_0><q><e_2><mask><e_1></q>", "<a><attr_0_0>", "test_inferred_ood"),
+            rec("<attr_0><q><e_1><mask><e_2></q>", "<a><attr_0_2>", "test_hard"),
+        ],
+    )
     ds = load_dataset(cplx)
     assert ds.task == "complex"
     (hard,) = ds.splits["test_ood"]  # the hard queries are the OOD test

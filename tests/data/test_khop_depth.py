@@ -13,8 +13,16 @@ from interp.errors import ConfigError
 from interp.train import load_run_config
 
 DEPTH = CompositionConfig(
-    n_entities=40, n_relations=10, out_degree=4, n_hops=3, min_hops=2, test_hops=5, ood_fraction=0.3,
-    phi=2.0, test_id_fraction=0.1, probe_size=80,
+    n_entities=40,
+    n_relations=10,
+    out_degree=4,
+    n_hops=3,
+    min_hops=2,
+    test_hops=5,
+    ood_fraction=0.3,
+    phi=2.0,
+    test_id_fraction=0.1,
+    probe_size=80,
 )
 """Trained on 2- and 3-hop chains, tested on 5-hop chains; 30% OOD facts, so deep OOD chains exist."""
 

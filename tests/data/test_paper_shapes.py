@@ -33,7 +33,14 @@ TEST = [rec("<e_0><r_0>", "<e_1>", "id_atomic"), rec("<e_0><r_0><r_1>", "<e_2>",
 
 def test_token_roles_follow_the_paper_names():
     assert [token_role(t) for t in ("<e_12>", "<r_0>", "<attr_3>", "<attr_3_2>", "<17>", "<q>", "<pad>")] == [
-        "entity", "relation", "attribute", "label", "value", "special", "pad"]
+        "entity",
+        "relation",
+        "attribute",
+        "label",
+        "value",
+        "special",
+        "pad",
+    ]
     assert [token_role(t) for t in ("<r x>", "<e_01x>", "<attr_0_3>", "<007>", "<E_1>", "<rel_0>")] == [None] * 6
 
 
@@ -46,9 +53,19 @@ def test_the_paper_layout_loads_with_its_names(tmp_path):
     "train, test, where, expected",
     [
         # the case: a relation token not named <r_N> inside an otherwise paper-named dataset
-        (TRAIN, [*TEST[:1], rec("<e_0><r_0><r x>", "<e_2>", "test_inferred_iid")], "vocab.json:13", "'<r x>' has no name"),
+        (
+            TRAIN,
+            [*TEST[:1], rec("<e_0><r_0><r x>", "<e_2>", "test_inferred_iid")],
+            "vocab.json:13",
+            "'<r x>' has no name",
+        ),
         # a comparison record in a composition dataset (mixed tasks)
-        ([*TRAIN, rec("<attr_0><q><e_0><mask><e_1>", "<attr_0_0>")], TEST, "train.json:5", "is not a composition prompt"),
+        (
+            [*TRAIN, rec("<attr_0><q><e_0><mask><e_1>", "<attr_0_0>")],
+            TEST,
+            "train.json:5",
+            "is not a composition prompt",
+        ),
         ([*TRAIN, rec("<e_0><e_1>", "<e_2>")], TEST, "train.json:5", "is not a composition prompt"),
         ([*TRAIN, rec("<e_0><r_0>", "<r_1>")], TEST, "train.json:5", "is not an entity token"),
         (TRAIN, [*TEST, rec("<e_0><r_0><r_1>", "<e_2>", "id_atomic")], "test.json:4", "type 'id_atomic' does not fit"),
@@ -57,8 +74,17 @@ def test_the_paper_layout_loads_with_its_names(tmp_path):
         ([*TRAIN, rec("<e_0><r_0>", "<e_2>")], TEST, "", "two atomic facts disagree: <e_0><r_0> -> <e_1> and -> <e_2>"),
         ([*TRAIN, rec("<e_0><r_0>", "<e_1><e_1>")], TEST, "train.json:5", "one answer token"),
     ],
-    ids=["r-x", "mixed-task", "no-relation", "answer-role", "type-atomic", "type-inferred", "k-hop-mixed", "conflict",
-         "two-answers"],
+    ids=[
+        "r-x",
+        "mixed-task",
+        "no-relation",
+        "answer-role",
+        "type-atomic",
+        "type-inferred",
+        "k-hop-mixed",
+        "conflict",
+        "two-answers",
+    ],
 )
 def test_records_outside_the_rules_are_refused_at_their_line(tmp_path, one_line, train, test, where, expected):
     text = json.dumps([train, test])

@@ -193,8 +193,9 @@ def test_bad_requests_are_one_line_and_name_the_choices(composition, comparison,
     schema = composition.schema
     assert "choose one of h, r1, r2" in message(lambda: schema.swap_position("e1"))
     assert "choose one of h, r1, r2" in message(lambda: schema.position("x"))
-    assert "choose from answer, bridge, h, r1, r2" in message(lambda: schema.target_token(
-        composition.examples("test_id")[0], "v1"))
+    assert "choose from answer, bridge, h, r1, r2" in message(
+        lambda: schema.target_token(composition.examples("test_id")[0], "v1")
+    )
     assert "choose one of bridge" in message(lambda: schema.intermediate("v1"))
     assert "known: composition, khop, comparison, complex" in message(lambda: task_schema("nope"))
     odd = KGDataset("nope", None, comparison.vocab, comparison.splits, comparison.graph)

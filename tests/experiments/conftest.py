@@ -8,10 +8,17 @@ from experiments import EXPERIMENTS, Experiment, Scale, SummaryPlot, Trial
 
 # a 20-entity graph and a 2-layer, 32-wide model: 40 steps take well under a second
 MICRO = (
-    "data.n_entities=20", "data.phi=2", "data.probe_size=100",
-    "model.n_layers=2", "model.d_model=32", "model.n_heads=2",
-    "train.max_steps=40", "train.eval_every=20", "train.checkpoint_every=20",
-    "train.batch_size=64", "train.warmup_steps=5",
+    "data.n_entities=20",
+    "data.phi=2",
+    "data.probe_size=100",
+    "model.n_layers=2",
+    "model.d_model=32",
+    "model.n_heads=2",
+    "train.max_steps=40",
+    "train.eval_every=20",
+    "train.checkpoint_every=20",
+    "train.batch_size=64",
+    "train.warmup_steps=5",
 )
 
 

@@ -38,6 +38,7 @@ def test_edit_propagation_compares_the_same_run_with_and_without_shared_blocks()
         assert set(trials) == {"standard", "shared", "looped"}
         assert not trials["standard"].model.share_layers and trials["standard"].model.loops == 1
         assert trials["shared"].model.share_layers and trials["looped"].model.loops > 1
+
         def untied(name, trials=trials):
             d = trials[name].to_dict()
             d.pop("name"), d["model"].pop("share_layers"), d["model"].pop("loops")
@@ -67,8 +68,9 @@ def test_trial_runs_its_analysis_once_and_the_row_has_query_types(tmp_path):
     types = [k for k in last if "/" in k]
     assert {f"test_ood/{n}" for n in LABEL_NAMES} <= set(types)
     assert all(row[k] == last[k] for k in types) and row["probe_value"] == 1.0
-    paths = write_results(tmp_path, [row], {trial.name: record["curve"]}, experiment=plan.experiment,
-                          scale="tiny", machine="test")
+    paths = write_results(
+        tmp_path, [row], {trial.name: record["curve"]}, experiment=plan.experiment, scale="tiny", machine="test"
+    )
     table = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
     assert table[0]["test_ood/eq"] == format_cell(last["test_ood/eq"])
     assert paths["summary"].read_bytes().startswith(b"\x89PNG")

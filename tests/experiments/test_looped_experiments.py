@@ -37,8 +37,15 @@ def test_looped_compares_equal_compute_and_equal_parameters_on_one_graph(scale):
         assert four.model.n_stack == 4 and _params(four) == _params(standard)
     assert all(c.train.stop_after_grok is False for c in plan.values())
     # apart from the architecture (and the atomic loops) the trials are the same run
-    dicts = [dataclasses.replace(c, name="x", model=dataclasses.replace(c.model, n_layers=1, loops=1, share_layers=False),
-                                 train=dataclasses.replace(c.train, atomic_loops=None)) for c in plan.values()]
+    dicts = [
+        dataclasses.replace(
+            c,
+            name="x",
+            model=dataclasses.replace(c.model, n_layers=1, loops=1, share_layers=False),
+            train=dataclasses.replace(c.train, atomic_loops=None),
+        )
+        for c in plan.values()
+    ]
     assert all(d == dicts[0] for d in dicts)
 
 
@@ -56,7 +63,10 @@ def test_double_descent_sweeps_only_the_width():
     plan = plan_experiment("double-descent")
     widths = [t.values["d_model"] for t in plan.trials]
     assert widths == sorted(widths) and len(widths) >= 5 and widths[-1] >= 16 * widths[0]
-    cfgs = [dataclasses.replace(t.config, name="x", model=dataclasses.replace(t.config.model, d_model=4)) for t in plan.trials]
+    cfgs = [
+        dataclasses.replace(t.config, name="x", model=dataclasses.replace(t.config.model, d_model=4))
+        for t in plan.trials
+    ]
     assert all(c == cfgs[0] for c in cfgs) and cfgs[0].model.d_mlp is None  # the MLP scales with the width
 
 
@@ -70,20 +80,40 @@ def test_loop_depth_scores_more_loops_and_deeper_chains(tmp_path):
     """The analysis on a briefly trained looped k-hop model: every depth the model has positions for."""
     threads = torch.get_num_threads()
     try:
-        cfg = load_run_config("khop-depth-tiny-looped", [
-            "data.n_entities=40", "data.n_relations=10", "data.out_degree=4", "data.ood_fraction=0.3",
-            "data.phi=2", "data.probe_size=60", "model.n_ctx=9",
-            "model.n_layers=2", "model.loops=2", "model.d_model=32", "model.n_heads=2",
-            "train.max_steps=20", "train.eval_every=10", "train.checkpoint_every=10", "train.batch_size=64",
-            "train.warmup_steps=5", "train.progress=false", "train.tensorboard=false", "train.threads=1",
-        ])
+        cfg = load_run_config(
+            "khop-depth-tiny-looped",
+            [
+                "data.n_entities=40",
+                "data.n_relations=10",
+                "data.out_degree=4",
+                "data.ood_fraction=0.3",
+                "data.phi=2",
+                "data.probe_size=60",
+                "model.n_ctx=9",
+                "model.n_layers=2",
+                "model.loops=2",
+                "model.d_model=32",
+                "model.n_heads=2",
+                "train.max_steps=20",
+                "train.eval_every=10",
+                "train.checkpoint_every=10",
+                "train.batch_size=64",
+                "train.warmup_steps=5",
+                "train.progress=false",
+                "train.tensorboard=false",
+                "train.threads=1",
+            ],
+        )
         train(cfg, tmp_path / "run")
         out = loop_depth(tmp_path / "run")
     finally:
         torch.set_num_threads(threads)
     # n_ctx 9: chains of up to 6 hops; test_hops 4, so depths 5 and 6, at 2 and 4 loops
-    assert set(out) == ({"test_id_T4", "test_ood_T4"} | {f"held_d{d}{t}" for d in (2, 3) for t in ("", "_T4")}
-                        | {f"{s}_d{d}{t}" for s in ("id", "ood") for d in (5, 6) for t in ("", "_T4")})
+    assert set(out) == (
+        {"test_id_T4", "test_ood_T4"}
+        | {f"held_d{d}{t}" for d in (2, 3) for t in ("", "_T4")}
+        | {f"{s}_d{d}{t}" for s in ("id", "ood") for d in (5, 6) for t in ("", "_T4")}
+    )
     run = load_checkpoint(tmp_path / "run", device="cpu")
     deeper = with_loops(run.model, 4)
     assert out["test_ood_T4"] == pytest.approx(accuracy(deeper, run.dataset.batch("test_ood")))
@@ -91,19 +121,31 @@ def test_loop_depth_scores_more_loops_and_deeper_chains(tmp_path):
     assert out["id_d6"] == pytest.approx(accuracy(run.model, make_batch(sets["id"], run.dataset.vocab)))
     held = heldout_chains(run.dataset, 3, seed=cfg.data.seed)
     assert out["held_d3"] == pytest.approx(accuracy(run.model, make_batch(held, run.dataset.vocab)))
-    assert out["ood_d5_T4"] == pytest.approx(accuracy(deeper, make_batch(depth_test(run.dataset, 5)["ood"], run.dataset.vocab)))
+    assert out["ood_d5_T4"] == pytest.approx(
+        accuracy(deeper, make_batch(depth_test(run.dataset, 5)["ood"], run.dataset.vocab))
+    )
     assert all(v is None or 0.0 <= v <= 1.0 for v in out.values())
 
 
-@pytest.mark.parametrize("preset, trial", [("composition-tiny-shared-ood", "shared"),
-                                           ("composition-tiny-looped-ood", "looped-1x4")])
+@pytest.mark.parametrize(
+    "preset, trial", [("composition-tiny-shared-ood", "shared"), ("composition-tiny-looped-ood", "looped-1x4")]
+)
 def test_ood_presets_are_the_looped_experiments_trials(preset, trial):
     """The presets RESULTS.md reports are the tiny looped experiment's trials, run on their own."""
-    from interp.train.config import presets
+    from interp.train.presets import presets
 
     cfg = presets()[preset]
     planned = {t.name: t.config for t in plan_experiment("looped", "tiny").trials}[trial]
-    same_run = dataclasses.replace(planned, name=cfg.name, train=dataclasses.replace(
-        planned.train, threads=cfg.train.threads, progress=cfg.train.progress, tensorboard=cfg.train.tensorboard,
-        stop_after_grok=cfg.train.stop_after_grok, grok_splits=cfg.train.grok_splits))
+    same_run = dataclasses.replace(
+        planned,
+        name=cfg.name,
+        train=dataclasses.replace(
+            planned.train,
+            threads=cfg.train.threads,
+            progress=cfg.train.progress,
+            tensorboard=cfg.train.tensorboard,
+            stop_after_grok=cfg.train.stop_after_grok,
+            grok_splits=cfg.train.grok_splits,
+        ),
+    )
     assert cfg.data == planned.data and cfg == same_run

@@ -85,7 +85,9 @@ def test_cli_lists_experiments_and_rejects_unknown_ones(tmp_path):
         assert name in out.output and exp.finding in out.output
     bad = runner.invoke(app, ["experiment", "nope", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2
-    assert bad.output.strip().startswith("error: unknown experiment 'nope'") and len(bad.output.strip().splitlines()) == 1
+    assert (
+        bad.output.strip().startswith("error: unknown experiment 'nope'") and len(bad.output.strip().splitlines()) == 1
+    )
     assert not (tmp_path / "x").exists()
 
 

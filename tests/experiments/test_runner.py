@@ -65,8 +65,9 @@ def test_local_sweep_keeps_good_trials_reports_failed_ones_and_reuses(tmp_path, 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers get crash_dying_trial by value
     out = tmp_path / "micro"
     lines: list[str] = []
-    first = run_experiment(plan_experiment(micro), out, cpus=2, progress=False, log=lines.append,
-                           trial_fn=crash_dying_trial)
+    first = run_experiment(
+        plan_experiment(micro), out, cpus=2, progress=False, log=lines.append, trial_fn=crash_dying_trial
+    )
     assert first.failed == ["broken", "dying"] and first.reused == []
     rows = _check_outputs(out, ["wd-0.1", "wd-1.0", "broken", "dying"])
     assert len(lines) == 4  # one progress line per finished trial
@@ -88,7 +89,9 @@ def test_local_sweep_keeps_good_trials_reports_failed_ones_and_reuses(tmp_path, 
     assert broken["status"] == "failed" and broken["weight_decay"] == "0.5"
     assert "cuda" in broken["error"].lower() and one_line(ValueError(broken["error"]))
     assert broken["test_id"] == "" and broken["steps"] == ""
-    assert dying["status"] == "failed" and "WorkerCrashedError" in dying["error"] and one_line(ValueError(dying["error"]))
+    assert (
+        dying["status"] == "failed" and "WorkerCrashedError" in dying["error"] and one_line(ValueError(dying["error"]))
+    )
     assert any("broken: FAILED" in ln for ln in lines) and any("dying: FAILED" in ln for ln in lines)
 
     # the same command again: finished trials are reused, not retrained; failed ones run again
@@ -130,9 +133,19 @@ def ray_cluster(tmp_path):
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
     # --block keeps the head in this process's care: terminating it stops this cluster only
     head = subprocess.Popen(
-        [str(ray_bin), "start", "--head", "--block", "--num-cpus=1", f"--port={port}",
-         "--include-dashboard=false", "--disable-usage-stats"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        [
+            str(ray_bin),
+            "start",
+            "--head",
+            "--block",
+            "--num-cpus=1",
+            f"--port={port}",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     address = f"127.0.0.1:{port}"
     try:
@@ -158,7 +171,9 @@ def test_unreachable_cluster_is_one_line_with_exit_code_2(tmp_path, micro):
     res = runner.invoke(app, ["experiment", "micro", "--out", str(tmp_path / "o"), "--address", f"127.0.0.1:{port}"])
     assert res.exit_code == 2, res.output
     error = [ln for ln in res.output.splitlines() if ln.startswith("error: ")]
-    assert len(error) == 1 and f"no Ray cluster answers at 127.0.0.1:{port}" in error[0] and "ray start --head" in error[0]
+    assert (
+        len(error) == 1 and f"no Ray cluster answers at 127.0.0.1:{port}" in error[0] and "ray start --head" in error[0]
+    )
     assert not (tmp_path / "o" / "results.csv").exists()
 
 

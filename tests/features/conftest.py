@@ -23,15 +23,22 @@ def resid_acts(bridge, graph):
     return collect_activations(bridge, graph, SITE)
 
 
-def identity_dictionary(d_in: int, architecture: str = "topk", *, b_dec: torch.Tensor | None = None,
-                        dtype: torch.dtype = torch.float64, hook_name: str = SITE) -> SparseDictionary:
+def identity_dictionary(
+    d_in: int,
+    architecture: str = "topk",
+    *,
+    b_dec: torch.Tensor | None = None,
+    dtype: torch.dtype = torch.float64,
+    hook_name: str = SITE,
+) -> SparseDictionary:
     """A dictionary that reconstructs every input exactly: features ``+e_i`` and ``-e_i``, threshold 0.
 
     ``relu(x) - relu(-x) = x``; at most ``d_in`` of the ``2 d_in`` features are active, so TopK
     with ``k = d_in`` keeps all of them.
     """
-    cfg = DictionaryConfig(hook_name, d_in=d_in, d_sae=2 * d_in, architecture=architecture, k=d_in,
-                           jumprelu_init_threshold=0.0)
+    cfg = DictionaryConfig(
+        hook_name, d_in=d_in, d_sae=2 * d_in, architecture=architecture, k=d_in, jumprelu_init_threshold=0.0
+    )
     sae = SparseDictionary(cfg).to(dtype)
     eye = torch.eye(d_in, dtype=dtype)
     with torch.no_grad():

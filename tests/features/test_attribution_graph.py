@@ -33,8 +33,9 @@ def random_transcoders(bridge, architecture: str = "topk", *, seed: int = 0) -> 
     out = {}
     for layer in range(len(bridge.blocks)):
         d = bridge.cfg.d_model
-        cfg = TranscoderConfig.for_layer(layer, d_in=d, d_sae=4 * d, d_out=d, architecture=architecture, k=6,
-                                         jumprelu_init_threshold=0.5)
+        cfg = TranscoderConfig.for_layer(
+            layer, d_in=d, d_sae=4 * d, d_out=d, architecture=architecture, k=6, jumprelu_init_threshold=0.5
+        )
         tc = Transcoder(cfg).to(torch.float64).initialize(seed=seed + layer)
         with torch.no_grad():
             tc.b_enc.normal_(0, 0.3, generator=torch.Generator().manual_seed(seed))
@@ -60,8 +61,9 @@ def built(request, bridge64, graph, prompt):
 def frozen_values(bridge, tcs, tokens, g, mlp_out: dict[int, torch.Tensor]) -> torch.Tensor:
     """Feature pre-activations and logits of ``g``'s targets in the frozen model with the MLP outputs given."""
     cache: dict[str, torch.Tensor] = {}
-    hooks = ["ln_final.hook_scale"] + [f"blocks.{L}.{h}" for L in range(g.n_layers)
-                                       for h in ("ln1.hook_scale", "attn.hook_pattern", "ln2.hook_scale")]
+    hooks = ["ln_final.hook_scale"] + [
+        f"blocks.{L}.{h}" for L in range(g.n_layers) for h in ("ln1.hook_scale", "attn.hook_pattern", "ln2.hook_scale")
+    ]
     run_with_interventions(bridge, tokens[None], [Read(h, store=cache) for h in hooks])
     xs: dict[str, torch.Tensor] = {}
     ivs = [Patch(h, value=cache[h]) for h in hooks]
@@ -85,7 +87,7 @@ def test_every_target_is_its_incoming_edges_plus_its_bias(built):
 def test_the_logit_nodes_are_the_models_logits(built, bridge64, prompt):
     _, g = built
     logits = run_with_interventions(bridge64, prompt[1][None])[0, -1]
-    torch.testing.assert_close(g.values[g.logit_index(0):], logits[g.logit_tokens], atol=TOL, rtol=0)
+    torch.testing.assert_close(g.values[g.logit_index(0) :], logits[g.logit_tokens], atol=TOL, rtol=0)
     torch.testing.assert_close(g.logit_probabilities, torch.softmax(logits, -1)[g.logit_tokens], atol=1e-12, rtol=0)
 
 
@@ -115,8 +117,12 @@ def test_an_edge_is_the_change_when_only_its_source_is_removed(built, bridge64, 
         assert change.abs().max() > 1e-4
     removed = {L: v.clone() for L, v in clean.items()}
     removed[1][2] -= g.errors[1, 2]
-    torch.testing.assert_close(base - frozen_values(bridge64, tcs, tokens, g, removed),
-                               g.adjacency[g.targets(), g.error_index(1, 2)], atol=TOL, rtol=0)
+    torch.testing.assert_close(
+        base - frozen_values(bridge64, tcs, tokens, g, removed),
+        g.adjacency[g.targets(), g.error_index(1, 2)],
+        atol=TOL,
+        rtol=0,
+    )
 
 
 def test_no_edge_goes_backwards_in_layers_or_positions(built):
@@ -130,13 +136,15 @@ def test_no_edge_goes_backwards_in_layers_or_positions(built):
 
 
 def test_exact_transcoders_leave_zero_error_and_a_perfect_replacement(graph, tiny_n_ctx, prompt):
-    bridge = to_bridge(build_model(RELU_MODEL, len(graph.vocab), tiny_n_ctx, seed=3, device="cpu").to(torch.float64).eval())
+    bridge = to_bridge(
+        build_model(RELU_MODEL, len(graph.vocab), tiny_n_ctx, seed=3, device="cpu").to(torch.float64).eval()
+    )
     tcs = {L: exact_transcoder(bridge, L) for L in range(RELU_MODEL.n_layers)}
     g = attribution_graph(bridge, tcs, prompt[1])
     assert g.errors.abs().max() < 1e-12
     assert g.max_residual() < TOL
     logits = run_with_interventions(bridge, prompt[1][None])[0, -1]
-    torch.testing.assert_close(g.values[g.logit_index(0):], logits[g.logit_tokens], atol=TOL, rtol=0)
+    torch.testing.assert_close(g.values[g.logit_index(0) :], logits[g.logit_tokens], atol=TOL, rtol=0)
     replacement, completeness = graph_scores(g)
     assert replacement == pytest.approx(1.0, abs=1e-9) and completeness == pytest.approx(1.0, abs=1e-9)
 
@@ -146,7 +154,7 @@ def test_influence_is_the_sum_over_all_paths(built):
     _, g = built
     a = normalize_matrix(g.adjacency)
     w = torch.zeros(g.n_nodes, dtype=a.dtype)
-    w[g.logit_index(0):] = g.logit_probabilities
+    w[g.logit_index(0) :] = g.logit_probabilities
     closed = w @ (torch.linalg.inv(torch.eye(g.n_nodes, dtype=a.dtype) - a) - torch.eye(g.n_nodes, dtype=a.dtype))
     torch.testing.assert_close(compute_influence(a, w), closed, atol=1e-10, rtol=1e-8)
 
@@ -155,7 +163,7 @@ def test_pruning_keeps_inputs_and_outputs_and_only_connected_features(built):
     _, g = built
     full = prune_graph(g, 1.0, 1.0)
     small = prune_graph(g, 0.5, 0.9)
-    assert bool(small.node_mask[g.embedding_index(0):].all())
+    assert bool(small.node_mask[g.embedding_index(0) :].all())
     assert int(small.node_mask[: g.n_features].sum()) < int(full.node_mask[: g.n_features].sum())
     kept_feat = small.node_mask[: g.n_features].nonzero().flatten()
     assert bool(small.edge_mask[kept_feat].any(1).all()) and bool(small.edge_mask[:, kept_feat].any(0).all())
@@ -163,7 +171,7 @@ def test_pruning_keeps_inputs_and_outputs_and_only_connected_features(built):
     # thresholds of 1 keep every nonzero edge between kept nodes, and every feature that reaches a logit directly
     both = full.node_mask[:, None] & full.node_mask[None, :]
     assert bool((full.edge_mask == ((g.adjacency != 0) & both)).all())
-    to_logit = (g.adjacency[g.logit_index(0):, : g.n_features] != 0).any(0)
+    to_logit = (g.adjacency[g.logit_index(0) :, : g.n_features] != 0).any(0)
     assert bool(full.node_mask[: g.n_features][to_logit].all())
     assert float(small.cumulative_scores.max()) == pytest.approx(1.0)
 

@@ -17,8 +17,22 @@ from ..test_cli import QUICK_RUN
 runner = CliRunner()
 SITE = "blocks.1.hook_resid_post"
 NAME = "r1"
-TRAIN = ["--site", SITE, "--k", "4", "--expansion", "2", "--steps", "20", "--position", "r1", "--name", NAME,
-         "--device", "cpu"]
+TRAIN = [
+    "--site",
+    SITE,
+    "--k",
+    "4",
+    "--expansion",
+    "2",
+    "--steps",
+    "20",
+    "--position",
+    "r1",
+    "--name",
+    NAME,
+    "--device",
+    "cpu",
+]
 
 
 def _one_line_error(out) -> str:
@@ -32,8 +46,22 @@ def run_dir(tmp_path_factory):
     """A 20-step run of the tiny recipe with one 20-step dictionary trained by the command line."""
     torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("features-cli") / "run"
-    out = runner.invoke(app, ["train", "composition-tiny", "--out", str(folder), *QUICK_RUN, "--max-steps", "20",
-                              "--set", "train.progress=false", "--set", "train.tensorboard=false"])
+    out = runner.invoke(
+        app,
+        [
+            "train",
+            "composition-tiny",
+            "--out",
+            str(folder),
+            *QUICK_RUN,
+            "--max-steps",
+            "20",
+            "--set",
+            "train.progress=false",
+            "--set",
+            "train.tensorboard=false",
+        ],
+    )
     assert out.exit_code == 0, out.output
     out = runner.invoke(app, ["features", "train", str(folder), *TRAIN])
     assert out.exit_code == 0, out.output
@@ -45,7 +73,13 @@ def test_train_saves_a_dictionary_of_the_runs_last_checkpoint(run_dir):
     folder = run_dir / "features" / NAME
     cfg = json.loads((folder / "cfg.json").read_text())
     assert (cfg["hook_name"], cfg["architecture"], cfg["k"], cfg["d_sae"], cfg["positions"], cfg["steps"]) == (
-        SITE, "batchtopk", 4, 64, ["r1"], 20)
+        SITE,
+        "batchtopk",
+        4,
+        64,
+        ["r1"],
+        20,
+    )
     run = load_checkpoint(run_dir, device="cpu")
     sae = load_dictionary(folder, run.model)  # the fingerprint is the last checkpoint's
     assert sae.meta["step"] == run.step == 20
@@ -65,13 +99,43 @@ def test_evaluate_prints_the_dictionarys_metrics(run_dir):
 
 def test_dashboard_and_list(run_dir, tmp_path):
     html = tmp_path / "dash.html"
-    out = runner.invoke(app, ["features", "dashboard", str(run_dir), NAME, "--out", str(html), "--n", "3",
-                              "--select", "frequency", "--device", "cpu"])
+    out = runner.invoke(
+        app,
+        [
+            "features",
+            "dashboard",
+            str(run_dir),
+            NAME,
+            "--out",
+            str(html),
+            "--n",
+            "3",
+            "--select",
+            "frequency",
+            "--device",
+            "cpu",
+        ],
+    )
     assert out.exit_code == 0, out.output
     page = html.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and page.count('class="gs-fd-card"') == 3
-    out = runner.invoke(app, ["features", "dashboard", str(run_dir), NAME, "--out", str(html), "--feature", "5",
-                              "--feature", "9", "--device", "cpu"])
+    out = runner.invoke(
+        app,
+        [
+            "features",
+            "dashboard",
+            str(run_dir),
+            NAME,
+            "--out",
+            str(html),
+            "--feature",
+            "5",
+            "--feature",
+            "9",
+            "--device",
+            "cpu",
+        ],
+    )
     assert out.exit_code == 0, out.output
     page = html.read_text(encoding="utf-8")
     assert 'id="gs-fd-5"' in page and 'id="gs-fd-9"' in page and page.count('class="gs-fd-card"') == 2
@@ -89,7 +153,10 @@ def test_bad_input_is_one_line_with_exit_code_2(run_dir, tmp_path):
         ([*base, "--site", SITE, "--position", "r7", "--name", "x"], "unknown position 'r7'"),
         ([*base, "--site", SITE, "--name", "../escape"], "--name '../escape'"),
         (["features", "train", str(tmp_path / "nowhere"), "--site", SITE], "does not exist"),
-        (["features", "evaluate", str(run_dir), "nope"], f"no dictionary named 'nope' in {run_dir / 'features'}; saved: {NAME}"),
+        (
+            ["features", "evaluate", str(run_dir), "nope"],
+            f"no dictionary named 'nope' in {run_dir / 'features'}; saved: {NAME}",
+        ),
         (["features", "dashboard", str(run_dir), NAME, "--out", str(tmp_path / "d.html"), "--n", "0"], "--n = 0"),
         (["features", "dashboard", str(run_dir), NAME, "--out", str(tmp_path / "d.html"), "--select", "x"], "--select"),
         (["features", "dashboard", str(run_dir), NAME, "--out", str(tmp_path / "d.html"), "--feature", "64"], "0..63"),
@@ -102,8 +169,27 @@ def test_bad_input_is_one_line_with_exit_code_2(run_dir, tmp_path):
 
 
 def test_transcoders_graph_probe_and_das(run_dir, tmp_path):
-    out = runner.invoke(app, ["features", "train", str(run_dir), "--site", "all", "--transcoder", "--k", "4",
-                              "--expansion", "2", "--steps", "10", "--name", "tc", "--device", "cpu"])
+    out = runner.invoke(
+        app,
+        [
+            "features",
+            "train",
+            str(run_dir),
+            "--site",
+            "all",
+            "--transcoder",
+            "--k",
+            "4",
+            "--expansion",
+            "2",
+            "--steps",
+            "10",
+            "--name",
+            "tc",
+            "--device",
+            "cpu",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert (run_dir / "features" / "tc" / "transcoders.json").is_file()
     prompt = "".join(load_checkpoint(run_dir, device="cpu").dataset.examples("test_id")[0].input_tokens)
@@ -116,16 +202,23 @@ def test_transcoders_graph_probe_and_das(run_dir, tmp_path):
     assert residual < 1e-3  # the graph adds up
     for args, names in [
         ([*graph_args[:3], "--prompt", "<e_0><nope>", "--out", str(tmp_path / "x.json"), "--name", "tc"], "<nope>"),
-        ([*graph_args[:3], "--prompt", prompt, "--out", str(tmp_path / "x.json"), "--name", NAME], "not a transcoder set"),
+        (
+            [*graph_args[:3], "--prompt", prompt, "--out", str(tmp_path / "x.json"), "--name", NAME],
+            "not a transcoder set",
+        ),
         (["features", "das", str(run_dir), "--layer", "1", "--d", "-1"], "--d = -1"),
         (["features", "probe", str(run_dir), "--site", SITE, "--name", "tc"], "transcoder"),
     ]:
         line = _one_line_error(runner.invoke(app, args))
         assert names in line, (args, line)
     assert not (tmp_path / "x.json").exists()
-    out = runner.invoke(app, ["features", "probe", str(run_dir), "--site", SITE, "--k", "1", "--k", "4", "--device", "cpu"])
+    out = runner.invoke(
+        app, ["features", "probe", str(run_dir), "--site", SITE, "--k", "1", "--k", "4", "--device", "cpu"]
+    )
     assert out.exit_code == 0, out.output
     assert "bridge at blocks.1.hook_resid_post (raw, width 32)" in out.output and "held_out" in out.output
-    out = runner.invoke(app, ["features", "das", str(run_dir), "--layer", "1", "--d", "4", "--steps", "5", "--n", "20",
-                              "--device", "cpu"])
+    out = runner.invoke(
+        app,
+        ["features", "das", str(run_dir), "--layer", "1", "--d", "4", "--steps", "5", "--n", "20", "--device", "cpu"],
+    )
     assert out.exit_code == 0 and "test_id IIA" in out.output, out.output

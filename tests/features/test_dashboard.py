@@ -9,20 +9,12 @@ from html.parser import HTMLParser
 import pytest
 import torch
 
-from circuits.feature_dashboard import dashboard_figure, dashboard_page, histogram_svg
+from circuits.views.feature_dashboard import dashboard_figure, dashboard_page, histogram_svg
 from interp.features import DictionaryConfig, FeatureError, SparseDictionary, collect_activations, site_width
-from interp.features.dashboard import (
-    Dashboard,
-    FeatureDashboard,
-    TopExample,
-    VariableMatch,
-    dashboard_data,
-    feature_activations,
-    feature_logits,
-    residual_directions,
-    select_features,
-    variable_matches,
-)
+from interp.features.dashboard import Dashboard, FeatureDashboard, TopExample, dashboard_data, select_features
+from interp.features.encoded import feature_activations
+from interp.features.ground_truth import VariableMatch, variable_matches
+from interp.features.logit_effects import feature_logits, residual_directions
 from interp.intervene import cache_activations
 
 from .conftest import SITE, identity_dictionary
@@ -55,8 +47,9 @@ def test_activations_agree_with_dense_encoding(bridge, graph):
 def test_dashboard_top_examples_are_the_largest_activations(bridge, graph):
     sae = _random(bridge, positions=(1, 2))
     fa = feature_activations(sae, bridge, graph, splits=("train_inferred",))
-    data = dashboard_data(sae, bridge, graph, n=5, select="frequency", n_examples=4, splits=("train_inferred",),
-                          activations=fa)
+    data = dashboard_data(
+        sae, bridge, graph, n=5, select="frequency", n_examples=4, splits=("train_inferred",), activations=fa
+    )
     dense = torch.zeros(fa.n_rows, sae.d_sae)
     dense[fa.row, fa.feature] = fa.value
     freq = fa.frequency()
@@ -70,7 +63,11 @@ def test_dashboard_top_examples_are_the_largest_activations(bridge, graph):
         assert acts_shown == sorted(acts_shown, reverse=True)
         for ex in fd.top_examples:
             assert ex.activations[0] is None  # position 0 is not read by this dictionary
-            assert ex.activations[ex.position] == pytest.approx(ex.activation) == pytest.approx(max(a for a in ex.activations if a is not None))
+            assert (
+                ex.activations[ex.position]
+                == pytest.approx(ex.activation)
+                == pytest.approx(max(a for a in ex.activations if a is not None))
+            )
             assert all(t in graph.vocab for t in ex.tokens) and ex.answer in graph.vocab
         # each shown prompt once; no unshown prompt beats the last shown one
         prompts = [ex.tokens for ex in fd.top_examples]
@@ -91,8 +88,9 @@ def test_a_head_token_detector_matches_the_head_exactly(bridge, graph):
     on = torch.stack([heads == t for t in tokens], 1)
     threshold = torch.stack([(pre[on[:, i], i].min() + pre[~on[:, i], i].max()) / 2 for i in range(3)])
     assert bool(((pre > threshold) == on).all())  # the three features separate their token from the others
-    cfg = DictionaryConfig(hook, d_in=W.shape[1], d_sae=3, architecture="jumprelu", positions=("h",),
-                           splits=("train_inferred", "test_id"))
+    cfg = DictionaryConfig(
+        hook, d_in=W.shape[1], d_sae=3, architecture="jumprelu", positions=("h",), splits=("train_inferred", "test_id")
+    )
     sae = SparseDictionary(cfg)
     with torch.no_grad():
         sae.W_enc.copy_(W.T)
@@ -120,8 +118,9 @@ def test_precision_and_recall_count_rows(bridge, graph):
     assert len(half) >= 2
     rows = half + half + others[: len(half)]
     feats = [0] * len(half) + [1] * (2 * len(half))
-    fa = dataclasses.replace(fa, row=torch.tensor(rows), feature=torch.tensor(feats),
-                             value=torch.ones(len(rows)), d_sae=3)
+    fa = dataclasses.replace(
+        fa, row=torch.tensor(rows), feature=torch.tensor(feats), value=torch.ones(len(rows)), d_sae=3
+    )
     m = {x.variable: x for x in variable_matches(fa, graph, min_support=1)[0]}
     assert m["bridge"] == VariableMatch("bridge", value, 1.0, len(half) / len(mine), len(half))
     m1 = {x.variable: x for x in variable_matches(fa, graph, min_support=1)[1]}
@@ -144,8 +143,10 @@ def test_logits_are_the_models_own_final_layernorm_and_unembedding(bridge64, gra
     torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize(("hook", "out"), [("blocks.1.attn.hook_z", "blocks.1.hook_attn_out"),
-                                           ("blocks.2.mlp.hook_post", "blocks.2.hook_mlp_out")])
+@pytest.mark.parametrize(
+    ("hook", "out"),
+    [("blocks.1.attn.hook_z", "blocks.1.hook_attn_out"), ("blocks.2.mlp.hook_post", "blocks.2.hook_mlp_out")],
+)
 def test_residual_directions_are_what_the_layer_writes(bridge64, graph, hook, out):
     tokens = graph.batch("train_inferred").tokens[:6, :3]
     _, store = cache_activations(bridge64, tokens, [hook, out])
@@ -201,15 +202,26 @@ class _Tags(HTMLParser):
 
 def _hostile_dashboard() -> Dashboard:
     ex = TopExample((EVIL[0], EVIL[1], EVIL[2]), EVIL[3], (None, 0.5, 1.0), 2, 1.0)
-    fd = FeatureDashboard(7, 0.25, 3, 1.0, 0.6, [ex], [(EVIL[0], 2.0)], [(EVIL[1], -1.5)], [1, 0, 2], [0, 0.3, 0.6, 1.0],
-                          [VariableMatch(EVIL[2], EVIL[0], 1.0, 0.5, 3)])
+    fd = FeatureDashboard(
+        7,
+        0.25,
+        3,
+        1.0,
+        0.6,
+        [ex],
+        [(EVIL[0], 2.0)],
+        [(EVIL[1], -1.5)],
+        [1, 0, 2],
+        [0, 0.3, 0.6, 1.0],
+        [VariableMatch(EVIL[2], EVIL[0], 1.0, 0.5, 3)],
+    )
     return Dashboard(EVIL[0], 8, 12, 4, [EVIL[1], "r1", "r2"], torch.tensor([0.25] + [0.0] * 7), [fd], EVIL[2], EVIL[3])
 
 
 def test_hostile_token_names_are_escaped_and_the_page_is_offline():
     html = dashboard_page(_hostile_dashboard())
     body = html.split("</style>", 1)[1]
-    assert "<script" not in body and "<img" not in body and "</div>\"" not in body
+    assert "<script" not in body and "<img" not in body and '</div>"' not in body
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in body and "a&amp;b" in body
     urls = set(re.findall(r"https?://[^\s\"'<>]+", html))
     assert urls <= {"http://www.w3.org/2000/svg"}  # only the SVG namespace, never fetched

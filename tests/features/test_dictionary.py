@@ -16,7 +16,11 @@ ARCHS = ("topk", "batchtopk", "jumprelu")
 
 def _random(architecture: str, d_in: int = 6, d_sae: int = 24, k: int = 4, seed: int = 0) -> SparseDictionary:
     cfg = DictionaryConfig(SITE, d_in=d_in, d_sae=d_sae, architecture=architecture, k=k)
-    sae = SparseDictionary(cfg).to(torch.float64).initialize(b_dec=torch.linspace(-1, 1, d_in, dtype=torch.float64), seed=seed)
+    sae = (
+        SparseDictionary(cfg)
+        .to(torch.float64)
+        .initialize(b_dec=torch.linspace(-1, 1, d_in, dtype=torch.float64), seed=seed)
+    )
     with torch.no_grad():
         sae.b_enc.copy_(torch.linspace(-0.3, 0.3, d_sae, dtype=torch.float64))
         sae.threshold.fill_(0.2)

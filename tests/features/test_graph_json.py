@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from circuits.feature_graph import feature_graph_figure, feature_graph_html
+from circuits.views.feature_graph import feature_graph_figure, feature_graph_html
 from interp.features import (
     GraphFormatError,
     attribution_graph,
@@ -25,8 +25,13 @@ from .test_attribution_graph import random_transcoders
 @pytest.fixture(scope="module")
 def g(bridge64, graph):
     ex = graph.examples("test_id")[1]
-    return attribution_graph(bridge64, random_transcoders(bridge64), prompt_tokens(graph, ex.input_tokens),
-                             vocab=graph.vocab, answer=ex.target_tokens[0])
+    return attribution_graph(
+        bridge64,
+        random_transcoders(bridge64),
+        prompt_tokens(graph, ex.input_tokens),
+        vocab=graph.vocab,
+        answer=ex.target_tokens[0],
+    )
 
 
 def test_the_json_has_circuit_tracers_schema_and_the_graphs_weights(g):
@@ -39,8 +44,11 @@ def test_the_json_has_circuit_tracers_schema_and_the_graphs_weights(g):
     by_id = {n["node_id"]: n for n in data["nodes"]}
     assert len(by_id) == len(data["nodes"])
     kinds = {n["feature_type"] for n in data["nodes"]}
-    assert kinds == {"cross layer transcoder", "mlp reconstruction error", "embedding", "logit"} or \
-        kinds >= {"cross layer transcoder", "embedding", "logit"}
+    assert kinds == {"cross layer transcoder", "mlp reconstruction error", "embedding", "logit"} or kinds >= {
+        "cross layer transcoder",
+        "embedding",
+        "logit",
+    }
     for pos, tok in enumerate(g.input_tokens.tolist()):  # every embedding, kept always
         node = by_id[f"E_{tok}_{pos}"]
         assert (node["layer"], node["ctx_idx"], node["feature"], node["jsNodeId"]) == ("E", pos, pos, f"E_{tok}-{pos}")
@@ -85,14 +93,17 @@ def test_files_are_written_with_the_index_and_load_back(g, tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda d: d.pop("links"), "missing top-level key 'links'"),
-    (lambda d: d["metadata"].pop("slug"), "metadata.slug must be a str"),
-    (lambda d: d["nodes"][0].update(feature_type="neuron"), "is not one of"),
-    (lambda d: d["nodes"][0].update(ctx_idx="0"), r"nodes\[0\].ctx_idx must be a int"),
-    (lambda d: d["links"].append({"source": "nope", "target": "nope", "weight": 1.0}), "is not a node id"),
-    (lambda d: d.update(qParams=[]), "'qParams' must be an object"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d.pop("links"), "missing top-level key 'links'"),
+        (lambda d: d["metadata"].pop("slug"), "metadata.slug must be a str"),
+        (lambda d: d["nodes"][0].update(feature_type="neuron"), "is not one of"),
+        (lambda d: d["nodes"][0].update(ctx_idx="0"), r"nodes\[0\].ctx_idx must be a int"),
+        (lambda d: d["links"].append({"source": "nope", "target": "nope", "weight": 1.0}), "is not a node id"),
+        (lambda d: d.update(qParams=[]), "'qParams' must be an object"),
+    ],
+)
 def test_a_file_off_the_schema_is_a_one_line_error_naming_it(g, tmp_path, edit, message):
     data = graph_to_json(g, "x")
     edit(data)

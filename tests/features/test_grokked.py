@@ -10,8 +10,14 @@ def test_dictionary_at_a_middle_residual_state_keeps_the_model_working(grokked_c
     run = grokked_composition
     bridge = as_bridge(run.model)
     layer = len(bridge.blocks) // 2 - 1
-    cfg = DictionaryConfig(f"blocks.{layer}.hook_resid_post", architecture="batchtopk", k=16, expansion_factor=8,
-                           steps=300, batch_size=2048)
+    cfg = DictionaryConfig(
+        f"blocks.{layer}.hook_resid_post",
+        architecture="batchtopk",
+        k=16,
+        expansion_factor=8,
+        steps=300,
+        batch_size=2048,
+    )
     result, _ = train_on_model(bridge, run.dataset, cfg)
     m = evaluate_dictionary(result.dictionary, bridge, run.dataset, splits=("test_id",))
     assert m.accuracy_clean >= 0.99  # the model grokked: the test is about the dictionary

@@ -27,8 +27,11 @@ def trained(resid_acts, bridge):
     """A small trained dictionary of each architecture, tagged with the tiny model's fingerprint."""
     meta = {"model_fingerprint": model_fingerprint(bridge), "run_dir": "/runs/tiny", "step": 7}
     return {
-        arch: train_dictionary(DictionaryConfig(SITE, architecture=arch, k=4, expansion_factor=2, steps=30, batch_size=256),
-                               resid_acts, meta=meta).dictionary
+        arch: train_dictionary(
+            DictionaryConfig(SITE, architecture=arch, k=4, expansion_factor=2, steps=30, batch_size=256),
+            resid_acts,
+            meta=meta,
+        ).dictionary
         for arch in ("topk", "batchtopk", "jumprelu")
     }
 

@@ -53,8 +53,10 @@ def test_setting_a_feature_moves_the_activation_along_its_decoder_row(bridge64):
     want = x.clone()
     want[:, 5] = 7.0
     torch.testing.assert_close(set_features(sae, x, values, which), want, rtol=0, atol=1e-12)
-    torch.testing.assert_close(add_direction(x, sae.W_dec[5], torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))[:, 5],
-                               x[:, 5] + torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        add_direction(x, sae.W_dec[5], torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))[:, 5],
+        x[:, 5] + torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64),
+    )
 
 
 def test_setting_subspace_coordinates_changes_only_the_subspace():
@@ -74,13 +76,22 @@ def test_steering_the_bridge_with_a_full_dimension_das_is_the_interchange(bridge
     pairs = das_pairs(graph, "bridge", "train", n=20)
     fit = train_das(bridge, pairs, layer=1, position="r1", d=d, steps=0)
     hook = state_hook(bridge, 1)
-    res = steer_variable(bridge, graph, "bridge", hook=hook, dictionary=identity_dictionary(d, dtype=torch.float32, hook_name=hook),
-                         das=fit, split="train", n=30)
+    res = steer_variable(
+        bridge,
+        graph,
+        "bridge",
+        hook=hook,
+        dictionary=identity_dictionary(d, dtype=torch.float32, hook_name=hook),
+        das=fit,
+        split="train",
+        n=30,
+    )
     assert set(res.success) == {"none", "interchange", "feature", "das_mean", "das_interchange"}
     assert res.success["das_interchange"] == res.success["interchange"]
     assert all(0.0 <= v <= 1.0 for v in res.success.values()) and res.n > 0 and res.position == 1
     assert interchange_accuracy(bridge, fit.das, pairs, layer=1, position=1) == interchange_accuracy(
-        bridge, None, pairs, layer=1, position=1)
+        bridge, None, pairs, layer=1, position=1
+    )
 
 
 def test_bad_input_is_one_line(bridge, graph, one_line):

@@ -33,8 +33,15 @@ def test_a_wide_dictionary_reconstructs_tiny_data(resid_acts, architecture):
 
 def test_sparser_is_worse(resid_acts):
     """The reconstruction/sparsity trade-off is real: k = 2 explains less than k = 8."""
-    fvu = {k: reconstruction_metrics(train_dictionary(DictionaryConfig(SITE, architecture="topk", k=k, expansion_factor=2, **FAST),
-                                                      resid_acts).dictionary, resid_acts.acts)["fvu"] for k in (2, 8)}
+    fvu = {
+        k: reconstruction_metrics(
+            train_dictionary(
+                DictionaryConfig(SITE, architecture="topk", k=k, expansion_factor=2, **FAST), resid_acts
+            ).dictionary,
+            resid_acts.acts,
+        )["fvu"]
+        for k in (2, 8)
+    }
     assert fvu[8] < fvu[2]
 
 
@@ -56,8 +63,16 @@ def test_same_seed_same_dictionary(resid_acts):
 
 
 def test_dead_features_are_counted_and_aux_k_trains_them(resid_acts):
-    cfg = DictionaryConfig(SITE, architecture="topk", k=2, d_sae=256, steps=60, batch_size=256,
-                           dead_feature_window=5, aux_k_coefficient=1 / 32)
+    cfg = DictionaryConfig(
+        SITE,
+        architecture="topk",
+        k=2,
+        d_sae=256,
+        steps=60,
+        batch_size=256,
+        dead_feature_window=5,
+        aux_k_coefficient=1 / 32,
+    )
     result = train_dictionary(cfg, resid_acts, log_every=10)
     assert any(row["dead_features"] > 0 for row in result.history)
     assert any(row.get("loss_aux", 0.0) > 0 for row in result.history)

@@ -36,8 +36,9 @@ def exact_transcoder(bridge, layer: int, *, dtype: torch.dtype = torch.float64) 
     """The MLP of ``layer`` of a ReLU model written as a transcoder (JumpReLU with threshold 0 is ReLU)."""
     mlp = bridge.blocks[layer].mlp
     d_model, d_mlp = mlp.W_in.shape
-    cfg = TranscoderConfig.for_layer(layer, d_in=d_model, d_sae=d_mlp, d_out=d_model, architecture="jumprelu",
-                                     jumprelu_init_threshold=0.0)
+    cfg = TranscoderConfig.for_layer(
+        layer, d_in=d_model, d_sae=d_mlp, d_out=d_model, architecture="jumprelu", jumprelu_init_threshold=0.0
+    )
     tc = Transcoder(cfg).to(dtype)
     with torch.no_grad():
         tc.W_enc.copy_(mlp.W_in)
@@ -56,7 +57,9 @@ def relu_bridge(graph, tiny_n_ctx):
 
 @pytest.fixture(scope="module")
 def trained(bridge, graph):
-    cfg = TranscoderConfig.for_layer(0, architecture="topk", k=4, expansion_factor=4, steps=150, batch_size=256, lr=1e-2)
+    cfg = TranscoderConfig.for_layer(
+        0, architecture="topk", k=4, expansion_factor=4, steps=150, batch_size=256, lr=1e-2
+    )
     return train_transcoders_on_model(bridge, graph, cfg, log_every=50)
 
 
@@ -65,7 +68,11 @@ def test_config_names_the_mlp_of_a_layer_and_moves_between_layers():
     cfg = TranscoderConfig.for_layer(2, k=8)
     assert (cfg.hook_name, cfg.hook_name_out, cfg.layer) == ("blocks.2.ln2.hook_normalized", "blocks.2.hook_mlp_out", 2)
     moved = cfg.at_layer(0)
-    assert (moved.hook_name, moved.hook_name_out, moved.k) == ("blocks.0.ln2.hook_normalized", "blocks.0.hook_mlp_out", 8)
+    assert (moved.hook_name, moved.hook_name_out, moved.k) == (
+        "blocks.0.ln2.hook_normalized",
+        "blocks.0.hook_mlp_out",
+        8,
+    )
     assert TranscoderConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError, match="hook_name_out"):
         TranscoderConfig("blocks.0.ln2.hook_normalized")
@@ -90,8 +97,9 @@ def test_splicing_every_mlp_changes_the_logits_unless_the_transcoders_are_exact(
     tokens = torch.tensor([graph.vocab.encode(list(ex.input_tokens)) for ex in graph.examples("test_id")[:6]])
     clean = run_with_interventions(relu_bridge, tokens)
     tcs = {layer: exact_transcoder(relu_bridge, layer) for layer in range(RELU_MODEL.n_layers)}
-    torch.testing.assert_close(run_with_interventions(relu_bridge, tokens, splice_interventions(tcs)), clean,
-                               atol=1e-10, rtol=0)
+    torch.testing.assert_close(
+        run_with_interventions(relu_bridge, tokens, splice_interventions(tcs)), clean, atol=1e-10, rtol=0
+    )
     with torch.no_grad():
         tcs[0].b_dec[0] += 0.5  # not a uniform shift, which LayerNorm would centre away
     assert (run_with_interventions(relu_bridge, tokens, splice_interventions(tcs)) - clean).abs().max() > 1e-3
@@ -102,7 +110,10 @@ def test_training_predicts_the_mlp_output_far_better_than_its_mean(trained, brid
     assert sorted(trained) == [0, 1, 2]
     for layer, result in trained.items():
         tc = result.dictionary
-        assert (tc.hook_name, tc.hook_name_out) == (f"blocks.{layer}.ln2.hook_normalized", f"blocks.{layer}.hook_mlp_out")
+        assert (tc.hook_name, tc.hook_name_out) == (
+            f"blocks.{layer}.ln2.hook_normalized",
+            f"blocks.{layer}.hook_mlp_out",
+        )
         m = evaluate_transcoder(tc, bridge, graph)
         assert m.fvu < 0.5  # the mean (b_dec alone) has FVU 1
         assert m.l0 == pytest.approx(4.0)  # TopK: exactly k per row
@@ -114,11 +125,17 @@ def test_save_and_load_round_trip_and_refuse_other_models(trained, bridge, bridg
     tcs = {layer: r.dictionary for layer, r in trained.items()}
     save_transcoders(tcs, tmp_path / "set")
     index = json.loads((tmp_path / "set" / "transcoders.json").read_text())
-    assert (index["feature_input_hook"], index["feature_output_hook"], index["layers"]) == \
-        ("ln2.hook_normalized", "hook_mlp_out", [0, 1, 2])
+    assert (index["feature_input_hook"], index["feature_output_hook"], index["layers"]) == (
+        "ln2.hook_normalized",
+        "hook_mlp_out",
+        [0, 1, 2],
+    )
     cfg = json.loads((tmp_path / "set" / "layer_1" / "cfg.json").read_text())
-    assert (cfg["hook_name_out"], cfg["d_out"], cfg["metadata"]["model_fingerprint"]) == \
-        ("blocks.1.hook_mlp_out", 32, tcs[1].meta["model_fingerprint"])
+    assert (cfg["hook_name_out"], cfg["d_out"], cfg["metadata"]["model_fingerprint"]) == (
+        "blocks.1.hook_mlp_out",
+        32,
+        tcs[1].meta["model_fingerprint"],
+    )
     loaded = load_transcoders(tmp_path / "set", bridge)
     x = torch.randn(7, 32)
     for layer, tc in tcs.items():

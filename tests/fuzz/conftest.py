@@ -38,7 +38,7 @@ def check_error(err: BaseException, where: Path | str, *, line: bool = False) ->
     assert msg and "\n" not in msg and "\r" not in msg, f"not one line: {msg!r}"
     assert msg.startswith(str(where)), f"does not name the file under {where}: {msg}"
     if line:
-        rest = msg[len(str(where)):].split(":", 2)
+        rest = msg[len(str(where)) :].split(":", 2)
         assert len(rest) >= 2 and rest[1].isdigit(), f"no :LINE after the path: {msg}"
     return msg
 
@@ -65,5 +65,8 @@ def damage_bytes(path: Path, kind: str, where: float, blob: bytes, text: str) ->
 
 def tree_digest(root: Path) -> dict[str, str]:
     """SHA-256 of every file under ``root`` (a reader must leave it as it found it)."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }

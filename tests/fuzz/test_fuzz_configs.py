@@ -84,9 +84,15 @@ def test_config_files_load_or_fail_in_one_line_naming_the_file(file):
             loads_back(cfg)
 
 
-KEYS = st.sampled_from([f"{s}.{k}" for s, k in LEAVES] + ["name", "train", "train.", "model.nope", "data.x.y", "lr", ""])
-OVERRIDE = st.builds(lambda k, sep, v: f"{k}{sep}{v}", KEYS | st.text(max_size=8), st.sampled_from(["=", "", "=="]),
-                     st.text(max_size=10) | st.sampled_from(["nan", "inf", "-1", "1e400", "0", "true", "none", "1,2", "3.5"]))
+KEYS = st.sampled_from(
+    [f"{s}.{k}" for s, k in LEAVES] + ["name", "train", "train.", "model.nope", "data.x.y", "lr", ""]
+)
+OVERRIDE = st.builds(
+    lambda k, sep, v: f"{k}{sep}{v}",
+    KEYS | st.text(max_size=8),
+    st.sampled_from(["=", "", "=="]),
+    st.text(max_size=10) | st.sampled_from(["nan", "inf", "-1", "1e400", "0", "true", "none", "1,2", "3.5"]),
+)
 
 
 @given(st.lists(OVERRIDE, max_size=4))

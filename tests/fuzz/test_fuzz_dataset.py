@@ -76,8 +76,10 @@ def read_or_refuse(directory: Path) -> None:
     except Exception as err:  # noqa: BLE001 - the property is about which exceptions escape
         msg = check_error(err, directory)
         assert isinstance(err, DatasetFormatError)
-        event(f"refused: {msg[len(str(directory)) + 1:].split(':')[0]}")
-        record_file = next((f for f in ("train.json", "test.json", "valid.json") if msg.startswith(f"{directory / f}:")), None)
+        event(f"refused: {msg[len(str(directory)) + 1 :].split(':')[0]}")
+        record_file = next(
+            (f for f in ("train.json", "test.json", "valid.json") if msg.startswith(f"{directory / f}:")), None
+        )
         if record_file is not None and " record " in msg:
             check_error(err, directory / record_file, line=True)
     else:
@@ -90,12 +92,26 @@ def read_or_refuse(directory: Path) -> None:
 RECORD_TEXT = st.one_of(
     st.text(max_size=40),
     st.builds(
-        lambda i, t, a, k: json.dumps({"input_text": i, "target_text": t if t is not None else i + a + "</a>", "type": k}) + ",",
+        lambda i, t, a, k: (
+            json.dumps({"input_text": i, "target_text": t if t is not None else i + a + "</a>", "type": k}) + ","
+        ),
         st.text(alphabet="<>e_r0123 attrq/a", max_size=30),
         st.none() | st.text(max_size=20),
         st.sampled_from(["<e_1>", "<e_0>", "<1>", "<attr_0_2>", "<a><0>", "", "<r x>"]),
-        st.sampled_from(["id_atomic", "ood_atomic", "train_inferred", "test_inferred_iid", "test_inferred_ood",
-                         "test_hard", "atomic", "inferred", "bogus", ""]),
+        st.sampled_from(
+            [
+                "id_atomic",
+                "ood_atomic",
+                "train_inferred",
+                "test_inferred_iid",
+                "test_inferred_ood",
+                "test_hard",
+                "atomic",
+                "inferred",
+                "bogus",
+                "",
+            ]
+        ),
     ),
 )
 
@@ -103,11 +119,20 @@ RECORD_TEXT = st.one_of(
 @st.composite
 def damage(draw):
     kind = draw(st.sampled_from(["truncate", "bytes", "line", "remove", "swap"]))
-    return kind, draw(st.sampled_from(FILES)), draw(st.floats(0, 1)), draw(st.binary(min_size=1, max_size=8)), draw(RECORD_TEXT)
+    return (
+        kind,
+        draw(st.sampled_from(FILES)),
+        draw(st.floats(0, 1)),
+        draw(st.binary(min_size=1, max_size=8)),
+        draw(RECORD_TEXT),
+    )
 
 
-@given(template=st.sampled_from(sorted(CONFIGS) + [f"{t}-paper" for t in CONFIGS]), other=st.sampled_from(sorted(CONFIGS)),
-       hits=st.lists(damage(), min_size=1, max_size=3))
+@given(
+    template=st.sampled_from(sorted(CONFIGS) + [f"{t}-paper" for t in CONFIGS]),
+    other=st.sampled_from(sorted(CONFIGS)),
+    hits=st.lists(damage(), min_size=1, max_size=3),
+)
 def test_damaged_datasets_load_or_fail_in_one_line(templates, template, other, hits):
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp) / "ds"
@@ -122,18 +147,48 @@ def test_damaged_datasets_load_or_fail_in_one_line(templates, template, other, h
 
 
 # -- paper-layout datasets from drawn token names ------------------------------------------------
-PAPER_NAMES = [f"<e_{i}>" for i in range(4)] + ["<r_0>", "<r_1>", "<attr_0>", "<attr_1>", "<0>", "<1>", "<2>",
-                                                 "<attr_0_0>", "<attr_0_1>", "<attr_0_2>", "<attr_1_2>"]
+PAPER_NAMES = [f"<e_{i}>" for i in range(4)] + [
+    "<r_0>",
+    "<r_1>",
+    "<attr_0>",
+    "<attr_1>",
+    "<0>",
+    "<1>",
+    "<2>",
+    "<attr_0_0>",
+    "<attr_0_1>",
+    "<attr_0_2>",
+    "<attr_1_2>",
+]
 ODD_NAMES = ["<r x>", "<e_01>", "<r_>", "<rel_0>", "<attr_0_3>", "<007>", "<é_1>", "<e_1 >", "<E_1>", "<pad>", "<x>"]
-TOKEN = st.sampled_from(PAPER_NAMES + SPECIALS) | st.sampled_from(ODD_NAMES) | st.from_regex(r"<[^<>]{1,6}>", fullmatch=True)
-TYPES = st.sampled_from(["id_atomic", "ood_atomic", "train_inferred", "test_inferred_iid", "test_inferred_ood", "test_hard",
-                         "atomic", "inferred", "nonsense"])
+TOKEN = (
+    st.sampled_from(PAPER_NAMES + SPECIALS)
+    | st.sampled_from(ODD_NAMES)
+    | st.from_regex(r"<[^<>]{1,6}>", fullmatch=True)
+)
+TYPES = st.sampled_from(
+    [
+        "id_atomic",
+        "ood_atomic",
+        "train_inferred",
+        "test_inferred_iid",
+        "test_inferred_ood",
+        "test_hard",
+        "atomic",
+        "inferred",
+        "nonsense",
+    ]
+)
 
 
 SHAPES = [  # the tasks' record shapes (prompt, answer), by token role
-    (("e", "r"), "e"), (("e", "r", "r"), "e"), (("e", "r", "r", "r"), "e"),
-    (("e", "attr"), "v"), (("attr", "<q>", "e", "<mask>", "e"), "label"),
-    (("<q>", "e", "attr", "<mask>", "</q>"), "<a>v"), (("attr", "<q>", "e", "<mask>", "e", "</q>"), "<a>label"),
+    (("e", "r"), "e"),
+    (("e", "r", "r"), "e"),
+    (("e", "r", "r", "r"), "e"),
+    (("e", "attr"), "v"),
+    (("attr", "<q>", "e", "<mask>", "e"), "label"),
+    (("<q>", "e", "attr", "<mask>", "</q>"), "<a>v"),
+    (("attr", "<q>", "e", "<mask>", "e", "</q>"), "<a>label"),
 ]
 ROLE_OF = {"e": "<e_", "r": "<r_", "attr": "<attr_", "label": "<attr_", "v": "<"}
 
@@ -142,8 +197,14 @@ def _role_tokens(pool, role):
     if role.startswith("<") and role.endswith(">") and "v" not in role and "label" not in role:
         return [role]
     want = role.removeprefix("<a>")
-    fit = [t for t in pool if t.startswith(ROLE_OF[want]) and (want != "v" or t[1:-1].isdigit())
-           and (want != "label" or t.count("_") == 2) and (want != "attr" or t.count("_") == 1)]
+    fit = [
+        t
+        for t in pool
+        if t.startswith(ROLE_OF[want])
+        and (want != "v" or t[1:-1].isdigit())
+        and (want != "label" or t.count("_") == 2)
+        and (want != "attr" or t.count("_") == 1)
+    ]
     return fit or pool
 
 

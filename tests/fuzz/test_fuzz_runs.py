@@ -26,12 +26,18 @@ from interp.runs import LoadedRun, latest_checkpoint, load_checkpoint, read_metr
 from interp.train import RunConfig, train
 from tests.fuzz.conftest import check_error, damage_bytes, tree_digest
 from tests.fuzz.test_fuzz_configs import VALUES
-from tests.train.test_trainer import quick_config
+from tests.tiny import quick_config
 
 STEPS = ("step_0000010", "step_0000020")
-FILES = ["config.json", "metrics.jsonl", "latest", "summary.json", "data/vocab.json", "data/train.json", "data/config.json"] + [
-    f"checkpoints/{s}/{f}" for s in STEPS for f in ("state.json", "model.safetensors", "trainer.safetensors")
-]
+FILES = [
+    "config.json",
+    "metrics.jsonl",
+    "latest",
+    "summary.json",
+    "data/vocab.json",
+    "data/train.json",
+    "data/config.json",
+] + [f"checkpoints/{s}/{f}" for s in STEPS for f in ("state.json", "model.safetensors", "trainer.safetensors")]
 STATE_KEYS = ["step", "config", "sha256", "d_vocab", "n_ctx", "elapsed", "metrics", "format_version", "grokked_step"]
 
 
@@ -47,8 +53,15 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 @st.composite
 def damage(draw):
     kind = draw(st.sampled_from(["truncate", "bytes", "line", "remove", "swap_step", "swap_run", "latest", "field"]))
-    return (kind, draw(st.sampled_from(FILES)), draw(st.floats(0, 1)), draw(st.binary(min_size=1, max_size=8)),
-            draw(st.text(max_size=20)), draw(st.sampled_from(STATE_KEYS)), draw(VALUES))
+    return (
+        kind,
+        draw(st.sampled_from(FILES)),
+        draw(st.floats(0, 1)),
+        draw(st.binary(min_size=1, max_size=8)),
+        draw(st.text(max_size=20)),
+        draw(st.sampled_from(STATE_KEYS)),
+        draw(VALUES),
+    )
 
 
 def apply(run: Path, other: Path, hit) -> None:
@@ -94,7 +107,7 @@ def refuse_or_return(run: Path, read):
         return read()
     except Exception as err:  # noqa: BLE001 - the property is about which exceptions escape
         msg = check_error(err, run)
-        event(f"refused: {msg[len(str(run)) + 1:].split(':')[0].split(' ')[0]}")
+        event(f"refused: {msg[len(str(run)) + 1 :].split(':')[0].split(' ')[0]}")
         return None
 
 

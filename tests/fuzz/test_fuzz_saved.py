@@ -28,9 +28,14 @@ from tests.fuzz.test_fuzz_configs import VALUES
 
 @st.composite
 def damage(draw):
-    return (draw(st.sampled_from(["truncate", "bytes", "line", "field", "none"])), draw(st.floats(0, 1)),
-            draw(st.binary(min_size=1, max_size=8)), draw(st.text(max_size=20)), draw(st.text(max_size=8)),
-            draw(VALUES | st.sampled_from([0, -1, 10**6, 10**12, 2**63, "topk", "jumprelu", "float16", "int64"])))
+    return (
+        draw(st.sampled_from(["truncate", "bytes", "line", "field", "none"])),
+        draw(st.floats(0, 1)),
+        draw(st.binary(min_size=1, max_size=8)),
+        draw(st.text(max_size=20)),
+        draw(st.text(max_size=8)),
+        draw(VALUES | st.sampled_from([0, -1, 10**6, 10**12, 2**63, "topk", "jumprelu", "float16", "int64"])),
+    )
 
 
 def hurt(path: Path, hit, keys: list[str]) -> None:
@@ -79,19 +84,30 @@ def test_saved_circuits_load_or_fail_in_one_line(hits):
 # -- dictionaries --------------------------------------------------------------------------------
 def _dictionary(arch: str, d_in: int, seed: int) -> SparseDictionary:
     torch.manual_seed(seed)
-    sae = SparseDictionary(DictionaryConfig("blocks.0.hook_resid_post", d_in=d_in, d_sae=2 * d_in, architecture=arch, k=2))
+    sae = SparseDictionary(
+        DictionaryConfig("blocks.0.hook_resid_post", d_in=d_in, d_sae=2 * d_in, architecture=arch, k=2)
+    )
     with torch.no_grad():
         for p in sae.parameters():
             p.normal_()
     return sae
 
 
-DICTS = {"topk": _dictionary("topk", 8, 0), "jumprelu": _dictionary("jumprelu", 8, 1), "wide": _dictionary("batchtopk", 12, 2)}
+DICTS = {
+    "topk": _dictionary("topk", 8, 0),
+    "jumprelu": _dictionary("jumprelu", 8, 1),
+    "wide": _dictionary("batchtopk", 12, 2),
+}
 CFG_KEYS = ["format", "format_version", "architecture", "d_in", "d_sae", "k", "hook_name", "dtype", "metadata"]
 
 
-@given(st.sampled_from(sorted(DICTS)), st.sampled_from(sorted(DICTS)), st.sampled_from([CFG_FILE, WEIGHTS_FILE]),
-       st.booleans(), st.lists(damage(), max_size=3))
+@given(
+    st.sampled_from(sorted(DICTS)),
+    st.sampled_from(sorted(DICTS)),
+    st.sampled_from([CFG_FILE, WEIGHTS_FILE]),
+    st.booleans(),
+    st.lists(damage(), max_size=3),
+)
 def test_saved_dictionaries_load_or_fail_in_one_line(name, other, file, swap, hits):
     with tempfile.TemporaryDirectory() as tmp:
         folder = save_dictionary(DICTS[name], Path(tmp) / "sae")
@@ -110,12 +126,27 @@ def test_saved_dictionaries_load_or_fail_in_one_line(name, other, file, swap, hi
 # -- attribution-graph JSON ----------------------------------------------------------------------
 def _graph() -> dict:
     def node(i, kind):
-        return {"node_id": f"n{i}", "feature": i, "layer": str(i), "ctx_idx": i, "feature_type": kind,
-                "jsNodeId": f"j{i}", "influence": None, "activation": 0.5, "clerp": ""}
+        return {
+            "node_id": f"n{i}",
+            "feature": i,
+            "layer": str(i),
+            "ctx_idx": i,
+            "feature_type": kind,
+            "jsNodeId": f"j{i}",
+            "influence": None,
+            "activation": 0.5,
+            "clerp": "",
+        }
 
     return {
-        "metadata": {"slug": "g", "scan": "s", "transcoder_list": [], "prompt_tokens": ["<e_0>"], "prompt": "<e_0>",
-                     "schema_version": 1},
+        "metadata": {
+            "slug": "g",
+            "scan": "s",
+            "transcoder_list": [],
+            "prompt_tokens": ["<e_0>"],
+            "prompt": "<e_0>",
+            "schema_version": 1,
+        },
         "qParams": {"pinnedIds": [], "supernodes": [], "linkType": "both", "clickedId": "", "sg_pos": ""},
         "nodes": [node(0, "embedding"), node(1, "cross layer transcoder"), node(2, "logit")],
         "links": [{"source": "n0", "target": "n1", "weight": 0.5}, {"source": "n1", "target": "n2", "weight": -1.0}],

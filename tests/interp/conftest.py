@@ -18,5 +18,3 @@ def tiny_n_ctx() -> int:
 def pairs(graph) -> dict[str, CounterfactualBatch]:
     """Clean/corrupt composition pairs per swapped token (12 each)."""
     return {swap: counterfactual_batch(graph, "train_inferred", swap, n=12, seed=0) for swap in ("h", "r1", "r2")}
-
-

@@ -17,7 +17,8 @@ from torch.testing import assert_close
 
 from interp.attribution import attribution_agreement, attribution_patch
 from interp.intervene import cache_activations
-from interp.patching import activation_patch, family, logit_diff
+from interp.patching import activation_patch, logit_diff
+from interp.sites import family
 
 FAMILIES = ("resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out", "z", "result")
 

@@ -36,7 +36,11 @@ def _an_edit(graph: KGDataset, k: int = 0):
     """The k-th ID fact, edited to the first other entity sharing a relation with its tail."""
     kg = graph.kg
     h, r, t = kg.id_facts[k]
-    new = next(e for e in sorted({x for _, _, x in kg.id_facts}) if e != t and set(kg.relations_of(e)) & set(kg.relations_of(t)))
+    new = next(
+        e
+        for e in sorted({x for _, _, x in kg.id_facts})
+        if e != t and set(kg.relations_of(e)) & set(kg.relations_of(t))
+    )
     return make_edit(graph, h, r, new)
 
 
@@ -79,7 +83,9 @@ def test_independent_facts_exclude_every_use_of_the_edited_fact(graph):
     for split in ("id_atomic", "test_id", "train_inferred"):
         kept = independent_facts(graph, edit, split)
         assert not any(p[:2] == edit.prompt or p in dependent for p, _ in kept)
-        dropped = [ex for ex in graph.examples(split) if ex.input_tokens[:2] == edit.prompt or ex.input_tokens in dependent]
+        dropped = [
+            ex for ex in graph.examples(split) if ex.input_tokens[:2] == edit.prompt or ex.input_tokens in dependent
+        ]
         assert len(kept) + len(dropped) == len(graph.examples(split))
 
 
@@ -154,15 +160,25 @@ def test_edit_errors_are_one_line(graph, comparison_graph, model):
 def test_edit_suite_on_a_grokked_model(grokked_composition):
     """The slow test: edits of a grokked model reach their new targets and leave atomic facts mostly alone."""
     run = grokked_composition
-    out = edit_suite(run.model, run.dataset, n_edits=1, methods={
-        "finetune": lambda m, d, e: finetune_edit(m, d, e, retain_weight=1.0),
-        "rome": lambda m, d, e: rome_edit(m, d, e, layer=0),
-    })
+    out = edit_suite(
+        run.model,
+        run.dataset,
+        n_edits=1,
+        methods={
+            "finetune": lambda m, d, e: finetune_edit(m, d, e, retain_weight=1.0),
+            "rome": lambda m, d, e: rome_edit(m, d, e, layer=0),
+        },
+    )
     assert out["n_edits"] == 1.0
     # the original scored against itself: nothing propagates, everything is local, no control moves
     same = score_edit(run.model, run.model, run.dataset, sample_edits(run.model, run.dataset, 1)[0])
     assert same.n_dependent > 0 and same.n_control > 0
-    assert (same.propagation, same.spurious_second, same.locality_atomic, same.locality_inferred) == (0.0, 0.0, 1.0, 1.0)
+    assert (same.propagation, same.spurious_second, same.locality_atomic, same.locality_inferred) == (
+        0.0,
+        0.0,
+        1.0,
+        1.0,
+    )
     for method, local in (("finetune", 0.7), ("rome", 0.95)):  # the rank-one edit is the local one
         assert out[f"{method}_edit_accuracy"] == 1.0
         assert out[f"{method}_locality_atomic"] >= local

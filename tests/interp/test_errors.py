@@ -18,7 +18,8 @@ from interp.intervene import (
     run_with_interventions,
 )
 from interp.lens import bridge_entity_lens, example_targets, logit_lens
-from interp.patching import InterventionError, Site, activation_patch, answer_prob, named_metric, patch_sites
+from interp.patching import InterventionError, activation_patch, answer_prob, named_metric, patch_sites
+from interp.sites import Site
 from interp.tracing import trace_counterfactual, trace_noise
 
 from ..typecheck import unchecked

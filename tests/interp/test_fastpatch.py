@@ -9,7 +9,8 @@ from torch.testing import assert_close
 import interp.patching as patching
 from interp.intervene import AddNoise, Patch, Read, gaussian_noise
 from interp.intervene.suffix import suffix_supported
-from interp.patching import Site, activation_patch, baseline_metric, logit_diff, patch_sites, tl_metric
+from interp.patching import activation_patch, baseline_metric, logit_diff, patch_sites, tl_metric
+from interp.sites import Site
 
 from .test_patching import TL_SWEEPS
 
@@ -144,9 +145,16 @@ def test_kv_reuse_on_a_shared_layer_model_without_weight_processing(graph, pairs
     assert suffix_runs
 
 
-@pytest.mark.parametrize(("name", "at"), [("resid_mid", "hook_resid_mid"), ("attn_out", "hook_attn_out"),
-                                         ("mlp_out", "hook_mlp_out"), ("z", "attn.hook_z"),
-                                         ("resid_post", "hook_resid_post")])
+@pytest.mark.parametrize(
+    ("name", "at"),
+    [
+        ("resid_mid", "hook_resid_mid"),
+        ("attn_out", "hook_attn_out"),
+        ("mlp_out", "hook_mlp_out"),
+        ("z", "attn.hook_z"),
+        ("resid_post", "hook_resid_post"),
+    ],
+)
 def test_patches_after_the_attention_resume_inside_their_block(bridge64, pairs, suffix_runs, name, at):
     """Such a patch leaves its block's attention as in the unpatched run: read, not recomputed."""
     p = pairs["h"]
@@ -160,7 +168,11 @@ def test_patches_after_the_attention_resume_inside_their_block(bridge64, pairs, 
     # an intervention in a block makes that block start at its residual again
     suffix_runs.clear()
     batch, n_pos = p.clean.shape
-    edit = [AddNoise("blocks.1.hook_resid_pre", noise=torch.randn(batch, n_pos, int(bridge64.cfg.d_model), dtype=torch.float64))]
+    edit = [
+        AddNoise(
+            "blocks.1.hook_resid_pre", noise=torch.randn(batch, n_pos, int(bridge64.cfg.d_model), dtype=torch.float64)
+        )
+    ]
     reused, full = _both(bridge64, p.corrupt, p.clean, metric, name, interventions=edit, skip_noops=False)
     assert_close(reused, full, **EXACT)
     seen = [kwargs["resume_at"] for kwargs in suffix_runs]
@@ -169,7 +181,9 @@ def test_patches_after_the_attention_resume_inside_their_block(bridge64, pairs, 
 
 @pytest.mark.parametrize("name", ["resid_mid", "resid_post"])
 @pytest.mark.parametrize("swap", ["h", "r1"])
-def test_pasting_the_whole_residual_after_an_agreeing_prefix_starts_a_block_later(bridge64, pairs, suffix_runs, name, swap):
+def test_pasting_the_whole_residual_after_an_agreeing_prefix_starts_a_block_later(
+    bridge64, pairs, suffix_runs, name, swap
+):
     """Past block L's attention the positions are independent: pasting the source's residual at
     p, where both runs agree before p, makes positions 0..p the source run in every later block."""
     p = pairs[swap]

@@ -61,7 +61,9 @@ def test_neurons_are_clustered_by_their_frequency():
     w = 2 * math.pi / p
     acts = torch.stack(
         [
-            torch.cos(w * 3 * a) * torch.cos(w * 3 * b) + torch.sin(w * 3 * a) + 0.5 * torch.cos(w * 3 * b),  # one frequency
+            torch.cos(w * 3 * a) * torch.cos(w * 3 * b)
+            + torch.sin(w * 3 * a)
+            + 0.5 * torch.cos(w * 3 * b),  # one frequency
             torch.cos(w * 2 * a) + torch.cos(w * 5 * b),  # two frequencies, equal power
             torch.zeros(p, p),  # dead
             torch.ones(p, p) * 4,  # constant: no variance
@@ -104,8 +106,9 @@ def test_modular_task_tables_every_pair_once():
 
 
 def test_measures_of_an_untrained_model_and_one_line_refusals(one_line):
-    cfg = ModelConfig(n_layers=1, d_model=32, n_heads=4, d_mlp=64, activation="relu", normalization="none",
-                      tie_embeddings=False)
+    cfg = ModelConfig(
+        n_layers=1, d_model=32, n_heads=4, d_mlp=64, activation="relu", normalization="none", tie_embeddings=False
+    )
     ds = generate(AlgorithmicConfig(operation="add", modulus=11, train_fraction=0.5, probe_size=10))
     model = build_model(cfg, len(ds.vocab), 5, seed=0, device="cpu")
     row = fourier_measures(model, ModularTask(ds), key=[1, 2])

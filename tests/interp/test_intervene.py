@@ -50,8 +50,13 @@ def test_forward_from_any_layer_equals_full_forward(bridge, pairs, answer_only):
             want = full[torch.arange(len(tokens)), pos] if answer_only else full
             assert_close(got, want, **TOL)
             if layer < n:  # and equals TransformerLens's own start_at_layer
-                assert_close(got, bridge(states[hook], start_at_layer=layer)[..., -1, :] if answer_only
-                             else bridge(states[hook], start_at_layer=layer), **TOL)
+                assert_close(
+                    got,
+                    bridge(states[hook], start_at_layer=layer)[..., -1, :]
+                    if answer_only
+                    else bridge(states[hook], start_at_layer=layer),
+                    **TOL,
+                )
 
 
 def test_read_matches_run_with_cache(bridge, pairs):
@@ -168,7 +173,9 @@ def test_activation_gradients_are_the_derivative_of_the_forward(bridge64, pairs)
 
         def f(s, hook=hook, direction=direction):
             with torch.no_grad():
-                return run_metric(metric, run_with_interventions(bridge64, p.clean, [AddNoise(hook, noise=s * direction)]))
+                return run_metric(
+                    metric, run_with_interventions(bridge64, p.clean, [AddNoise(hook, noise=s * direction)])
+                )
 
         central = (f(t) - f(-t)) / (2 * t)
         estimate = (grads[hook] * direction).flatten(1).sum(-1)
@@ -187,7 +194,10 @@ def test_activation_gradients_respect_causality(bridge, pairs):
     hook = "blocks.1.hook_resid_pre"
     first = torch.zeros(len(p), dtype=torch.long)
     _, grads, _ = activation_gradients(
-        bridge, p.clean, [hook], lambda logits: run_metric(logit_diff(p.clean_answer, p.corrupt_answer), logits),
+        bridge,
+        p.clean,
+        [hook],
+        lambda logits: run_metric(logit_diff(p.clean_answer, p.corrupt_answer), logits),
         answer_pos=first,
     )
     assert bool((grads[hook][:, 1:] == 0).all())

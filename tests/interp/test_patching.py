@@ -10,7 +10,6 @@ from torch.testing import assert_close
 from transformer_lens import patching as tl
 
 from interp.patching import (
-    Site,
     activation_patch,
     answer_prob,
     answer_rank,
@@ -22,6 +21,7 @@ from interp.patching import (
     top1,
     top1_change,
 )
+from interp.sites import Site
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}  # float32: batched vs one-by-one forwards round differently
 

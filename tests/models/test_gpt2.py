@@ -33,8 +33,16 @@ def test_classic_hook_names(cfg):
     bridge = to_bridge(build_model(cfg, D_VOCAB, N_CTX, seed=0, device="cpu"))
     names = set(bridge.hook_dict)
     for layer in range(cfg.n_layers):
-        for hook in ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out",
-                     "attn.hook_pattern", "attn.hook_z", "attn.hook_result"):
+        for hook in (
+            "hook_resid_pre",
+            "hook_resid_mid",
+            "hook_resid_post",
+            "hook_attn_out",
+            "hook_mlp_out",
+            "attn.hook_pattern",
+            "attn.hook_z",
+            "attn.hook_result",
+        ):
             assert f"blocks.{layer}.{hook}" in names
     assert f"blocks.{cfg.n_layers}.hook_resid_post" not in names
     _, cache = bridge.run_with_cache(_tokens())
@@ -96,7 +104,9 @@ def test_parameter_sharing_shares_storage(shared_cfg):
             assert p is q and p.data_ptr() == q.data_ptr()
     unshared = build_model(ModelConfig(n_layers=4, d_model=32, n_heads=4), D_VOCAB, N_CTX, device="cpu")
     per_block = sum(p.numel() for p in blocks[0].parameters())
-    assert sum(p.numel() for p in unshared.parameters()) - sum(p.numel() for p in model.parameters()) == half * per_block
+    assert (
+        sum(p.numel() for p in unshared.parameters()) - sum(p.numel() for p in model.parameters()) == half * per_block
+    )
     groups = shared_parameter_groups(model.transformer.h)
     assert len(groups) == half * len(list(blocks[0].parameters()))
     # a gradient step moves both applied copies together
@@ -110,9 +120,7 @@ def test_parameter_sharing_shares_storage(shared_cfg):
 def test_shared_layers_are_hookable_under_their_own_names(shared_cfg):
     bridge = to_bridge(build_model(shared_cfg, D_VOCAB, N_CTX, seed=0, device="cpu"))
     fired: list[str] = []
-    hooks = [
-        (f"blocks.{L}.hook_resid_post", lambda t, hook, L=L: fired.append(L)) for L in range(shared_cfg.n_layers)
-    ]
+    hooks = [(f"blocks.{L}.hook_resid_post", lambda t, hook, L=L: fired.append(L)) for L in range(shared_cfg.n_layers)]
     bridge.run_with_hooks(_tokens(), fwd_hooks=hooks)
     assert fired == list(range(shared_cfg.n_layers))
     _, cache = bridge.run_with_cache(_tokens())
@@ -152,8 +160,16 @@ def test_bad_model_config_is_one_line(kwargs, field):
 def test_a_model_without_layer_norm_is_bridged_exactly():
     """Nanda's model has no LayerNorm: the HF module has none, the bridge's norm slots pass the stream through
     (still hooked), its logits are the module's, and the logit lens of the last layer is the logits."""
-    cfg = ModelConfig(n_layers=2, d_model=32, n_heads=4, d_mlp=64, activation="relu", normalization="none",
-                      tie_embeddings=False, init_range=0.2)
+    cfg = ModelConfig(
+        n_layers=2,
+        d_model=32,
+        n_heads=4,
+        d_mlp=64,
+        activation="relu",
+        normalization="none",
+        tie_embeddings=False,
+        init_range=0.2,
+    )
     model = build_model(cfg, D_VOCAB, N_CTX, seed=0, device="cpu").double()
     assert not any(isinstance(m, torch.nn.LayerNorm) for m in model.modules())
     assert not any("ln" in name for name, _ in model.named_parameters())

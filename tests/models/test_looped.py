@@ -108,7 +108,9 @@ def test_config_with_loops_builds_the_same_function():
     cfg5 = LOOPED.with_loops(5)
     assert (cfg5.n_layers, cfg5.loops, cfg5.n_stack) == (10, 5, 2)
     rebuilt = build_model(cfg5, D_VOCAB, N_CTX, seed=9, device="cpu")
-    load_model_state(rebuilt, {k: v for k, v in model.state_dict().items() if ".h." not in k or int(k.split(".")[2]) < 2}, "test")
+    load_model_state(
+        rebuilt, {k: v for k, v in model.state_dict().items() if ".h." not in k or int(k.split(".")[2]) < 2}, "test"
+    )
     torch.testing.assert_close(_logits(rebuilt), _logits(with_loops(model, 5)), rtol=0, atol=0)
     shared = ModelConfig(n_layers=4, d_model=32, n_heads=4, share_layers=True)
     assert (shared.n_loops, shared.n_stack) == (2, 2) and shared.with_loops(3).n_layers == 6
@@ -154,12 +156,28 @@ def test_checkpoint_stores_each_shared_tensor_once_and_round_trips(tmp_path):
 
 
 def test_training_keeps_blocks_tied_and_checkpoints_load_with_more_loops(tmp_path):
-    cfg = load_run_config("composition-tiny", [
-        "data.n_entities=30", "data.n_relations=8", "data.out_degree=4", "data.phi=2", "data.test_id_fraction=0.1",
-        "model.n_layers=4", "model.d_model=32", "model.n_heads=2", "model.loops=2",
-        "train.batch_size=32", "train.max_steps=6", "train.eval_every=3", "train.checkpoint_every=3",
-        "train.stop_after_grok=false", "train.progress=false", "train.tensorboard=false", "train.threads=1",
-    ])
+    cfg = load_run_config(
+        "composition-tiny",
+        [
+            "data.n_entities=30",
+            "data.n_relations=8",
+            "data.out_degree=4",
+            "data.phi=2",
+            "data.test_id_fraction=0.1",
+            "model.n_layers=4",
+            "model.d_model=32",
+            "model.n_heads=2",
+            "model.loops=2",
+            "train.batch_size=32",
+            "train.max_steps=6",
+            "train.eval_every=3",
+            "train.checkpoint_every=3",
+            "train.stop_after_grok=false",
+            "train.progress=false",
+            "train.tensorboard=false",
+            "train.threads=1",
+        ],
+    )
     trainer = Trainer(cfg, tmp_path / "run")
     before = trainer.model.transformer.h[0].attn.c_attn.weight.detach().clone()
     trainer.run()
@@ -172,7 +190,9 @@ def test_training_keeps_blocks_tied_and_checkpoints_load_with_more_loops(tmp_pat
     assert loop_stack_size(loaded.model) == 2 and n_loops(loaded.model) == 2
     tokens = loaded.dataset.batch("test_id").tokens[:8]
     torch.testing.assert_close(_logits(loaded.model, tokens), _logits(model, tokens), rtol=0, atol=0)
-    deeper = build_model(cfg.model.with_loops(4), len(loaded.dataset.vocab), loaded.model.config.n_positions, device="cpu")
+    deeper = build_model(
+        cfg.model.with_loops(4), len(loaded.dataset.vocab), loaded.model.config.n_positions, device="cpu"
+    )
     ckpt = loaded.checkpoint / "model.safetensors"
     load_model_state(deeper, load_file(str(ckpt)), ckpt)
     torch.testing.assert_close(_logits(deeper, tokens), _logits(with_loops(loaded.model, 4), tokens), rtol=0, atol=0)
@@ -194,12 +214,29 @@ def test_applied_loops_runs_fewer_loops_in_place_and_restores_the_model():
 
 
 def _atomic_loops_config(*extra: str):
-    return load_run_config("composition-tiny", [
-        "data.n_entities=30", "data.n_relations=8", "data.out_degree=4", "data.phi=2", "data.test_id_fraction=0.1",
-        "model.n_layers=4", "model.d_model=32", "model.n_heads=2", "model.loops=4",
-        "train.batch_size=32", "train.max_steps=4", "train.eval_every=2", "train.checkpoint_every=2",
-        "train.stop_after_grok=false", "train.progress=false", "train.tensorboard=false", "train.threads=1", *extra,
-    ])
+    return load_run_config(
+        "composition-tiny",
+        [
+            "data.n_entities=30",
+            "data.n_relations=8",
+            "data.out_degree=4",
+            "data.phi=2",
+            "data.test_id_fraction=0.1",
+            "model.n_layers=4",
+            "model.d_model=32",
+            "model.n_heads=2",
+            "model.loops=4",
+            "train.batch_size=32",
+            "train.max_steps=4",
+            "train.eval_every=2",
+            "train.checkpoint_every=2",
+            "train.stop_after_grok=false",
+            "train.progress=false",
+            "train.tensorboard=false",
+            "train.threads=1",
+            *extra,
+        ],
+    )
 
 
 def test_atomic_loops_trains_atomic_facts_with_fewer_loops(tmp_path):
@@ -213,12 +250,15 @@ def test_atomic_loops_trains_atomic_facts_with_fewer_loops(tmp_path):
 
     def mean_loss(model, part):
         logits = model.eval()(input_ids=part.tokens).logits
-        return torch.nn.functional.cross_entropy(logits[torch.arange(len(part)), part.answer_pos], part.answer,
-                                                 reduction="sum")
+        return torch.nn.functional.cross_entropy(
+            logits[torch.arange(len(part)), part.answer_pos], part.answer, reduction="sum"
+        )
 
     with torch.no_grad():
-        expected = (mean_loss(with_loops(trainer.model, 1), batch[torch.nonzero(atomic).flatten()])
-                    + mean_loss(trainer.model, batch[torch.nonzero(~atomic).flatten()])) / len(batch)
+        expected = (
+            mean_loss(with_loops(trainer.model, 1), batch[torch.nonzero(atomic).flatten()])
+            + mean_loss(trainer.model, batch[torch.nonzero(~atomic).flatten()])
+        ) / len(batch)
     assert not trainer.config.train.loss_on_eos  # the answer alone, as mean_loss scores it
     trainer.model.train()
     torch.testing.assert_close(trainer._loss(batch, atomic), expected, rtol=1e-5, atol=1e-6)
@@ -226,14 +266,20 @@ def test_atomic_loops_trains_atomic_facts_with_fewer_loops(tmp_path):
     with pytest.raises(ValueError, match="atomic="):
         trainer.train_step(batch)
     trainer.run()
-    assert trainer.step == 4 and trainer.model.transformer.h[3].mlp.c_fc.weight is trainer.model.transformer.h[0].mlp.c_fc.weight
+    assert (
+        trainer.step == 4
+        and trainer.model.transformer.h[3].mlp.c_fc.weight is trainer.model.transformer.h[0].mlp.c_fc.weight
+    )
 
 
-@pytest.mark.parametrize("extra, expect", [
-    (("train.atomic_loops=4",), "train.atomic_loops = 4 needs a looped model with more loops"),
-    (("train.atomic_loops=1", "model.loops=1"), "train.atomic_loops = 1 needs a looped model"),
-    (("train.atomic_loops=0",), "train.atomic_loops"),
-])
+@pytest.mark.parametrize(
+    "extra, expect",
+    [
+        (("train.atomic_loops=4",), "train.atomic_loops = 4 needs a looped model with more loops"),
+        (("train.atomic_loops=1", "model.loops=1"), "train.atomic_loops = 1 needs a looped model"),
+        (("train.atomic_loops=0",), "train.atomic_loops"),
+    ],
+)
 def test_bad_atomic_loops_is_one_line(one_line, extra, expect):
     with pytest.raises(ConfigError) as err:
         _atomic_loops_config(*extra)

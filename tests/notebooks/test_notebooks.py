@@ -80,8 +80,13 @@ def executed(tmp_path_factory, request):
             env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
             env["GROKSCOPE_COMPARISON_RUN_DIR" if key == "comparison" else "GROKSCOPE_RUN_DIR"] = str(run_dir)
             nb = nbformat.read(NOTEBOOK_DIR / NOTEBOOKS[key], as_version=4)
-            client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", allow_errors=True,
-                                    resources={"metadata": {"path": str(work)}})
+            client = NotebookClient(
+                nb,
+                timeout=CELL_TIMEOUT_S,
+                kernel_name="python3",
+                allow_errors=True,
+                resources={"metadata": {"path": str(work)}},
+            )
             client.execute(env=env)
             nbformat.write(nb, work / NOTEBOOKS[key])  # for a look after a failure; never into notebooks/
             if not _errors(nb) and all(c.execution_count is not None for c in nb.cells if c.cell_type == "code"):
@@ -233,7 +238,10 @@ def test_comparison_parallel_circuit_findings(executed):
     # (measured 0.50 / 0.54 and 0.30 / 0.28 on two grokked runs; the other MLPs there <= 0.06)
     for swap in ("e1", "e2"):
         importance = f[f"{swap} swap: MLP importance at e2, comparison layer"]
-        assert importance >= 0.2 and importance >= 2 * f["other MLPs above the retrieval at e2: max importance (either swap)"], f
+        assert (
+            importance >= 0.2
+            and importance >= 2 * f["other MLPs above the retrieval at e2: max importance (either swap)"]
+        ), f
     # v1 is decided by the e1 token and has reached e2 by the middle layers
     assert f["v1 interchange baseline"] <= 0.05 and f["v1 interchange at e1, state 0"] >= 0.9, f
     assert f["v1 at e2 interchange, state 0"] <= 0.05, f

@@ -14,10 +14,10 @@ import torch
 from interp.errors import CheckpointError
 from interp.runs import load_checkpoint
 from interp.train import cache as run_cache
-from interp.train import trainer
+from interp.train import start
 from interp.train.cache import cached_train, entry_dir, run_key, training_code_hash, training_sources
 
-from .test_trainer import quick_config
+from ..tiny import quick_config
 
 ROOT = Path(run_cache.__file__).resolve().parents[1]
 
@@ -25,8 +25,18 @@ ROOT = Path(run_cache.__file__).resolve().parents[1]
 def test_the_key_hashes_the_training_modules_and_not_the_analyses():
     names = {p.relative_to(ROOT).as_posix() for p in training_sources()}
     # what decides a trained model: the trainer, its optimisers, the model, the data generators
-    assert {"train/trainer.py", "train/muon.py", "train/config.py", "models/gpt2.py", "data/composition.py",
-            "data/comparison.py", "__init__.py", "train/__init__.py"} <= names
+    assert {
+        "train/start.py",
+        "train/trainer.py",
+        "train/order.py",
+        "train/muon.py",
+        "train/config.py",
+        "models/gpt2.py",
+        "data/composition.py",
+        "data/comparison.py",
+        "__init__.py",
+        "train/__init__.py",
+    } <= names
     # what only reads a run
     assert not names & {"lens.py", "patching.py", "tracing.py", "attribution.py", "train/cache.py"}
     assert not any(n.startswith("features/") for n in names)
@@ -53,13 +63,13 @@ def test_the_key_follows_the_config():
 
 def _counting_train(monkeypatch) -> list[Path]:
     calls = []
-    real = trainer.train
+    real = start.train
 
     def counted(config, run_dir, **kwargs):
         calls.append(Path(run_dir))
         return real(config, run_dir, **kwargs)
 
-    monkeypatch.setattr(trainer, "train", counted)
+    monkeypatch.setattr(start, "train", counted)
     return calls
 
 
@@ -70,7 +80,9 @@ def test_the_first_call_trains_and_later_calls_read_the_same_run(tmp_path, monke
     assert run_dir == entry_dir(config, tmp_path) and len(calls) == 1
     assert calls[0] != run_dir  # trained beside it, renamed into place when done
     assert cached_train(config, tmp_path) == run_dir and len(calls) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([run_dir.name, f"{run_dir.name}.json", f"{run_dir.name}.lock"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [run_dir.name, f"{run_dir.name}.json", f"{run_dir.name}.lock"]
+    )
     manifest = json.loads((tmp_path / f"{run_dir.name}.json").read_text())
     assert manifest["code"] == training_code_hash() and manifest["torch"] == torch.__version__
     assert "checkpoints/step_0000020/model.safetensors" in manifest["files"]
@@ -96,7 +108,7 @@ def test_a_failed_training_leaves_no_entry_and_frees_the_lock(tmp_path, monkeypa
         (Path(run_dir) / "metrics.jsonl").write_text("{}\n")
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(trainer, "train", broken)
+    monkeypatch.setattr(start, "train", broken)
     config = quick_config("train.max_steps=10")
     with pytest.raises(RuntimeError, match="out of memory"):
         cached_train(config, tmp_path)
@@ -131,21 +143,21 @@ def test_an_entry_changed_after_training_is_refused_in_one_line(tmp_path, one_li
 CHILD = """
 import sys
 from pathlib import Path
-from interp.train import load_run_config, trainer
+from interp.train import load_run_config, start
 from interp.train.cache import cached_train
-real = trainer.train
+real = start.train
 def counted(config, run_dir, **kwargs):
     with open(sys.argv[2], "a") as log:
         log.write("trained\\n")
     return real(config, run_dir, **kwargs)
-trainer.train = counted
+start.train = counted
 print(cached_train(load_run_config("composition-tiny", sys.argv[3:]), sys.argv[1]))
 """
 
 
 @pytest.mark.slow  # two real processes
 def test_two_processes_asking_at_once_train_one_run(tmp_path):
-    from .test_trainer import QUICK
+    from ..tiny import QUICK
 
     args = [sys.executable, "-c", CHILD, str(tmp_path / "cache"), str(tmp_path / "log"), *QUICK, "train.max_steps=40"]
     procs = [subprocess.Popen(args, stdout=subprocess.PIPE, text=True) for _ in range(2)]

@@ -15,7 +15,7 @@ import pytest
 from interp.lock import LOCK_FILE, RunLockedError, is_locked, run_lock
 from interp.runs import read_metrics, stored_config
 from interp.train import resume, train, train_or_resume
-from tests.train.test_trainer import QUICK, quick_config
+from tests.tiny import QUICK, quick_config
 
 ROOT = Path(__file__).resolve().parents[2]
 HOLD = "import sys, time; from interp.lock import run_lock\nwith run_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)"
@@ -38,9 +38,11 @@ def test_second_writer_is_refused_naming_the_holder_and_writes_nothing(tmp_path,
     holder = hold_lock(run_dir)
     try:
         assert is_locked(run_dir)
-        for write in (lambda: train(quick_config("train.max_steps=10"), run_dir),
-                      lambda: train_or_resume(quick_config("train.max_steps=10"), run_dir),
-                      lambda: resume(run_dir)):
+        for write in (
+            lambda: train(quick_config("train.max_steps=10"), run_dir),
+            lambda: train_or_resume(quick_config("train.max_steps=10"), run_dir),
+            lambda: resume(run_dir),
+        ):
             with pytest.raises(RunLockedError) as err:
                 write()
             assert f"pid {holder.pid}" in one_line(err.value) and str(run_dir) in str(err.value)

@@ -7,7 +7,7 @@ import torch
 
 from interp.train import Trainer, load_run_config
 from interp.train.muon import BF16_MIN_SIDE, Muon, fast_ns_dtype, orthogonalize
-from tests.train.test_trainer import QUICK
+from tests.tiny import QUICK
 
 SHAPES = [(16, 48), (40, 16), (24, 24)]  # wide, tall (transposed inside) and square
 
@@ -57,7 +57,9 @@ def test_float32_iteration_keeps_torchs_momentum_buffers(nesterov):
                 p.grad = g.clone()
             opt.step()
     for i in range(len(SHAPES)):
-        assert torch.equal(ours.state_dict()["state"][i]["momentum_buffer"], ref.state_dict()["state"][i]["momentum_buffer"])
+        assert torch.equal(
+            ours.state_dict()["state"][i]["momentum_buffer"], ref.state_dict()["state"][i]["momentum_buffer"]
+        )
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -16,11 +16,9 @@ from interp.patching import activation_patch, logit_diff
 from interp.train import Trainer
 from interp.train.optim import autocast_for
 
-from ..tiny import TINY_GRAPH, tiny_bridge
-from .test_trainer import quick_config
+from ..tiny import TINY_GRAPH, quick_config, tiny_bridge
 
 STEPS = 5
-
 
 
 def _trainer(tmp_path, precision: str) -> Trainer:

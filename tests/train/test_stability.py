@@ -61,9 +61,21 @@ def test_orthogonal_gradient_is_orthogonal_and_keeps_its_norm():
 def test_a_training_step_with_each_option(option, tmp_path):
     data = AlgorithmicConfig(operation="add", modulus=11, train_fraction=0.5, probe_size=10)
     model = ModelConfig(n_layers=1, d_model=32, n_heads=4, d_mlp=64, activation="relu", normalization="none")
-    base = RunConfig(name="t", data=data, model=model,
-                     train=TrainConfig(batch_size=64, lr=1e-2, weight_decay=0.0, warmup_steps=1, loss_on_eos=False,
-                                       answer_only_unembed=True, progress=False, tensorboard=False))
+    base = RunConfig(
+        name="t",
+        data=data,
+        model=model,
+        train=TrainConfig(
+            batch_size=64,
+            lr=1e-2,
+            weight_decay=0.0,
+            warmup_steps=1,
+            loss_on_eos=False,
+            answer_only_unembed=True,
+            progress=False,
+            tensorboard=False,
+        ),
+    )
     config = base.with_overrides([option])
     trainer = Trainer(config, tmp_path, dataset=generate(data))
     losses = [float(trainer.train_step(*trainer.batch_for(step))) for step in range(30)]
@@ -71,7 +83,9 @@ def test_a_training_step_with_each_option(option, tmp_path):
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train_step(*trainer.batch_for(30))
     # the cosine of each step's gradient (kept after the step) with its parameter before the step
-    cosines = [float((p.grad * before[n]).sum() / (p.grad.norm() * before[n].norm()).clamp_min(1e-12))
-               for n, p in trainer.model.named_parameters()]
+    cosines = [
+        float((p.grad * before[n]).sum() / (p.grad.norm() * before[n].norm()).clamp_min(1e-12))
+        for n, p in trainer.model.named_parameters()
+    ]
     orthogonal = [abs(c) < 1e-4 for c in cosines]
     assert all(orthogonal) if config.train.orthogonal_grad else not all(orthogonal), cosines

@@ -1,64 +1,25 @@
-"""The trainer: it really groks, resumes bit for bit, and its checkpoints are safe."""
+"""The trainer: it really groks, its losses, batch order, grokking criterion, filters and configs."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
 
 from interp.data import generate, load_dataset
-from interp.errors import CheckpointError, ConfigError
+from interp.errors import ConfigError
 from interp.models import build_model
-from interp.runs import latest_checkpoint, list_checkpoints, load_checkpoint, read_metrics
-from interp.train import (
-    RunConfig,
-    Trainer,
-    answer_logits,
-    batch_loss,
-    load_run_config,
-    resume,
-    train,
-)
+from interp.runs import latest_checkpoint, load_checkpoint, read_metrics
+from interp.train import RunConfig, Trainer, answer_logits, batch_loss, load_run_config
 from interp.train.grokfast import GradientFilter
 
+from ..tiny import quick_config
+
 SPLITS = ("train", "id_atomic", "ood_atomic", "train_inferred", "test_id", "test_ood")
-
-# A run small enough to train many times: a tiny graph and model, a checkpoint every 10 steps.
-QUICK = [
-    "data.n_entities=40",
-    "data.n_relations=8",
-    "data.out_degree=4",
-    "data.phi=2",
-    "data.test_id_fraction=0.1",
-    "model.n_layers=2",
-    "model.d_model=32",
-    "model.n_heads=2",
-    "train.batch_size=32",
-    "train.eval_every=10",
-    "train.checkpoint_every=10",
-    "train.checkpoint_dense_until=30",
-    "train.checkpoint_sparse_every=20",
-    "train.max_steps=50",
-    "train.stop_after_grok=false",
-    "train.progress=false",
-    "train.threads=1",
-]
-
-
-def quick_config(*extra: str):
-    return load_run_config("composition-tiny", QUICK + list(extra))
-
-
-def _accuracies(rows):
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
 
 
 # -- the scientific result ------------------------------------------------------------------
@@ -138,160 +99,6 @@ def test_atomic_fraction_sets_each_batch_and_keeps_every_epoch_whole(tmp_path):
     assert torch.equal(default.batch_indices(1), torch.randperm(len(default.train_batch), generator=gen)[32:64])
 
 
-# -- exact resume ---------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "options",
-    [("train.grokfast=ema",), ("train.optimizer=muon",), ("train.atomic_fraction=0.25",)],
-    ids=["adamw-grokfast", "muon", "atomic-fraction"],
-)
-def test_resume_is_bit_exact(tmp_path, options):
-    cfg = quick_config(*options)
-    full = train(cfg, tmp_path / "full")
-    part = train(cfg, tmp_path / "part", max_steps=20)
-    assert part.step == 20
-    resumed = resume(tmp_path / "part")
-    assert resumed.step == full.step == 50
-    assert _accuracies(read_metrics(tmp_path / "part")) == _accuracies(read_metrics(tmp_path / "full"))
-    a = load_checkpoint(tmp_path / "full", device="cpu").model.state_dict()
-    b = load_checkpoint(tmp_path / "part", device="cpu").model.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
-
-
-@pytest.mark.slow  # a real training process, killed
-def test_resume_after_kill_9_is_bit_exact(tmp_path):
-    """A run killed with SIGKILL mid-training resumes to the uninterrupted run's metrics."""
-    overrides = [x for o in QUICK + ["train.max_steps=200", "train.grokfast=window", "train.grokfast_window=7"] for x in ("--set", o)]
-    reference = train(quick_config("train.max_steps=200", "train.grokfast=window", "train.grokfast_window=7"), tmp_path / "ref")
-    run_dir = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "experiments.cli", "train", "composition-tiny", "--out", str(run_dir), *overrides]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list_checkpoints(run_dir)) < 2 and proc.poll() is None:
-        time.sleep(0.05)
-    assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed_at = latest_checkpoint(run_dir)
-    assert int(killed_at.name.split("_")[1]) < 200
-    assert not list((run_dir / "checkpoints").glob(".*")) or all(p.is_dir() for p in (run_dir / "checkpoints").glob(".*"))
-    out = subprocess.run([sys.executable, "-m", "experiments.cli", "resume", str(run_dir)], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert _accuracies(read_metrics(run_dir)) == _accuracies(read_metrics(tmp_path / "ref"))
-    assert reference.step == 200
-
-
-# -- checkpoints -------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("ckpt") / "run"
-    train(quick_config("train.max_steps=20"), run_dir)
-    return run_dir
-
-
-def test_checkpoints_dense_early_sparse_later(tmp_path):
-    trainer = Trainer(quick_config(), tmp_path)
-    steps = [s for s in range(1, 101) if trainer.is_checkpoint_step(s)]
-    assert steps == [10, 20, 30, 40, 60, 80, 100]
-
-
-def test_checkpoint_holds_full_config_and_no_pickle(small_run):
-    ckpt = latest_checkpoint(small_run)
-    assert sorted(p.name for p in ckpt.iterdir()) == ["model.safetensors", "state.json", "trainer.safetensors"]
-    state = json.loads((ckpt / "state.json").read_text())
-    assert set(state["config"]) == {"name", "data", "model", "train"}
-    assert state["config"]["data"]["n_entities"] == 40
-    assert state["metrics"][-1]["step"] == 20
-    # safetensors files start with a little-endian header length and a JSON header: no pickle
-    for name in ("model.safetensors", "trainer.safetensors"):
-        raw = (ckpt / name).read_bytes()
-        header_len = int.from_bytes(raw[:8], "little")
-        json.loads(raw[8 : 8 + header_len])
-
-
-def _copy_run(src: Path, dst: Path) -> Path:
-    import shutil
-
-    shutil.copytree(src, dst)
-    return dst
-
-
-def _one_line_checkpoint_error(path, match):
-    with pytest.raises(CheckpointError) as err:
-        load_checkpoint(path, device="cpu")
-    assert "\n" not in str(err.value)
-    assert match in str(err.value)
-
-
-def test_corrupted_checkpoint_is_refused(small_run, tmp_path):
-    run = _copy_run(small_run, tmp_path / "run")
-    f = latest_checkpoint(run) / "model.safetensors"
-    raw = bytearray(f.read_bytes())
-    raw[-5] ^= 0xFF
-    f.write_bytes(bytes(raw))
-    _one_line_checkpoint_error(run, "corrupted")
-
-
-def test_truncated_checkpoint_is_refused(small_run, tmp_path):
-    run = _copy_run(small_run, tmp_path / "run")
-    f = latest_checkpoint(run) / "trainer.safetensors"
-    f.write_bytes(f.read_bytes()[:100])
-    with pytest.raises(CheckpointError, match="corrupted or truncated"):
-        resume(run)
-    state = latest_checkpoint(run) / "state.json"
-    state.write_text(state.read_text()[:50])
-    _one_line_checkpoint_error(run, "corrupted state file")
-
-
-def test_mismatched_checkpoint_is_refused(small_run, tmp_path):
-    run = _copy_run(small_run, tmp_path / "run")
-    state_file = latest_checkpoint(run) / "state.json"
-    state = json.loads(state_file.read_text())
-    state["config"]["model"]["d_model"] = 64
-    state_file.write_text(json.dumps(state))
-    _one_line_checkpoint_error(run, "do not match")
-
-
-def test_missing_checkpoint_is_refused(tmp_path):
-    _one_line_checkpoint_error(tmp_path / "nowhere", "does not exist")
-    (tmp_path / "empty").mkdir()
-    _one_line_checkpoint_error(tmp_path / "empty", "no checkpoint")
-
-
-def test_training_into_an_existing_run_is_refused(small_run):
-    with pytest.raises(ConfigError, match="already holds a run"):
-        train(quick_config(), small_run)
-
-
-def test_training_into_a_file_or_for_no_steps_is_refused(tmp_path, one_line):
-    (tmp_path / "a_file").write_text("x")
-    with pytest.raises(ConfigError) as err:
-        train(quick_config(), tmp_path / "a_file")
-    assert "is a file" in one_line(err.value)
-    for steps in (0, -3):
-        with pytest.raises(ConfigError) as err:
-            train(quick_config(), tmp_path / "run", max_steps=steps)
-        assert f"max_steps = {steps}" in one_line(err.value)
-    assert not (tmp_path / "run").exists()
-
-
-def test_resume_restarts_a_run_stopped_before_its_first_checkpoint(small_run, tmp_path, monkeypatch):
-    """Killed before its first checkpoint (config.json, data/ and a metrics row written), a run starts again."""
-
-    def interrupted(self):
-        raise KeyboardInterrupt
-
-    with monkeypatch.context() as m:
-        m.setattr(Trainer, "save", interrupted)
-        with pytest.raises(KeyboardInterrupt):
-            train(quick_config("train.max_steps=20"), tmp_path / "run")
-    run_dir = tmp_path / "run"
-    assert (run_dir / "config.json").is_file() and (run_dir / "data" / "train.json").is_file()
-    assert not list_checkpoints(run_dir) and read_metrics(run_dir)[-1]["step"] == 10
-    result = resume(run_dir)
-    assert result.step == 20
-    assert _accuracies(read_metrics(run_dir)) == _accuracies(read_metrics(small_run))
-
-
 def test_a_config_with_data_dir_trains_on_that_directory(tmp_path, one_line):
     data = generate(quick_config().data)
     data.save(tmp_path / "d")
@@ -313,7 +120,7 @@ def test_run_folders_load_without_the_training_code():
     """interp.runs reads configs and checkpoints but imports no trainer, optimiser or filter."""
     code = "import sys, interp.runs; print(' '.join(sorted(m for m in sys.modules if m.startswith('interp.train.'))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["interp.train.checkpoint", "interp.train.config"]
+    assert out.stdout.split() == ["interp.train.checkpoint", "interp.train.config", "interp.train.presets"]
     import interp.runs
     import interp.train
 
@@ -325,12 +132,14 @@ def test_grokking_needs_every_grok_split(tmp_path, monkeypatch):
     """With grok_splits (test_id, test_ood) the grokking step is the first evaluation where both pass."""
     trainer = Trainer(quick_config("train.grok_splits=test_id,test_ood", "train.tensorboard=false"), tmp_path)
     assert trainer.config.train.grok_splits == ("test_id", "test_ood")
-    scores = iter([
-        {"test_id": 0.995, "test_ood": 0.40},  # test-ID grokked, OOD not: not yet
-        {"test_id": 0.999, "test_ood": 0.985},  # OOD just under the 0.99 threshold
-        {"test_id": 0.992, "test_ood": 0.991},  # both: the grokking step
-        {"test_id": 0.500, "test_ood": 0.500},  # a later drop does not undo it
-    ])
+    scores = iter(
+        [
+            {"test_id": 0.995, "test_ood": 0.40},  # test-ID grokked, OOD not: not yet
+            {"test_id": 0.999, "test_ood": 0.985},  # OOD just under the 0.99 threshold
+            {"test_id": 0.992, "test_ood": 0.991},  # both: the grokking step
+            {"test_id": 0.500, "test_ood": 0.500},  # a later drop does not undo it
+        ]
+    )
     monkeypatch.setattr(trainer, "evaluate", lambda: {**dict.fromkeys(SPLITS, 1.0), **next(scores)})
     grokked = []
     for step in (100, 200, 300, 400):
@@ -401,45 +210,11 @@ def test_bad_run_config_is_one_line(name, overrides, match, tmp_path):
 
 def test_yaml_config_file(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text("name: mine\ndata: composition-tiny\nmodel: {n_layers: 2, d_model: 32, n_heads: 2}\ntrain: {lr: 0.002}\n")
+    path.write_text(
+        "name: mine\ndata: composition-tiny\nmodel: {n_layers: 2, d_model: 32, n_heads: 2}\ntrain: {lr: 0.002}\n"
+    )
     cfg = load_run_config(path, ["train.max_steps=7"])
     assert (cfg.name, cfg.model.n_layers, cfg.train.lr, cfg.train.max_steps) == ("mine", 2, 0.002, 7)
     path.write_text("train: {lr: [unclosed\n")
     with pytest.raises(ConfigError, match="run.yaml:"):
         load_run_config(path)
-
-
-def test_train_or_resume_trains_then_continues_and_refuses_another_config(tmp_path, one_line):
-    from interp.train import train_or_resume
-
-    run_dir = tmp_path / "run"
-    first = train_or_resume(quick_config("train.max_steps=20"), run_dir)
-    rows = read_metrics(run_dir)
-    assert first.step == 20 and rows[-1]["step"] == 20
-    # the same config again: the finished run is resumed, not retrained, and ends where it was
-    again = train_or_resume(quick_config("train.max_steps=20"), run_dir)
-    assert again.step == 20 and again.metrics == first.metrics
-    assert _accuracies(read_metrics(run_dir)) == _accuracies(rows)
-    with pytest.raises(ConfigError) as err:
-        train_or_resume(quick_config("train.max_steps=20", "train.lr=1e-4"), run_dir)
-    assert "another config" in one_line(err.value)
-
-
-def test_a_run_saved_before_a_setting_existed_resumes(tmp_path):
-    """A checkpoint (and run folder) written before a train setting was added, i.e. without its key,
-    is the same config as today's with that setting at its default: it resumes, bit for bit."""
-    from interp.train import train_or_resume
-
-    cfg = quick_config("train.max_steps=20", "train.checkpoint_every=10")
-    whole = train_or_resume(cfg, tmp_path / "whole")
-    run_dir = tmp_path / "run"
-    Trainer(cfg, run_dir).run(max_steps=10)
-    for state_file in [*run_dir.glob("checkpoints/*/state.json"), run_dir / "config.json"]:
-        state = json.loads(state_file.read_text())
-        config = state.get("config", state)
-        for key in ("label_smoothing", "atomic_loops"):
-            del config["train"][key]
-        state_file.write_text(json.dumps(state))
-    again = train_or_resume(cfg, run_dir)
-    assert again.step == 20 and _accuracies(read_metrics(run_dir)) == _accuracies(read_metrics(tmp_path / "whole"))
-    assert {k: v for k, v in again.metrics.items() if k != "seconds"} == {k: v for k, v in whole.metrics.items() if k != "seconds"}

@@ -32,10 +32,6 @@ class AlgorithmicSchema(TaskSchema):
     report_targets = ("answer",)
     key_states = {"op": KeyState(2, "answer", "a")}
 
-    @property
-    def label(self) -> str:
-        return "algorithmic"
-
     def is_atomic(self, example: Example) -> bool:
         """No record of an operation table is an atomic fact."""
         return False
@@ -96,10 +92,6 @@ class AlgorithmicSchema(TaskSchema):
             isinstance(p, list) and len(p) == 2 and all(type(x) is int and 0 <= x < n for x in p) for p in pairs
         )
         return None if ok else f"train_pairs must be a list of [a, b] with 0 <= a, b < {n}"
-
-    @classmethod
-    def fit(cls, config: Any, splits: Mapping[str, Sequence[Example]]) -> TaskSchema | None:
-        return cls()
 
 
 __all__ = ["AlgorithmicSchema"]

@@ -91,6 +91,7 @@ class TaskSchema(ABC):
     # -- positions ------------------------------------------------------------------
     @property
     def n_pos(self) -> int:
+        """The number of prompt positions."""
         return len(self.positions)
 
     def position(self, name: str) -> int:
@@ -114,12 +115,14 @@ class TaskSchema(ABC):
         return len(example.input_tokens) == self.n_pos and not self.is_atomic(example)
 
     def key_state(self, name: str) -> KeyState:
+        """The key state called ``name``; a one-line ``TaskSchemaError`` listing the known ones otherwise."""
         if name not in self.key_states:
             known = choices(list(self.key_states))
             raise TaskSchemaError(f"unknown key state {name!r} for a {self.label} dataset; choose one of {known}")
         return self.key_states[name]
 
     def intermediate(self, name: str) -> Intermediate:
+        """The intermediate called ``name``; a one-line ``TaskSchemaError`` listing the known ones otherwise."""
         if name not in self.intermediates:
             known = choices(list(self.intermediates))
             raise TaskSchemaError(f"unknown intermediate {name!r} for a {self.label} dataset; choose one of {known}")

@@ -39,6 +39,7 @@ class ComparisonSchema(TaskSchema):
 
     # -- records and the graph --------------------------------------------------------
     def is_atomic(self, example: Example) -> bool:
+        """A comparison record is atomic when it names one entity (``<e_N><attr_J>``)."""
         return sum(t.startswith("<e_") for t in example.input_tokens) == 1
 
     def rebuild_graph(self, vocab: Vocab, atomic: Sequence[tuple[Example, str]]) -> dict[str, Any]:

@@ -46,8 +46,7 @@ class ComplexSchema(ComparisonSchema):
         """``train_inferred``: ``id_id`` / ``id_ood`` pairs; ``test_id`` and ``test_ood``: by label."""
         if split == "train_inferred":
             kinds = [self._pair_kind(kg, ex) for ex in examples]
-            return {k: [i for i, x in enumerate(kinds) if x == k] for k in ("id_id", "id_ood", "ood_ood")
-                    if k in kinds}
+            return {k: [i for i, x in enumerate(kinds) if x == k] for k in ("id_id", "id_ood", "ood_ood") if k in kinds}
         if split in ("test_id", "test_ood"):
             labels = [int(ex.answer.strip("<>").rsplit("_", 1)[1]) for ex in examples]
             return {name: [i for i, x in enumerate(labels) if x == k] for k, name in enumerate(LABEL_NAMES)}

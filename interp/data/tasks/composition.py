@@ -53,10 +53,12 @@ class CompositionSchema(TaskSchema):
 
     @classmethod
     def fit(cls, config: Any, splits: Mapping[str, Sequence[Example]]) -> TaskSchema | None:
+        """The two-hop schema, for a dataset whose inferred prompts have two relations; None otherwise."""
         return cls() if n_hops_of(config, splits) == 2 else None
 
     # -- records and the graph --------------------------------------------------------
     def is_atomic(self, example: Example) -> bool:
+        """A composition record is atomic when it has one relation (``<e_N><r_N>``)."""
         return sum(t.startswith("<r_") for t in example.input_tokens) == 1
 
     def rebuild_graph(self, vocab: Vocab, atomic: Sequence[tuple[Example, str]]) -> dict[str, Any]:

@@ -29,11 +29,13 @@ class KHopSchema(CompositionSchema):
 
     @classmethod
     def fit(cls, config: Any, splits: Mapping[str, Sequence[Example]]) -> TaskSchema | None:
+        """The k-hop schema, for a dataset whose inferred prompts have more than two relations; None otherwise."""
         n_hops = n_hops_of(config, splits)
         return cls(n_hops) if n_hops > 2 else None
 
     @property
     def label(self) -> str:
+        """``K-hop composition``: the task as errors and titles name it."""
         return f"{self.n_hops}-hop composition"
 
 

@@ -86,14 +86,25 @@ def _rounded(t: torch.Tensor) -> list[list[float]]:
     return [[round(float(v), 4) for v in row] for row in t.detach().cpu().double()]
 
 
-def snapshot(model: Any, dataset: KGDataset, task: Task, sizes: Sequence[int], *, step: int, n: int,
-             ig_steps: int = 5, seed: int = 0) -> Snapshot:
+def snapshot(
+    model: Any,
+    dataset: KGDataset,
+    task: Task,
+    sizes: Sequence[int],
+    *,
+    step: int,
+    n: int,
+    ig_steps: int = 5,
+    seed: int = 0,
+) -> Snapshot:
     """Everything the slider shows of one model (a Hugging Face GPT-2 or a bridge)."""
     bridge = to_bridge(model) if not hasattr(model, "blocks") else model
     snap = Snapshot(step, {}, {}, None)
     try:
-        snap.lens = {k: _rounded(r.mrr) for k, r in
-                     dataset_lens(bridge, dataset, task_schema(dataset).report_targets, n=n).items()}
+        snap.lens = {
+            k: _rounded(r.mrr)
+            for k, r in dataset_lens(bridge, dataset, task_schema(dataset).report_targets, n=n).items()
+        }
     except GrokscopeError as err:
         snap.errors.append(f"lens: {err}")
     try:
@@ -103,10 +114,21 @@ def snapshot(model: Any, dataset: KGDataset, task: Task, sizes: Sequence[int], *
     if isinstance(dataset.kg, OperationTable) and dataset.kg.operation in MODULAR:
         row = fourier_measures(bridge, ModularTask(dataset))
         norms = [row["embedding_frequency_norms"], row["unembed_out_frequency_norms"]]
-        snap.fourier = {"rows": ["W_E", "W_U W_out"], "key": row["key_frequencies"],
-                        "norms": [[round(v / (max(r) or 1.0), 4) for v in r] for r in norms]}
-    snap.scores = edge_attribution(bridge, task.clean, task.corrupt, task.metric(), method="eap-ig",
-                                   ig_steps=ig_steps, answer_pos=task.answer_pos, positions=task.positions)
+        snap.fourier = {
+            "rows": ["W_E", "W_U W_out"],
+            "key": row["key_frequencies"],
+            "norms": [[round(v / (max(r) or 1.0), 4) for v in r] for r in norms],
+        }
+    snap.scores = edge_attribution(
+        bridge,
+        task.clean,
+        task.corrupt,
+        task.metric(),
+        method="eap-ig",
+        ig_steps=ig_steps,
+        answer_pos=task.answer_pos,
+        positions=task.positions,
+    )
     snap.masks = [top_circuit(snap.scores, k) for k in sizes]
     try:
         faith = Faithfulness(bridge, task, "mean", seed=seed)
@@ -143,8 +165,11 @@ def checkpoint_snapshots(
             task = dataset_task(dataset, n=max(1, n // 3), seed=seed, device=device)
         snap = snapshot(run.model, dataset, task, sizes, step=run.step, n=n, seed=seed)
         logged = (metrics or {}).get(run.step, {})
-        snap.accuracy = {k: float(v) for k, v in logged.items()
-                         if k not in ("step", "seconds", "loss") and isinstance(v, (int, float))}
+        snap.accuracy = {
+            k: float(v)
+            for k, v in logged.items()
+            if k not in ("step", "seconds", "loss") and isinstance(v, (int, float))
+        }
         out.append(snap)
         if on_checkpoint is not None:
             on_checkpoint(run.step)

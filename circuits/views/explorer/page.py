@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from transformers import GPT2LMHeadModel
 
-from circuits.explorer.data import explorer_data
-from circuits.explorer.timeline import Snapshot, checkpoint_snapshots, circuit_sizes
-from circuits.figures import Figure, js_json
 from circuits.space import CircuitError
+from circuits.views.explorer.data import explorer_data
+from circuits.views.explorer.timeline import Snapshot, checkpoint_snapshots, circuit_sizes
+from circuits.views.figures import Figure, js_json
 from interp.data import KGDataset
 
 SCRIPTS = ("model.js", "plots.js", "ui.js")
@@ -59,8 +59,10 @@ def asset(name: str) -> str:
 def explorer_figure(data: dict[str, Any]) -> Figure:
     """The explorer as one figure of the report: skeleton, data block, stylesheet and scripts."""
     scripts = "".join(f"<script>{asset(name)}</script>" for name in SCRIPTS)
-    html = (f'<figure class="gs-figure gsx-figure"><style>{asset("explorer.css")}</style>{SKELETON}'
-            f'<script type="application/json" id="gsx-data">{js_json(data)}</script>{scripts}</figure>')
+    html = (
+        f'<figure class="gs-figure gsx-figure"><style>{asset("explorer.css")}</style>{SKELETON}'
+        f'<script type="application/json" id="gsx-data">{js_json(data)}</script>{scripts}</figure>'
+    )
     return Figure(html, title="explorer")
 
 
@@ -88,9 +90,25 @@ def explorer_figures(
     if n_edges is not None:
         sizes = circuit_sizes(n_edges, circuit_size)
         by_step = {int(row["step"]): row for row in metrics}
-        snapshots = checkpoint_snapshots(run_dir, sizes, n=n, max_checkpoints=max_checkpoints, metrics=by_step,
-                                         device=device,
-                                         on_checkpoint=(lambda s: log(f"explorer: checkpoint {s}")) if log else None)
-    data = explorer_data(model, dataset, position_names, step=step, snapshots=snapshots, sizes=sizes,
-                         circuit_size=circuit_size, metrics=metrics, curves=curves, node_features=node_features)
+        snapshots = checkpoint_snapshots(
+            run_dir,
+            sizes,
+            n=n,
+            max_checkpoints=max_checkpoints,
+            metrics=by_step,
+            device=device,
+            on_checkpoint=(lambda s: log(f"explorer: checkpoint {s}")) if log else None,
+        )
+    data = explorer_data(
+        model,
+        dataset,
+        position_names,
+        step=step,
+        snapshots=snapshots,
+        sizes=sizes,
+        circuit_size=circuit_size,
+        metrics=metrics,
+        curves=curves,
+        node_features=node_features,
+    )
     return [explorer_figure(data)]

@@ -10,7 +10,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from circuits.figures import FONT, PALETTE, Figure, esc, fmt_number
+from circuits.views.figures import FONT, PALETTE, Figure, esc, fmt_number
 
 
 # ------------------------------------------------------------------------------ colours
@@ -68,7 +68,9 @@ def heatmap(
     """
     v = torch.as_tensor(values, dtype=torch.float64)
     if v.ndim != 2 or v.shape != (len(row_labels), len(col_labels)):
-        raise ValueError(f"heatmap values of shape {tuple(v.shape)} do not match {len(row_labels)} x {len(col_labels)} labels")
+        raise ValueError(
+            f"heatmap values of shape {tuple(v.shape)} do not match {len(row_labels)} x {len(col_labels)} labels"
+        )
     finite = v[torch.isfinite(v)]
     lo = float(finite.min()) if vmin is None and finite.numel() else (vmin if vmin is not None else 0.0)
     hi = float(finite.max()) if vmax is None and finite.numel() else (vmax if vmax is not None else 1.0)
@@ -88,7 +90,9 @@ def heatmap(
     for i in range(n_rows):
         row = n_rows - 1 - i if origin == "lower" else i
         y = top + row * cell
-        parts.append(f'<text x="{left - 6}" y="{y + cell / 2 + 4}" font-size="11" text-anchor="end">{esc(row_labels[i])}</text>')
+        parts.append(
+            f'<text x="{left - 6}" y="{y + cell / 2 + 4}" font-size="11" text-anchor="end">{esc(row_labels[i])}</text>'
+        )
         for j in range(n_cols):
             x = left + j * label_w
             val = float(v[i, j])
@@ -105,10 +109,14 @@ def heatmap(
     for j, lab in enumerate(col_labels):
         x = left + j * label_w + (label_w - 2) / 2
         parts.append(f'<text x="{x}" y="{base + 14}" font-size="11" text-anchor="middle">{esc(lab)}</text>')
-    parts.append(f'<text x="{left + n_cols * label_w / 2}" y="{base + 34}" font-size="11" text-anchor="middle" '
-                 f'fill="#555">{esc(col_title)}</text>')
-    parts.append(f'<text x="14" y="{top + n_rows * cell / 2}" font-size="11" text-anchor="middle" fill="#555" '
-                 f'transform="rotate(-90 14 {top + n_rows * cell / 2})">{esc(row_title)}</text>')
+    parts.append(
+        f'<text x="{left + n_cols * label_w / 2}" y="{base + 34}" font-size="11" text-anchor="middle" '
+        f'fill="#555">{esc(col_title)}</text>'
+    )
+    parts.append(
+        f'<text x="14" y="{top + n_rows * cell / 2}" font-size="11" text-anchor="middle" fill="#555" '
+        f'transform="rotate(-90 14 {top + n_rows * cell / 2})">{esc(row_title)}</text>'
+    )
     parts.append("</svg>")
     return Figure("".join(parts), title=title)
 
@@ -163,8 +171,10 @@ def line_chart(
     parts.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#999"/>')
     for k in range(5):
         b = lo + (hi - lo) * k / 4
-        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(b):.1f}" y2="{py(b):.1f}" stroke="#e3e3e3"/>'
-                     f'<text x="{left - 6}" y="{py(b) + 4:.1f}" font-size="10" text-anchor="end">{esc(fmt_number(b))}</text>')
+        parts.append(
+            f'<line x1="{left}" x2="{left + pw}" y1="{py(b):.1f}" y2="{py(b):.1f}" stroke="#e3e3e3"/>'
+            f'<text x="{left - 6}" y="{py(b) + 4:.1f}" font-size="10" text-anchor="end">{esc(fmt_number(b))}</text>'
+        )
     if log_x:  # ticks at powers of ten (and the ends when there are fewer than two)
         ticks = [float(k) for k in range(math.ceil(x_lo), math.floor(x_hi) + 1)]
         if len(ticks) < 2:
@@ -172,15 +182,21 @@ def line_chart(
     else:
         ticks = [x_lo + (x_hi - x_lo) * k / 4 for k in range(5)]
     for a in ticks:
-        label = 10 ** a if log_x else a
+        label = 10**a if log_x else a
         text = f"{label:.0f}" if abs(label - round(label)) < 1e-6 * max(1.0, abs(label)) else fmt_number(label)
-        parts.append(f'<line x1="{px(a):.1f}" x2="{px(a):.1f}" y1="{top + ph}" y2="{top + ph + 4}" stroke="#999"/>'
-                     f'<text x="{px(a):.1f}" y="{top + ph + 15}" font-size="10" text-anchor="middle">{esc(text)}</text>')
-    parts.append(f'<text x="{left + pw / 2}" y="{height - 6}" font-size="11" text-anchor="middle" fill="#555">'
-                 f'{esc(x_title + (" (log)" if log_x else ""))}</text>')
+        parts.append(
+            f'<line x1="{px(a):.1f}" x2="{px(a):.1f}" y1="{top + ph}" y2="{top + ph + 4}" stroke="#999"/>'
+            f'<text x="{px(a):.1f}" y="{top + ph + 15}" font-size="10" text-anchor="middle">{esc(text)}</text>'
+        )
+    parts.append(
+        f'<text x="{left + pw / 2}" y="{height - 6}" font-size="11" text-anchor="middle" fill="#555">'
+        f"{esc(x_title + (' (log)' if log_x else ''))}</text>"
+    )
     if y_title:
-        parts.append(f'<text x="12" y="{top + ph / 2}" font-size="11" text-anchor="middle" fill="#555" '
-                     f'transform="rotate(-90 12 {top + ph / 2})">{esc(y_title)}</text>')
+        parts.append(
+            f'<text x="12" y="{top + ph / 2}" font-size="11" text-anchor="middle" fill="#555" '
+            f'transform="rotate(-90 12 {top + ph / 2})">{esc(y_title)}</text>'
+        )
     for i, (name, vals) in enumerate(series.items()):
         col = PALETTE[i % len(PALETTE)]
         segments, current = [], []
@@ -195,12 +211,16 @@ def line_chart(
             segments.append(current)
         for seg in segments:
             pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in seg)
-            parts.append(f'<polyline points="{pts}" fill="none" stroke="{col}" stroke-width="2">'
-                         f'<title>{esc(name)}</title></polyline>')
+            parts.append(
+                f'<polyline points="{pts}" fill="none" stroke="{col}" stroke-width="2">'
+                f"<title>{esc(name)}</title></polyline>"
+            )
             if markers or len(seg) == 1:
                 parts += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="2.5" fill="{col}"/>' for a, b in seg]
         ly = top + 10 + 16 * i
-        parts.append(f'<line x1="{left + pw + 10}" x2="{left + pw + 28}" y1="{ly}" y2="{ly}" stroke="{col}" stroke-width="3"/>'
-                     f'<text x="{left + pw + 32}" y="{ly + 4}" font-size="11">{esc(name)}</text>')
+        parts.append(
+            f'<line x1="{left + pw + 10}" x2="{left + pw + 28}" y1="{ly}" y2="{ly}" stroke="{col}" stroke-width="3"/>'
+            f'<text x="{left + pw + 32}" y="{ly + 4}" font-size="11">{esc(name)}</text>'
+        )
     parts.append("</svg>")
     return Figure("".join(parts), title=title)

@@ -14,9 +14,9 @@ from typing import Any
 
 from transformers import GPT2LMHeadModel
 
-from circuits.explorer.timeline import Snapshot
-from circuits.explorer.weights import export_weights
 from circuits.space import ModelGraph, Node
+from circuits.views.explorer.timeline import Snapshot
+from circuits.views.explorer.weights import export_weights
 from interp.data import KGDataset
 
 QUERY_SPLITS = ("test_id", "train_inferred", "test_ood")
@@ -81,16 +81,32 @@ def timeline_data(snapshots: Sequence[Snapshot], sizes: Sequence[int]) -> dict[s
         edges.append([node_index[e.src.name], node_index[e.dst.name], e.channel])
     checkpoints = []
     for snap in snapshots:
-        ck: dict[str, Any] = {"step": snap.step, "lens": snap.lens, "tracing": snap.tracing, "accuracy": snap.accuracy,
-                              "faithfulness": snap.faithfulness, "errors": snap.errors, "fourier": snap.fourier}
+        ck: dict[str, Any] = {
+            "step": snap.step,
+            "lens": snap.lens,
+            "tracing": snap.tracing,
+            "accuracy": snap.accuracy,
+            "faithfulness": snap.faithfulness,
+            "errors": snap.errors,
+            "fourier": snap.fourier,
+        }
         if snap.scores is not None:
             s = snap.scores.scores
             ck["scores"] = [round(float(s[k]), 5) for k in keys]
-            ck["circuits"] = [sorted(order[(i[0], i[1], i[2])] for i in m.nonzero().tolist()
-                                     if (i[0], i[1], i[2]) in order) for m in snap.masks]
+            ck["circuits"] = [
+                sorted(order[(i[0], i[1], i[2])] for i in m.nonzero().tolist() if (i[0], i[1], i[2]) in order)
+                for m in snap.masks
+            ]
         checkpoints.append(ck)
-    return {"sizes": list(sizes), "nodes": nodes, "edges": edges, "checkpoints": checkpoints,
-            "n_layers": space.n_layers, "n_heads": space.n_heads, "logit_positions": list(space.logit_positions)}
+    return {
+        "sizes": list(sizes),
+        "nodes": nodes,
+        "edges": edges,
+        "checkpoints": checkpoints,
+        "n_layers": space.n_layers,
+        "n_heads": space.n_heads,
+        "logit_positions": list(space.logit_positions),
+    }
 
 
 def metric_curves(metrics: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, Any]:

@@ -19,8 +19,18 @@ from transformers import GPT2LMHeadModel
 from circuits.space import CircuitError
 
 BLOCK_PARAMS = (
-    "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias",
-    "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias",
+    "ln_1.weight",
+    "ln_1.bias",
+    "attn.c_attn.weight",
+    "attn.c_attn.bias",
+    "attn.c_proj.weight",
+    "attn.c_proj.bias",
+    "ln_2.weight",
+    "ln_2.bias",
+    "mlp.c_fc.weight",
+    "mlp.c_fc.bias",
+    "mlp.c_proj.weight",
+    "mlp.c_proj.bias",
 )
 ACTIVATIONS = {"gelu_new": "gelu_new", "gelu_pytorch_tanh": "gelu_new", "gelu": "gelu", "relu": "relu"}
 
@@ -47,13 +57,22 @@ def export_weights(model: torch.nn.Module) -> dict[str, Any]:
     tied = model.lm_head.weight.data_ptr() == model.transformer.wte.weight.data_ptr()
     # a model without LayerNorm (model.normalization = "none") has no ln_* parameters: the page skips them
     normalized = "transformer.ln_f.weight" in sd
-    blocks = [{name: _b64(sd[f"transformer.h.{i}.{name}"]) for name in BLOCK_PARAMS if f"transformer.h.{i}.{name}" in sd}
-              for i in range(cfg.n_layer)]
+    blocks = [
+        {name: _b64(sd[f"transformer.h.{i}.{name}"]) for name in BLOCK_PARAMS if f"transformer.h.{i}.{name}" in sd}
+        for i in range(cfg.n_layer)
+    ]
     out: dict[str, Any] = {
-        "config": {"n_layers": cfg.n_layer, "n_heads": cfg.n_head, "d_model": cfg.n_embd,
-                   "d_mlp": int(sd["transformer.h.0.mlp.c_fc.weight"].shape[1]) if cfg.n_layer else 0,
-                   "d_vocab": cfg.vocab_size, "n_ctx": cfg.n_positions, "eps": cfg.layer_norm_epsilon,
-                   "activation": act, "tied": tied},
+        "config": {
+            "n_layers": cfg.n_layer,
+            "n_heads": cfg.n_head,
+            "d_model": cfg.n_embd,
+            "d_mlp": int(sd["transformer.h.0.mlp.c_fc.weight"].shape[1]) if cfg.n_layer else 0,
+            "d_vocab": cfg.vocab_size,
+            "n_ctx": cfg.n_positions,
+            "eps": cfg.layer_norm_epsilon,
+            "activation": act,
+            "tied": tied,
+        },
         "wte": _b64(sd["transformer.wte.weight"]),
         "wpe": _b64(sd["transformer.wpe.weight"]),
         "blocks": blocks,

@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 import torch
 
-from circuits.explorer import rounded_model
-from circuits.explorer.page import explorer_figures
-from circuits.render import Section, page
-from circuits.report import CURVES, position_labels
 from circuits.space import ModelGraph
+from circuits.views.explorer import rounded_model
+from circuits.views.explorer.page import explorer_figures
+from circuits.views.render import Section, page
+from circuits.views.sections import CURVES, position_labels
 from interp.models import to_bridge
 from interp.runs import read_metrics
 
-from ..tiny import single_thread
+from ...tiny import single_thread
 from .browser import Watched, launch
 
 pytestmark = pytest.mark.xdist_group("explorer-browser")  # one worker builds the module's fixtures
@@ -36,9 +36,19 @@ def explorer_html(grokked_run_dir, grokked_composition, tmp_path_factory):
     labels = position_labels(run.dataset)
     with single_thread():
         n_edges = ModelGraph.of(to_bridge(run.model), len(labels)).n_edges
-        figs = explorer_figures(grokked_run_dir, run.model, run.dataset, labels, step=run.step, circuit_size=None,
-                                n_edges=n_edges, metrics=read_metrics(grokked_run_dir), curves=CURVES, n=30,
-                                max_checkpoints=3)
+        figs = explorer_figures(
+            grokked_run_dir,
+            run.model,
+            run.dataset,
+            labels,
+            step=run.step,
+            circuit_size=None,
+            n_edges=n_edges,
+            metrics=read_metrics(grokked_run_dir),
+            curves=CURVES,
+            n=30,
+            max_checkpoints=3,
+        )
     path = tmp_path_factory.mktemp("explorer") / "explorer.html"
     path.write_text(page("explorer", [Section("Explorer", figs)]), encoding="utf-8")
     return path
@@ -77,8 +87,10 @@ def test_choosing_a_query_shows_the_models_answer(explorer, grokked_composition)
     ids = ds.vocab.encode(ex.input_tokens)
     for p, t in enumerate(ids):
         explorer.page.select_option(f"#gsx-query select[data-pos='{p}']", value=str(t))
-    shown = explorer.page.evaluate("(() => { const a = document.getElementById('gsx-answer'); "
-                                   "return {id: Number(a.dataset.answer), p: Number(a.dataset.prob), text: a.innerText}; })()")
+    shown = explorer.page.evaluate(
+        "(() => { const a = document.getElementById('gsx-answer'); "
+        "return {id: Number(a.dataset.answer), p: Number(a.dataset.prob), text: a.innerText}; })()"
+    )
     probs = torch.softmax(torch.from_numpy(_torch_logits(rounded_model(grokked_composition.model), [ids])[0, -1]), -1)
     assert shown["id"] == int(probs.argmax()) and shown["p"] == pytest.approx(float(probs.max()), abs=1e-9)
     assert ex.answer in shown["text"] and "test_id" in shown["text"]  # the known answer and its split
@@ -117,9 +129,11 @@ def test_the_edge_count_slider_shows_the_faithfulness_at_that_size(explorer):
     w = explorer
     w.page.locator("#gsx-size").focus()
     w.page.keyboard.press("End")
-    tl = w.page.evaluate("(() => { const t = gsExplorer.data.timeline, c = t.checkpoints[gsExplorer.state.ck]; "
-                         "return {k: t.sizes[t.sizes.length - 1], f: c.faithfulness[t.sizes.length - 1], "
-                         "n: c.circuits[t.sizes.length - 1].length}; })()")
+    tl = w.page.evaluate(
+        "(() => { const t = gsExplorer.data.timeline, c = t.checkpoints[gsExplorer.state.ck]; "
+        "return {k: t.sizes[t.sizes.length - 1], f: c.faithfulness[t.sizes.length - 1], "
+        "n: c.circuits[t.sizes.length - 1].length}; })()"
+    )
     view = _view(w)
     assert view["faith"].startswith(f"{tl['k']} strongest edges") and f"faithfulness {tl['f']:.3f}" in view["faith"]
     assert len(view["edges"].split(",")) == tl["n"]
@@ -132,8 +146,10 @@ def test_clicking_a_head_shows_its_attention_and_lens(explorer, grokked_composit
     w.page.locator("#gsx-graph g.gsx-node[data-node='a1.0@2']").click()
     panel = w.page.locator("#gsx-node").inner_text()
     assert panel.startswith("a1.0@2: head at r2")
-    cells = w.page.evaluate("Array.from(document.querySelectorAll('#gsx-node .gsx-cell')).map(g => "
-                            "[Number(g.dataset.row), Number(g.dataset.col), g.querySelector('text').textContent])")
+    cells = w.page.evaluate(
+        "Array.from(document.querySelectorAll('#gsx-node .gsx-cell')).map(g => "
+        "[Number(g.dataset.row), Number(g.dataset.col), g.querySelector('text').textContent])"
+    )
     ids = w.page.evaluate("gsExplorer.state.query")
     model = rounded_model(grokked_composition.model)
     with torch.no_grad():

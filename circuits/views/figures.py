@@ -89,8 +89,10 @@ def attention_heads(
     """circuitsvis's ``AttentionHeads`` (destination x source patterns, one per head), run from the local bundle."""
     pat = torch.as_tensor(patterns, dtype=torch.float32)
     if pat.ndim != 3 or pat.shape[1] != len(tokens) or pat.shape[2] != len(tokens) or pat.shape[0] != len(head_names):
-        raise ValueError(f"attention patterns of shape {tuple(pat.shape)} do not fit {len(head_names)} heads and "
-                         f"{len(tokens)} tokens")
+        raise ValueError(
+            f"attention patterns of shape {tuple(pat.shape)} do not fit {len(head_names)} heads and "
+            f"{len(tokens)} tokens"
+        )
     div = "gs-attn-" + uuid.uuid4().hex[:12]
     props = {
         "attention": [[[round(float(v), 5) for v in row] for row in head] for head in pat],
@@ -117,11 +119,14 @@ def table(rows: Sequence[Mapping[str, Any]], *, title: str = "") -> Figure:
     head = "".join(f"<th>{esc(c)}</th>" for c in cols)
     body = "".join("<tr>" + "".join(f"<td>{esc(fmt(r.get(c, '')))}</td>" for c in cols) + "</tr>" for r in rows)
     caption = f"<caption>{esc(title)}</caption>" if title else ""
-    return Figure(f'<table class="gs-table">{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>', title=title)
+    return Figure(
+        f'<table class="gs-table">{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>', title=title
+    )
 
 
 # ----------------------------------------------------------------------------------- page
-CSS = """
+CSS = (
+    """
 body { margin: 24px auto; max-width: 1180px; padding: 0 16px; color: #222; %s; }
 h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 19px; margin-top: 36px; border-bottom: 1px solid #ddd; }
 p.gs-note { color: #555; max-width: 900px; line-height: 1.45; }
@@ -132,7 +137,9 @@ p.gs-note { color: #555; max-width: 900px; line-height: 1.45; }
 .gs-caption { font-size: 13px; font-weight: 600; margin: 6px 0; max-width: 760px; }
 figure.gs-figure { margin: 0; }
 .gs-error { color: #a00; }
-""" % FONT
+"""
+    % FONT
+)
 
 
 @dataclass
@@ -163,7 +170,7 @@ def page(title: str, sections: Sequence[Section], *, subtitle: str = "") -> str:
         f'<p class="gs-note">{esc(subtitle)}</p>' if subtitle else "",
     ]
     for s in sections:
-        out.append(f'<section><h2>{esc(s.title)}</h2>')
+        out.append(f"<section><h2>{esc(s.title)}</h2>")
         if s.note:
             out.append(f'<p class="gs-note">{esc(s.note)}</p>')
         out.append('<div class="gs-row">')

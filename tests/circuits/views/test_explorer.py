@@ -12,17 +12,17 @@ import pytest
 import torch
 
 from circuits.ablation import Faithfulness
-from circuits.explorer import explorer_data, explorer_figure, export_weights, rounded_model
-from circuits.explorer.data import MAX_EDGES, graph_nodes, query_data, timeline_data
-from circuits.explorer.page import asset
-from circuits.explorer.timeline import circuit_sizes, pick_checkpoints, snapshot, top_circuit
-from circuits.explorer.weights import BLOCK_PARAMS
 from circuits.pruning import connected
 from circuits.space import CircuitError
 from circuits.tasks import composition_task
+from circuits.views.explorer import explorer_data, explorer_figure, export_weights, rounded_model
+from circuits.views.explorer.data import MAX_EDGES, graph_nodes, query_data, timeline_data
+from circuits.views.explorer.page import asset
+from circuits.views.explorer.timeline import circuit_sizes, pick_checkpoints, snapshot, top_circuit
+from circuits.views.explorer.weights import BLOCK_PARAMS
 from interp.models import ModelConfig, build_model
 
-from ..tiny import TINY_MODEL
+from ...tiny import TINY_MODEL
 
 
 def _decode(t: dict) -> np.ndarray:
@@ -108,8 +108,7 @@ def test_timeline_edges_map_back_to_the_masks(snap):
     assert len(tl["edges"]) <= MAX_EDGES and len(ck["scores"]) == len(tl["edges"])
     for mask, circuit in zip(s.masks, ck["circuits"]):
         got = {(tl["nodes"][a]["name"], tl["nodes"][b]["name"], ch) for a, b, ch in (tl["edges"][i] for i in circuit)}
-        want = {(e.src.name, e.dst.name, e.channel)
-                for e in (space.edge(*idx) for idx in mask.nonzero().tolist())}
+        want = {(e.src.name, e.dst.name, e.channel) for e in (space.edge(*idx) for idx in mask.nonzero().tolist())}
         assert got == want if int(mask.sum()) <= MAX_EDGES else got <= want
     index = {(e.src.name, e.dst.name, e.channel): space.index(e) for e in space.edges()}
     for i, (a, b, ch) in enumerate(tl["edges"]):
@@ -124,32 +123,48 @@ def test_queries_carry_the_datasets_answers(graph):
     vocab = graph.vocab
     first = graph.examples("test_id")[0]
     assert q["default"] == vocab.encode(first.input_tokens)
-    answers = {ex.input_tokens: ex.answer for s in ("test_id", "train_inferred", "test_ood") for ex in graph.examples(s)}
+    answers = {
+        ex.input_tokens: ex.answer for s in ("test_id", "train_inferred", "test_ood") for ex in graph.examples(s)
+    }
     assert len(q["known"]) == len(answers)
     for key, (answer, split) in q["known"].items():
         ids = [int(i) for i in key.split(",")]
         assert answers[tuple(vocab.tokens[i] for i in ids)] == vocab.tokens[answer]
-        assert all(i in q["choices"][p] for p, i in enumerate(ids)) and split in ("test_id", "train_inferred", "test_ood")
+        assert all(i in q["choices"][p] for p, i in enumerate(ids)) and split in (
+            "test_id",
+            "train_inferred",
+            "test_ood",
+        )
     assert query_data(graph, ["a", "b"]) == {"choices": [], "known": {}, "default": None}  # no prompt of that length
 
 
 def test_comparison_queries_have_every_position(comparison_graph):
-    from circuits.report import position_labels
+    from circuits.views.sections import position_labels
 
     labels = position_labels(comparison_graph)
     q = query_data(comparison_graph, labels)
     assert labels == ["attr", "q", "e1", "mask", "e2"] and len(q["choices"]) == 5
     ids = q["default"]
-    assert q["known"][",".join(map(str, ids))][0] == comparison_graph.vocab.encode(
-        [comparison_graph.examples("test_id")[0].answer])[0]
+    assert (
+        q["known"][",".join(map(str, ids))][0]
+        == comparison_graph.vocab.encode([comparison_graph.examples("test_id")[0].answer])[0]
+    )
     assert all(len(c) >= 1 for c in q["choices"]) and len(q["choices"][2]) > 1  # e1 varies
 
 
 def test_page_section_escapes_tokens_and_carries_the_data(graph, snap):
     _, sizes, s = snap
     model = build_model(TINY_MODEL, len(graph.vocab), 7, seed=0, device="cpu")
-    data = explorer_data(model, graph, ["h", "r1", "r2"], step=7, snapshots=[s], sizes=sizes, circuit_size=30,
-                         node_features={"a0.1@2": [{"label": "<e_3> detector", "value": 0.5}]})
+    data = explorer_data(
+        model,
+        graph,
+        ["h", "r1", "r2"],
+        step=7,
+        snapshots=[s],
+        sizes=sizes,
+        circuit_size=30,
+        node_features={"a0.1@2": [{"label": "<e_3> detector", "value": 0.5}]},
+    )
     html = explorer_figure(data).html
     assert not re.search(r"<[er]_\d+>", html) and "\\u003ce_3\\u003e detector" in html
     block = html.split('id="gsx-data">', 1)[1].split("</script>", 1)[0]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from circuits.figures import FONT, Figure, esc, fmt_number
 from circuits.graph import CircuitGraph, Node
+from circuits.views.figures import FONT, Figure, esc, fmt_number
 
 
 # ------------------------------------------------------------------------- circuit graph
@@ -58,18 +58,24 @@ def circuit_svg(
     ]
     for p in range(P):
         x0 = left + p * col_w
-        parts.append(f'<rect x="{x0 + 4}" y="{top - 4}" width="{col_w - 8}" height="{(2 * L + 2) * row_h + 8}" '
-                     f'fill="{"#f6f8fb" if p % 2 else "#fbfbfb"}" rx="6"/>')
-        parts.append(f'<text x="{x0 + col_w / 2}" y="{height - 14}" font-size="12" text-anchor="middle" '
-                     f'font-weight="600">{esc(labels[p])}</text>')
+        parts.append(
+            f'<rect x="{x0 + 4}" y="{top - 4}" width="{col_w - 8}" height="{(2 * L + 2) * row_h + 8}" '
+            f'fill="{"#f6f8fb" if p % 2 else "#fbfbfb"}" rx="6"/>'
+        )
+        parts.append(
+            f'<text x="{x0 + col_w / 2}" y="{height - 14}" font-size="12" text-anchor="middle" '
+            f'font-weight="600">{esc(labels[p])}</text>'
+        )
     for layer in range(L):
         for kind, lvl in (("attn", 2 * layer), ("mlp", 2 * layer + 1)):
             y = top + (2 * L - lvl) * row_h + row_h / 2
-            parts.append(f'<text x="{left - 8}" y="{y + 4}" font-size="10" text-anchor="end" fill="#666">{kind} {layer}</text>')
+            parts.append(
+                f'<text x="{left - 8}" y="{y + 4}" font-size="10" text-anchor="end" fill="#666">{kind} {layer}</text>'
+            )
     # movers: dashed arcs from a head's k/v input at p' to its output at p > p'
     kv = {(e.dst.layer, e.dst.head, e.pos) for e in circuit.edges if e.dst.kind == "head" and e.channel in ("k", "v")}
     outs = {(e.src.layer, e.src.head, e.pos) for e in circuit.edges if e.src.kind == "head"}
-    for (layer, head, p_src) in sorted(kv):
+    for layer, head, p_src in sorted(kv):
         for p_dst in range(p_src + 1, P):
             if (layer, head, p_dst) in outs:
                 x1, y1 = xy(Node("head", p_src, layer, head))
@@ -77,7 +83,7 @@ def circuit_svg(
                 parts.append(
                     f'<path class="gs-mover" d="M{x1:.1f},{y1:.1f} Q{(x1 + x2) / 2:.1f},{y1 - 40:.1f} {x2:.1f},{y2:.1f}" '
                     f'fill="none" stroke="#7b3294" stroke-width="1.6" stroke-dasharray="5,3">'
-                    f'<title>{esc(f"a{layer}.{head} moves {labels[p_src]} -> {labels[p_dst]}")}</title></path>'
+                    f"<title>{esc(f'a{layer}.{head} moves {labels[p_src]} -> {labels[p_dst]}')}</title></path>"
                 )
     for e, s in reversed(edges):
         x1, y1 = xy(e.src)
@@ -88,7 +94,7 @@ def circuit_svg(
         parts.append(
             f'<path class="gs-edge" d="M{x1:.1f},{y1:.1f} Q{(x1 + x2) / 2 + bend:.1f},{(y1 + y2) / 2:.1f} {x2:.1f},{y2:.1f}" '
             f'fill="none" stroke="{col}" stroke-opacity="0.55" stroke-width="{w:.2f}">'
-            f'<title>{esc(f"{e.src.name} -> {e.dst.name} ({e.channel}): {fmt_number(s)}")}</title></path>'
+            f"<title>{esc(f'{e.src.name} -> {e.dst.name} ({e.channel}): {fmt_number(s)}')}</title></path>"
         )
     for p in range(P):
         nodes = [Node("embed", p)]
@@ -102,17 +108,23 @@ def circuit_svg(
             short = {"embed": "emb", "logits": "out", "mlp": f"m{n.layer}", "head": f"{n.layer}.{n.head}"}[n.kind]
             score = circuit.node_scores.get(n)
             tip = n.name + ("" if score is None else f": {fmt_number(score)}")
-            fill = "#ffffff" if not on else ("#fde0c5" if n.kind == "mlp" else "#d1e5f0" if n.kind == "head" else "#e0e0e0")
+            fill = (
+                "#ffffff"
+                if not on
+                else ("#fde0c5" if n.kind == "mlp" else "#d1e5f0" if n.kind == "head" else "#e0e0e0")
+            )
             stroke = "#333" if on else "#cccccc"
             if n.kind == "head":
                 shape = f'<circle cx="{x:.1f}" cy="{y:.1f}" r="13" fill="{fill}" stroke="{stroke}"/>'
             else:
-                shape = (f'<rect x="{x - 22:.1f}" y="{y - 12:.1f}" width="44" height="24" rx="4" '
-                         f'fill="{fill}" stroke="{stroke}"/>')
+                shape = (
+                    f'<rect x="{x - 22:.1f}" y="{y - 12:.1f}" width="44" height="24" rx="4" '
+                    f'fill="{fill}" stroke="{stroke}"/>'
+                )
             parts.append(
                 f'<g class="gs-node{" gs-in" if on else ""}"><title>{esc(tip)}</title>{shape}'
                 f'<text x="{x:.1f}" y="{y + 4:.1f}" font-size="9.5" text-anchor="middle" fill="{"#111" if on else "#bbb"}">'
-                f'{esc(short)}</text></g>'
+                f"{esc(short)}</text></g>"
             )
     parts.append("</svg>")
     caption = f'<figcaption class="gs-caption">{esc(title)}</figcaption>' if title else ""

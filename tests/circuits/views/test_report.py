@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from circuits.graph import CircuitGraph
-from circuits.render import Section, attention_heads, circuit_svg, circuitsvis_bundle, heatmap, line_chart, page
+from circuits.views.render import Section, attention_heads, circuit_svg, circuitsvis_bundle, heatmap, line_chart, page
 
 EVIL = ['<script>alert("x")</script>', '"><img src=x onerror=alert(1)>', "a&b", "</a>"]
 
@@ -24,8 +24,16 @@ def test_report_is_one_offline_file(tiny_report):
     assert not re.search(r"""<(script|link|img|iframe)[^>]+(src|href)\s*=""", html, re.I)
     assert "default-src 'none'" in html  # the page itself forbids fetches
     # every section is there, each with its figures
-    for heading in ("Grokking", "Explorer", "Logit lens", "Causal tracing", "Where the intermediate lives", "Circuit",
-                    "Attention patterns of the circuit", "Circuit formation"):
+    for heading in (
+        "Grokking",
+        "Explorer",
+        "Logit lens",
+        "Causal tracing",
+        "Where the intermediate lives",
+        "Circuit",
+        "Attention patterns of the circuit",
+        "Circuit formation",
+    ):
         assert f"<h2>{heading}" in html
     assert html.count('class="gs-heatmap"') == 3 + 3  # lens targets + swapped tokens
     assert html.count('class="gs-graph"') == 1
@@ -74,7 +82,7 @@ def test_renderers_escape_hostile_labels():
     att = attention_heads(torch.rand(1, 4, 4).tril(), EVIL, [EVIL[0]], title=EVIL[1])
     script = att.html.split("<script>", 1)[1].rsplit("</script>", 1)[0]
     assert "</" not in script and "<" not in script.replace("<script>", "")  # nothing in the data can end the script
-    props = json.loads(script[script.index("{"): script.rindex("}") + 1])
+    props = json.loads(script[script.index("{") : script.rindex("}") + 1])
     assert props["tokens"] == EVIL  # and the data arrives intact
 
 
@@ -104,7 +112,7 @@ def test_circuit_svg_draws_every_edge_and_mover(tiny_report):
 
 
 def test_write_report_cli_contract(tiny_run_dir, tmp_path):
-    from circuits.report import write_report
+    from circuits.views.report import write_report
 
     out = write_report(tiny_run_dir, tmp_path / "sub" / "r.html", n=12, formation=False, explorer=False)
     assert isinstance(out, Path) and out == tmp_path / "sub" / "r.html" and out.is_file()

@@ -7,8 +7,8 @@ import shutil
 import pytest
 import torch
 
-from circuits.feature_report import dictionary_path, features_section, saved_dictionaries
-from circuits.figures import page
+from circuits.views.feature_report import dictionary_path, features_section, saved_dictionaries
+from circuits.views.figures import page
 from interp.features import (
     DictionaryConfig,
     FeatureError,
@@ -36,8 +36,9 @@ def features_run(run, tmp_path_factory):
     cfg = DictionaryConfig(SITE, k=4, expansion_factor=2, steps=30, batch_size=256)
     result, _ = train_on_model(run.model, run.dataset, cfg)
     save_dictionary(result.dictionary, root / "features" / "resid")
-    tcs = train_transcoders_on_model(run.model, run.dataset, TranscoderConfig.for_layer(0, k=4, expansion_factor=2,
-                                                                                       steps=30, batch_size=256))
+    tcs = train_transcoders_on_model(
+        run.model, run.dataset, TranscoderConfig.for_layer(0, k=4, expansion_factor=2, steps=30, batch_size=256)
+    )
     save_transcoders({layer: r.dictionary for layer, r in tcs.items()}, root / "features" / "tc")
     other = result.dictionary
     other.meta["model_fingerprint"] = "0123456789abcdef"
@@ -76,7 +77,7 @@ def test_dictionary_path_names_what_is_saved(features_run, one_line):
 
 def test_the_report_gains_the_section_only_with_features(tiny_run_dir, tiny_report, features_run, tmp_path):
     """The full report of a run with a ``features/`` folder has the section; the shared report (no folder) does not."""
-    from circuits.report import write_report
+    from circuits.views.report import write_report
 
     assert "Features: " not in tiny_report.read_text(encoding="utf-8")
     run_dir = tmp_path / "run"

@@ -10,7 +10,7 @@ train`` writes them), one folder each in SAELens's layout::
 features, accuracy and loss recovered when spliced in) and the dashboards of its features
 best aligned with a task variable. For a set of transcoders (a folder with ``transcoders.json``,
 :func:`interp.features.save_transcoders`) it gives the scores of the replacement model and
-the attribution graph of one held-out prompt, drawn by :mod:`circuits.feature_graph`.
+the attribution graph of one held-out prompt, drawn by :mod:`circuits.views.feature_graph`.
 A dictionary that cannot be read or does not fit the run's model shows its one-line error;
 the rest of the report is unaffected. A run without ``features/`` gets no section.
 """
@@ -21,9 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from circuits.feature_dashboard import dashboard_figure
-from circuits.feature_graph import feature_graph_figure
-from circuits.figures import Figure, Section, error_figure, table
+from circuits.views.feature_dashboard import dashboard_figure
+from circuits.views.feature_graph import feature_graph_figure
+from circuits.views.figures import Figure, Section, error_figure, table
 from interp.data import KGDataset
 from interp.errors import GrokscopeError
 from interp.features import (
@@ -79,8 +79,11 @@ def _scores(m: Any, title: str) -> Figure:
 def _dictionary_figures(folder: Path, model: HookedModel, dataset: KGDataset, n_features: int) -> list[Figure]:
     sae = load_dictionary(folder, model)
     m = evaluate_dictionary(sae, model, dataset)
-    scores = _scores(m, f"{sae.architecture}, k {sae.cfg.k}, {sae.d_sae} features at {sae.hook_name}: "
-                        f"{m.n_rows} rows from {m.n_prompts} prompts")
+    scores = _scores(
+        m,
+        f"{sae.architecture}, k {sae.cfg.k}, {sae.d_sae} features at {sae.hook_name}: "
+        f"{m.n_rows} rows from {m.n_prompts} prompts",
+    )
     data = dashboard_data(sae, model, dataset, n=n_features, select="aligned", n_examples=6)
     return [scores, dashboard_figure(data)]
 
@@ -89,13 +92,16 @@ def _transcoder_figures(folder: Path, model: HookedModel, dataset: KGDataset) ->
     """The replacement model's scores and the attribution graph of the first held-out prompt."""
     tcs = load_transcoders(folder, model)
     m = evaluate_replacement(tcs, model, dataset)
-    scores = _scores(m, f"transcoders of layers {', '.join(map(str, sorted(tcs)))}, every MLP replaced: "
-                        f"{m.n_prompts} prompts")
+    scores = _scores(
+        m, f"transcoders of layers {', '.join(map(str, sorted(tcs)))}, every MLP replaced: {m.n_prompts} prompts"
+    )
     examples = dataset.examples("test_id") or dataset.examples("train_inferred")
     if not examples:
         return [scores, error_figure("no held-out prompt to draw an attribution graph for")]
     ex = examples[0]
-    graph = attribution_graph(model, tcs, prompt_tokens(dataset, ex.input_tokens), vocab=dataset.vocab, answer=ex.answer)
+    graph = attribution_graph(
+        model, tcs, prompt_tokens(dataset, ex.input_tokens), vocab=dataset.vocab, answer=ex.answer
+    )
     title = f"attribution graph of {ex.input_text} -> {ex.answer} (largest residual {graph.max_residual():.2g})"
     return [scores, feature_graph_figure(graph, title=title)]
 
@@ -115,8 +121,11 @@ def features_section(
         say(f"features: {name}")
         transcoders = is_transcoder_set(folder)
         try:
-            figs = (_transcoder_figures(folder, model, dataset) if transcoders
-                    else _dictionary_figures(folder, model, dataset, n_features))
+            figs = (
+                _transcoder_figures(folder, model, dataset)
+                if transcoders
+                else _dictionary_figures(folder, model, dataset, n_features)
+            )
         except (GrokscopeError, ValueError, KeyError, IndexError, RuntimeError) as err:
             figs = [error_figure(f"not available: {type(err).__name__}: {err}")]
         sections.append(Section(f"Features: {name}", figs, TRANSCODER_NOTE if transcoders else DICTIONARY_NOTE))
@@ -136,4 +145,11 @@ TRANSCODER_NOTE = (
 )
 
 
-__all__ = ["FEATURES_DIR", "dictionary_path", "features_dir", "features_section", "is_transcoder_set", "saved_dictionaries"]
+__all__ = [
+    "FEATURES_DIR",
+    "dictionary_path",
+    "features_dir",
+    "features_section",
+    "is_transcoder_set",
+    "saved_dictionaries",
+]

@@ -78,8 +78,11 @@ def test_screenshots_are_not_blank(page):
 
 def test_the_checks_catch_a_page_that_fetches(browser, tmp_path):
     bad = tmp_path / "bad.html"
-    bad.write_text('<!DOCTYPE html><html><body><img src="https://example.com/x.png">'
-                   '<script>console.error("boom")</script></body></html>', encoding="utf-8")
+    bad.write_text(
+        '<!DOCTYPE html><html><body><img src="https://example.com/x.png">'
+        '<script>console.error("boom")</script></body></html>',
+        encoding="utf-8",
+    )
     with Watched(browser) as w:
         w.open(bad)
         w.page.wait_for_timeout(500)

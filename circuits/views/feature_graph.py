@@ -10,7 +10,7 @@ the graph (tokens, labels) is HTML-escaped. The input is the Neuronpedia JSON
 (:func:`interp.features.graph_to_json` / :func:`interp.features.load_graph_json`) or an
 :class:`interp.features.AttributionGraph` (pruned here with the default thresholds)::
 
-    from circuits.feature_graph import feature_graph_figure
+    from circuits.views.feature_graph import feature_graph_figure
     feature_graph_figure(load_graph_json(PATH), title="e0 r18 r9")   # displays inline in a notebook
 """
 
@@ -19,12 +19,16 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from circuits.figures import FONT, Figure, esc, fmt_number
+from circuits.views.figures import FONT, Figure, esc, fmt_number
 from interp.features import AttributionGraph, graph_to_json
 from interp.features.graph_json import check_graph_json
 
-_KIND = {"cross layer transcoder": "feature", "mlp reconstruction error": "error", "embedding": "embedding",
-         "logit": "logit"}
+_KIND = {
+    "cross layer transcoder": "feature",
+    "mlp reconstruction error": "error",
+    "embedding": "embedding",
+    "logit": "logit",
+}
 
 
 def _as_json(graph: AttributionGraph | dict[str, Any]) -> dict[str, Any]:
@@ -43,8 +47,9 @@ def _row(node: dict[str, Any], n_layers: int) -> int:
     return int(node["layer"]) + 1
 
 
-def feature_graph_html(graph: AttributionGraph | dict[str, Any], *, title: str = "", max_edges: int | None = 400,
-                       max_per_cell: int = 8) -> str:
+def feature_graph_html(
+    graph: AttributionGraph | dict[str, Any], *, title: str = "", max_edges: int | None = 400, max_per_cell: int = 8
+) -> str:
     """The graph as an HTML ``<figure>`` with an inline SVG (see the module docstring).
 
     ``max_edges`` draws the strongest edges only; ``max_per_cell`` the most influential
@@ -77,36 +82,48 @@ def feature_graph_html(graph: AttributionGraph | dict[str, Any], *, title: str =
     if max_edges is not None:
         links = links[:max_edges]
     biggest = max((abs(lk["weight"]) for lk in links), default=0.0) or 1.0
-    parts = [f'<svg class="gs-graph gs-feature-graph" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="{esc(title or "attribution graph")}" style="{FONT}">']
+    parts = [
+        f'<svg class="gs-graph gs-feature-graph" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{esc(title or "attribution graph")}" style="{FONT}">'
+    ]
     for p in range(n_pos):
         x0 = left + p * col_w
-        parts.append(f'<rect x="{x0 + 4}" y="{top - 4}" width="{col_w - 8}" height="{(n_layers + 2) * row_h + 8}" '
-                     f'fill="{"#f6f8fb" if p % 2 else "#fbfbfb"}" rx="6"/>')
+        parts.append(
+            f'<rect x="{x0 + 4}" y="{top - 4}" width="{col_w - 8}" height="{(n_layers + 2) * row_h + 8}" '
+            f'fill="{"#f6f8fb" if p % 2 else "#fbfbfb"}" rx="6"/>'
+        )
         label = tokens[p] if p < len(tokens) else str(p)
-        parts.append(f'<text x="{x0 + col_w / 2}" y="{height - 14}" font-size="12" text-anchor="middle" '
-                     f'font-weight="600">{esc(label)}</text>')
+        parts.append(
+            f'<text x="{x0 + col_w / 2}" y="{height - 14}" font-size="12" text-anchor="middle" '
+            f'font-weight="600">{esc(label)}</text>'
+        )
     for row in range(n_layers + 2):
         name = "emb" if row == 0 else "logits" if row == n_layers + 1 else f"layer {row - 1}"
         y = top + (n_layers + 1 - row) * row_h + row_h / 2
-        parts.append(f'<text x="{left - 8}" y="{y + 4}" font-size="10" text-anchor="end" fill="#666">{esc(name)}</text>')
+        parts.append(
+            f'<text x="{left - 8}" y="{y + 4}" font-size="10" text-anchor="end" fill="#666">{esc(name)}</text>'
+        )
     by_id = {n["node_id"]: n for n in nodes}
     for lk in reversed(links):
         (x1, y1), (x2, y2) = where[lk["source"]], where[lk["target"]]
         w = lk["weight"]
         colour = "#2166ac" if w >= 0 else "#b2182b"
         tip = f"{_name(by_id[lk['source']], tokens)} -> {_name(by_id[lk['target']], tokens)}: {fmt_number(w)}"
-        parts.append(f'<path class="gs-edge" d="M{x1:.1f},{y1:.1f} Q{(x1 + x2) / 2 + 10:.1f},{(y1 + y2) / 2:.1f} '
-                     f'{x2:.1f},{y2:.1f}" fill="none" stroke="{colour}" stroke-opacity="0.55" '
-                     f'stroke-width="{0.6 + 4.0 * abs(w) / biggest:.2f}"><title>{esc(tip)}</title></path>')
+        parts.append(
+            f'<path class="gs-edge" d="M{x1:.1f},{y1:.1f} Q{(x1 + x2) / 2 + 10:.1f},{(y1 + y2) / 2:.1f} '
+            f'{x2:.1f},{y2:.1f}" fill="none" stroke="{colour}" stroke-opacity="0.55" '
+            f'stroke-width="{0.6 + 4.0 * abs(w) / biggest:.2f}"><title>{esc(tip)}</title></path>'
+        )
     for node_id, (x, y) in where.items():
         parts.append(_node_svg(by_id[node_id], x, y, size, tokens))
     for (row, pos), extra in hidden.items():
         if extra:
             y = top + (n_layers + 1 - row) * row_h + 12
-            parts.append(f'<text x="{left + (pos + 1) * col_w - 10}" y="{y}" font-size="9" text-anchor="end" '
-                         f'fill="#888">+{extra}</text>')
+            parts.append(
+                f'<text x="{left + (pos + 1) * col_w - 10}" y="{y}" font-size="9" text-anchor="end" '
+                f'fill="#888">+{extra}</text>'
+            )
     parts.append("</svg>")
     caption = f'<figcaption class="gs-caption">{esc(title)}</figcaption>' if title else ""
     return f'<figure class="gs-figure">{caption}{"".join(parts)}</figure>'
@@ -137,22 +154,33 @@ def _node_svg(node: dict[str, Any], x: float, y: float, size: float, tokens: lis
         shape = f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{size / 2 - 1:.1f}" fill="#d1e5f0" stroke="#333"/>'
         label = node["node_id"].split("_")[1]
     elif kind == "error":
-        shape = (f'<rect x="{x - size / 2 + 2:.1f}" y="{y - size / 2 + 2:.1f}" width="{size - 4}" height="{size - 4}" '
-                 f'fill="#e0e0e0" stroke="#666"/>')
+        shape = (
+            f'<rect x="{x - size / 2 + 2:.1f}" y="{y - size / 2 + 2:.1f}" width="{size - 4}" height="{size - 4}" '
+            f'fill="#e0e0e0" stroke="#666"/>'
+        )
         label = "err"
     else:
-        shape = (f'<rect x="{x - 24:.1f}" y="{y - 11:.1f}" width="48" height="22" rx="4" '
-                 f'fill="{"#fde0c5" if kind == "logit" else "#eeeeee"}" stroke="#333"/>')
-        label = (tokens[node["ctx_idx"]] if kind == "embedding" and node["ctx_idx"] < len(tokens)
-                 else node.get("clerp", "").split('"')[1] if kind == "logit" and '"' in node.get("clerp", "")
-                 else str(node["feature"]))
-    return (f'<g class="gs-node gs-{kind}"><title>{esc(tip)}</title>{shape}<text x="{x:.1f}" y="{y + 3:.1f}" '
-            f'font-size="8.5" text-anchor="middle">{esc(label[:9])}</text></g>')
+        shape = (
+            f'<rect x="{x - 24:.1f}" y="{y - 11:.1f}" width="48" height="22" rx="4" '
+            f'fill="{"#fde0c5" if kind == "logit" else "#eeeeee"}" stroke="#333"/>'
+        )
+        label = (
+            tokens[node["ctx_idx"]]
+            if kind == "embedding" and node["ctx_idx"] < len(tokens)
+            else node.get("clerp", "").split('"')[1]
+            if kind == "logit" and '"' in node.get("clerp", "")
+            else str(node["feature"])
+        )
+    return (
+        f'<g class="gs-node gs-{kind}"><title>{esc(tip)}</title>{shape}<text x="{x:.1f}" y="{y + 3:.1f}" '
+        f'font-size="8.5" text-anchor="middle">{esc(label[:9])}</text></g>'
+    )
 
 
-def feature_graph_figure(graph: AttributionGraph | dict[str, Any], *, title: str = "", max_edges: int | None = 400,
-                         max_per_cell: int = 8) -> Figure:
-    """:func:`feature_graph_html` as a :class:`~circuits.figures.Figure` (``_repr_html_`` for notebooks, report pages)."""
+def feature_graph_figure(
+    graph: AttributionGraph | dict[str, Any], *, title: str = "", max_edges: int | None = 400, max_per_cell: int = 8
+) -> Figure:
+    """:func:`feature_graph_html` as a :class:`~circuits.views.figures.Figure` (``_repr_html_`` for notebooks, report pages)."""
     return Figure(feature_graph_html(graph, title=title, max_edges=max_edges, max_per_cell=max_per_cell), title=title)
 
 

@@ -22,9 +22,17 @@ from typing import Any
 import numpy as np
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-ARGS = ("--proxy-server=127.0.0.1:9", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-default-apps", "--disable-extensions", "--no-first-run",
-        "--disable-dev-shm-usage", "--no-sandbox")
+ARGS = (
+    "--proxy-server=127.0.0.1:9",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--no-sandbox",
+)
 
 
 def find_chromium() -> str | None:
@@ -45,7 +53,9 @@ def install_chromium(timeout: float = 900) -> str | None:
         return None
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run([*prefix, "apt-get", "update", "-qq"], env=env, timeout=timeout, capture_output=True)
-    subprocess.run([*prefix, "apt-get", "install", "-y", "-qq", "chromium"], env=env, timeout=timeout, capture_output=True)
+    subprocess.run(
+        [*prefix, "apt-get", "install", "-y", "-qq", "chromium"], env=env, timeout=timeout, capture_output=True
+    )
     return find_chromium()
 
 

@@ -11,13 +11,13 @@ Every text that comes from data (token names such as ``<e_3>``, position names, 
 is HTML-escaped; data passed to JavaScript is JSON with ``<``, ``>`` and ``&`` escaped,
 so no token can close a tag or a script.
 
-Three modules, re-exported here: :mod:`circuits.figures` (:class:`Figure`, escaping, the
-circuitsvis bundle and attention view, tables, pages), :mod:`circuits.charts` (heatmaps,
-line charts) and :mod:`circuits.graph_svg` (the circuit graph).
+Three modules, re-exported here: :mod:`circuits.views.figures` (:class:`Figure`, escaping, the
+circuitsvis bundle and attention view, tables, pages), :mod:`circuits.views.charts` (heatmaps,
+line charts) and :mod:`circuits.views.graph_svg` (the circuit graph).
 """
 
-from circuits.charts import BLUE, RED, WHITE, color, heatmap, intensity, line_chart
-from circuits.figures import (
+from circuits.views.charts import BLUE, RED, WHITE, color, heatmap, intensity, line_chart
+from circuits.views.figures import (
     CSS,
     FONT,
     PALETTE,
@@ -32,7 +32,7 @@ from circuits.figures import (
     page,
     table,
 )
-from circuits.graph_svg import circuit_svg
+from circuits.views.graph_svg import circuit_svg
 
 __all__ = [
     "BLUE",
