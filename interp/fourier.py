@@ -68,7 +68,7 @@ def row_frequencies(p: int) -> Int[Tensor, " p"]:
 def frequency_norms(coefficients: Float[Tensor, "p ..."]) -> Float[Tensor, " n_freq"]:
     """The norm of each frequency ``1 .. p // 2`` of Fourier coefficients along the first axis (cos and sin together)."""
     p = coefficients.shape[0]
-    sq = coefficients.reshape(p, -1).double().pow(2).sum(-1)
+    sq = coefficients.detach().reshape(p, -1).double().pow(2).sum(-1)
     freq = row_frequencies(p)
     return torch.zeros(p // 2 + 1, dtype=sq.dtype).index_add_(0, freq, sq)[1:].sqrt()
 
@@ -100,7 +100,7 @@ def neuron_frequencies(acts: Float[Tensor, "pair neuron"], p: int) -> NeuronFreq
     """Nanda's clustering: 2D-transform each neuron's activation over ``(a, b)``; the share of its variance
     (constant removed) in the components whose two frequencies are each 0 or k, for the best k."""
     basis, _ = fourier_basis(p)
-    grid = acts.double().reshape(p, p, -1)
+    grid = acts.detach().double().reshape(p, p, -1)
     coef = torch.einsum("ia,abn,jb->ijn", basis, grid, basis)  # (p, p, neuron)
     coef[0, 0] = 0
     total = coef.pow(2).sum((0, 1))
@@ -211,6 +211,28 @@ def fourier_measures(model: HookedModel, task: ModularTask, key: Sequence[int] |
     return row
 
 
+@torch.no_grad()
+def dictionary_frequencies(dictionary: torch.nn.Module, model: HookedModel, task: ModularTask) -> NeuronFrequencies:
+    """Nanda's clustering applied to a sparse dictionary's features: each feature's activation over all pairs
+    (read at the dictionary's hook, at the answer position) 2D-transformed; dead features explain nothing."""
+    bridge = as_bridge(model)
+    hook = dictionary.cfg.hook_name
+    _, cache = bridge.run_with_cache(task.tokens.to(bridge.W_E.device), names_filter=hook)
+    x = cache[hook][:, -1].reshape(len(task.tokens), -1)  # (pair, d_in): heads flattened for attn.hook_z
+    return neuron_frequencies(dictionary.encode(x.to(dictionary.W_dec.dtype)).cpu(), task.p)
+
+
+def cluster_purity(directions: Float[Tensor, "n neuron"], neurons: NeuronFrequencies) -> Float[Tensor, " n"]:
+    """For directions over the MLP neurons (a dictionary's decoder rows at ``mlp.hook_post``): the largest share
+    of each one's squared norm on the single-frequency neurons of one frequency (1: it writes to one cluster)."""
+    clusters = torch.where(neurons.single, neurons.frequency, torch.zeros_like(neurons.frequency))
+    sq = directions.detach().double().cpu().pow(2)
+    n_freq = int(neurons.frequency.max()) if neurons.frequency.numel() else 0
+    mass = torch.stack([sq[:, clusters == k].sum(1) for k in range(1, n_freq + 1)], 1) if n_freq else sq[:, :0]
+    total = sq.sum(1).clamp_min(1e-30)
+    return mass.max(1).values / total if n_freq else torch.zeros(len(sq), dtype=sq.dtype)
+
+
 def split_logits(
     logits: Float[Tensor, "pair p"], waves: Float[Tensor, "pair n_wave"]
 ) -> tuple[Float[Tensor, "pair p"], Float[Tensor, "pair p"]]:
@@ -225,6 +247,8 @@ __all__ = [
     "SINGLE_FREQUENCY",
     "ModularTask",
     "NeuronFrequencies",
+    "cluster_purity",
+    "dictionary_frequencies",
     "fourier_basis",
     "fourier_measures",
     "frequency_norms",

@@ -1,8 +1,9 @@
 """The exploration notebooks run top to bottom on the grokked test runs and show what the paper found.
 
 Each notebook in ``notebooks/`` is executed with nbclient in a fresh kernel (the venv's
-ipykernel, one thread), pointed at the session's grokked runs through ``GROKSCOPE_RUN_DIR``
-/ ``GROKSCOPE_COMPARISON_RUN_DIR`` (tests/conftest.py), so nothing is trained here. The
+ipykernel, one thread), pointed at the session's grokked runs through ``GROKSCOPE_RUN_DIR``,
+``GROKSCOPE_COMPARISON_RUN_DIR`` or ``GROKSCOPE_MODULAR_RUN_DIR`` (:data:`RUN_ENV`; the runs of
+tests/conftest.py), so nothing is trained here. The
 executed copies go to a temporary folder; the committed notebooks hold no outputs. A copy
 that ran every cell without an error is also saved (atomically) into ``docs/notebooks/``
 (git-ignored), where the documentation site renders it (docs/notebooks.md).
@@ -34,6 +35,7 @@ NOTEBOOKS = {
     "comparison": "04_comparison_parallel_circuit.ipynb",
     "looped": "06_looped_ood.ipynb",
     "features": "05_features.ipynb",
+    "fourier": "07_modular_addition_progress.ipynb",
 }
 # which of the package's HTML renderers each notebook shows inline (a class or call in the output)
 RENDERED = {
@@ -43,10 +45,21 @@ RENDERED = {
     "comparison": ('class="gs-chart"', 'class="gs-graph"', "CircuitsVis.render("),
     "looped": ('class="gs-chart"', 'class="gs-heatmap"'),
     "features": ('class="gs-fd-card"', 'class="gs-fd-hist"', "<svg"),
+    "fourier": ('class="gs-chart"', 'class="gs-heatmap"'),
 }
 CELL_TIMEOUT_S = 600
-RUN_FIXTURE = {key: "grokked_comparison_run_dir" if key == "comparison" else "grokked_run_dir" for key in NOTEBOOKS}
+RUN_FIXTURE = {
+    key: {"comparison": "grokked_comparison_run_dir", "fourier": "grokked_modular_run_dir"}.get(key, "grokked_run_dir")
+    for key in NOTEBOOKS
+}
 """The grokked run (a fixture of tests/conftest.py) each notebook reads."""
+RUN_ENV = {
+    key: {"comparison": "GROKSCOPE_COMPARISON_RUN_DIR", "fourier": "GROKSCOPE_MODULAR_RUN_DIR"}.get(
+        key, "GROKSCOPE_RUN_DIR"
+    )
+    for key in NOTEBOOKS
+}
+"""The environment variable each notebook reads its run from."""
 
 
 def notebook_marks(key: str) -> list[pytest.MarkDecorator]:
@@ -78,7 +91,7 @@ def executed(tmp_path_factory, request):
             run_dir = request.getfixturevalue(RUN_FIXTURE[key])
             work = tmp_path_factory.mktemp(f"notebook-{key}")
             env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-            env["GROKSCOPE_COMPARISON_RUN_DIR" if key == "comparison" else "GROKSCOPE_RUN_DIR"] = str(run_dir)
+            env[RUN_ENV[key]] = str(run_dir)
             nb = nbformat.read(NOTEBOOK_DIR / NOTEBOOKS[key], as_version=4)
             client = NotebookClient(
                 nb,
@@ -138,11 +151,11 @@ def test_committed_notebooks_are_output_stripped(name):
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
-@pytest.mark.parametrize("name", sorted(NOTEBOOKS.values()))
-def test_notebooks_read_their_run_from_the_environment(name):
-    cells = nbformat.read(NOTEBOOK_DIR / name, as_version=4).cells
+@pytest.mark.parametrize("key", sorted(NOTEBOOKS))
+def test_notebooks_read_their_run_from_the_environment(key):
+    cells = nbformat.read(NOTEBOOK_DIR / NOTEBOOKS[key], as_version=4).cells
     source = "\n".join(c.source for c in cells if c.cell_type == "code")
-    assert "GROKSCOPE_COMPARISON_RUN_DIR" in source if name.startswith("04") else "GROKSCOPE_RUN_DIR" in source
+    assert f'os.environ.get("{RUN_ENV[key]}")' in source
     assert "torch.set_num_threads(" in source
     assert "import interp" in source or "from interp" in source
 
@@ -290,3 +303,22 @@ def test_features_findings(executed):
     assert f["attribution graph largest residual"] <= 1e-3, f
     assert f["steering success, interchange"] >= 0.8 and f["steering success, no edit"] <= 0.05, f
     assert f["steering success, feature"] >= f["steering success, no edit"], f
+
+
+@on_notebook("fourier")
+def test_modular_addition_progress_findings(executed):
+    """Nanda et al. 2023 on the grokked modular-addition run: the Fourier circuit and its progress measures."""
+    f = findings(executed("fourier"))
+    assert 1 <= f["key frequencies"] <= 8, f
+    assert f["single-frequency neurons"] >= 0.3 and f["embedding power in key frequencies"] >= 0.5, f
+    assert f["final test accuracy"] >= 0.99, f
+    # the key-frequency logits alone do better than the model; without them the training pairs are lost
+    assert f["final restricted loss"] < f["final test loss"], f
+    assert f["final excluded loss"] > 1.0 > 10 * f["final train loss"], f
+    assert f["gini W_E last"] > f["gini W_E first"] + 0.1 and f["weight norm last"] < f["weight norm first"], f
+    assert f["memorisation ends"] <= f["clean-up starts"] < f["clean-up ends"], f
+    # a dictionary's features write mostly within one frequency cluster of neurons, but fire on few pairs:
+    # their activations are not the single-frequency waves the neurons are
+    assert f["live dictionary features"] >= 10, f
+    assert f["feature decoder cluster purity (median)"] >= 0.5, f
+    assert f["single-frequency features"] < f["single-frequency neurons"], f
