@@ -45,18 +45,18 @@ RECIPES = {
         ("modular-addition-fast", "modular-addition-fast", []),
     ],
     "grokfast": [
-        ("baseline (lr 1e-3, wd 0)", "modular-multiplication", ["train.max_steps=10000"]),
-        ("baseline, wd 0.005", "modular-multiplication", ["train.max_steps=10000", "train.weight_decay=0.005"]),
+        ("baseline (lr 1e-3, wd 0)", "modular-multiplication", ["train.max_steps=4000"]),
+        ("baseline, wd 0.005", "modular-multiplication", ["train.max_steps=4000", "train.weight_decay=0.005"]),
         (
             "baseline, wd 0.005, lr 3e-3",
             "modular-multiplication",
-            ["train.max_steps=10000", "train.weight_decay=0.005", "train.lr=3e-3"],
+            ["train.max_steps=4000", "train.weight_decay=0.005", "train.lr=3e-3"],
         ),
         (
             "Grokfast EMA (alpha 0.98, lambda 2, wd 0.005)",
             "modular-multiplication",
             [
-                "train.max_steps=10000",
+                "train.max_steps=4000",
                 "train.weight_decay=0.005",
                 "train.grokfast=ema",
                 "train.grokfast_alpha=0.98",

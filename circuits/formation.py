@@ -25,6 +25,7 @@ import torch
 
 from circuits.graph import CircuitError
 from circuits.localize import localize
+from interp.checkpoint_analyses import checkpoint_grids
 from interp.counterfactuals import counterfactual_batch
 from interp.data import KGDataset, TaskSchemaError, task_schema
 from interp.data.tasks import KeyState
@@ -45,6 +46,26 @@ def key_states(dataset: KGDataset) -> dict[str, KeyState]:
     if not states:
         raise CircuitError(f"no key states for a {dataset.task} dataset")
     return states
+
+
+def grid_strengths(grids: dict[str, Any], dataset: KGDataset, layer: int) -> list[dict[str, Any]]:
+    """:func:`state_strengths` read off a checkpoint's lens and tracing grids (:func:`state_grids`)."""
+    rows = []
+    for name, (pos, target, swap) in key_states(dataset).items():
+        lens = grids["lens"][target]
+        rows.append(
+            {
+                "state": f"S[{layer},{name}]",
+                "layer": layer,
+                "position": name,
+                "target": target,
+                "swap": swap,
+                "causal": grids["tracing"][swap][layer][pos],
+                "mrr": lens["mrr"][layer][pos],
+                "top1": lens["top1"][layer][pos],
+            }
+        )
+    return rows
 
 
 def state_strengths(
@@ -106,7 +127,10 @@ def circuit_formation(
 
     Columns: step, state, layer, position, target, swap, causal, mrr, top1, and the metrics
     logged at that step (train, train_inferred, test_id, test_ood ...) where there are any.
-    ``max_checkpoints`` evenly spaced checkpoints are analysed (always the first and the last).
+    ``max_checkpoints`` evenly spaced checkpoints are analysed (always the first and the last). Each
+    checkpoint's lens and tracing grids are computed once and kept in the run folder
+    (:func:`interp.checkpoint_analyses.checkpoint_grids`, shared with the report and the explorer);
+    the key states are read off them.
     """
     run_dir = Path(run_dir)
     if layer is None:
@@ -126,7 +150,8 @@ def circuit_formation(
         run = load_checkpoint(path, device=device, dataset=dataset)
         dataset = run.dataset
         logged = {k: v for k, v in metrics.get(run.step, {}).items() if k not in ("step", "seconds", "loss")}
-        for row in state_strengths(run.model, run.dataset, layer, split=split, n=n, seed=seed):
+        grids = checkpoint_grids(path, run.model, run.dataset, n=n, seed=seed, split=split)
+        for row in grid_strengths(grids, run.dataset, layer):
             rows.append({"step": run.step, **row, **logged})
         if on_checkpoint is not None:
             on_checkpoint(run.step)

@@ -17,7 +17,8 @@ ranges, by stated criteria: memorisation ends at the first checkpoint with train
 accuracy >= 0.99; clean-up is the test loss's descent, from the first checkpoint (after
 its peak) where it has fallen 10% of the way, in log scale, from that peak to its final
 value, to the first where it has fallen 90%. ``grokscope progress RUN`` prints the rows as
-JSON lines and keeps them in ``RUN/progress.jsonl``.
+JSON lines and keeps them in ``RUN/progress.jsonl``; each checkpoint's measures are computed once
+(:mod:`interp.checkpoint_analyses`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 
 import torch
 
+from interp.checkpoint_analyses import cached_analysis
 from interp.fourier import ModularTask, fourier_measures, key_frequencies, neuron_frequencies
 from interp.io import atomic_write_text
 from interp.runs import iter_checkpoints, list_checkpoints, load_checkpoint
@@ -65,12 +67,22 @@ def weight_norm(model: torch.nn.Module) -> float:
     return float(torch.sqrt(sum(p.detach().double().pow(2).sum() for p in model.parameters())))
 
 
+def checkpoint_measures(
+    checkpoint: str | Path, model: torch.nn.Module, task: ModularTask, key: list[int] | None = None
+) -> dict[str, Any]:
+    """:func:`~interp.fourier.fourier_measures` and the weight norm of the model of ``checkpoint``, computed
+    once per checkpoint and key frequencies (:mod:`interp.checkpoint_analyses`)."""
+
+    def compute() -> dict[str, Any]:
+        return {**fourier_measures(model, task, key), "weight_norm": weight_norm(model)}
+
+    return cached_analysis(checkpoint, "fourier", {"key": key}, compute, code=("interp.progress",))
+
+
 def final_key_frequencies(run_dir: str | Path) -> list[int]:
     """The key frequencies of a run's last checkpoint."""
     loaded = load_checkpoint(run_dir, device="cpu")
-    task = ModularTask(loaded.dataset)
-    row = fourier_measures(loaded.model, task)
-    return list(row["key_frequencies"])
+    return list(checkpoint_measures(loaded.checkpoint, loaded.model, ModularTask(loaded.dataset))["key_frequencies"])
 
 
 def progress_measures(run_dir: str | Path, *, save: bool = True) -> list[dict[str, Any]]:
@@ -82,12 +94,7 @@ def progress_measures(run_dir: str | Path, *, save: bool = True) -> list[dict[st
     task: ModularTask | None = None
     for loaded in iter_checkpoints(run_dir, device="cpu"):
         task = task or ModularTask(loaded.dataset)
-        row = {
-            "step": loaded.step,
-            **fourier_measures(loaded.model, task, key),
-            "weight_norm": weight_norm(loaded.model),
-        }
-        rows.append(row)
+        rows.append({"step": loaded.step, **checkpoint_measures(loaded.checkpoint, loaded.model, task, key)})
     if save:
         text = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
         atomic_write_text(run_dir / "progress.jsonl", text)

@@ -56,12 +56,12 @@ from circuits.views.sections import (
     attention_figures,
     circuit_figures,
     formation_figures,
+    grid_figures,
     grokking_curves,
-    lens_figures,
     localization_figures,
     position_labels,
-    tracing_figures,
 )
+from interp.checkpoint_analyses import checkpoint_grids
 from interp.errors import GrokscopeError
 from interp.io import atomic_write_text
 from interp.models import to_bridge
@@ -110,20 +110,28 @@ def build_report(
             "first; held-out in-distribution (test_id) accuracy rises much later.",
         )
     )
-    say("logit lens")
+    say("logit lens and causal tracing")
+    # every per-checkpoint grid of the report (these, the explorer's, circuit formation's) on the same prompts,
+    # computed once per checkpoint and kept in RUN_DIR/analyses
+    n_grid = min(n, 100)
+
+    def grids() -> tuple[list[Figure], list[Figure]]:
+        if "grids" not in found:
+            found["grids"] = grid_figures(checkpoint_grids(run.checkpoint, bridge, ds, n=n_grid), ds)
+        return found["grids"]
+
     sections.append(
         Section(
             "Logit lens",
-            _guard(lambda: lens_figures(bridge, ds, n=n)),
+            _guard(lambda: grids()[0]),
             "The residual stream after l blocks, read through the final LayerNorm and unembedding: mean reciprocal "
             "rank of a token over training-inferred prompts.",
         )
     )
-    say("causal tracing")
     sections.append(
         Section(
             "Causal tracing",
-            _guard(lambda: tracing_figures(bridge, ds, n=n)),
+            _guard(lambda: grids()[1]),
             "One input token is swapped so that the answer changes; the swapped run's state S[l, p] is pasted into "
             "the clean run. High: the answer depends on what that state carries about the swapped token.",
         )

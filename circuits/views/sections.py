@@ -18,6 +18,7 @@ from circuits.graph import CircuitGraph
 from circuits.localize import Localization
 from circuits.views.render import Figure, attention_heads, circuit_svg, heatmap, line_chart, table
 from interp.data import KGDataset, task_schema
+from interp.errors import GrokscopeError
 from interp.intervene import as_bridge, cache_activations
 from interp.lens import dataset_lens
 from interp.models import HookedModel
@@ -34,10 +35,6 @@ def position_labels(dataset: KGDataset) -> list[str]:
     n_pos = len(examples[0].input_tokens) if examples else 0
     positions = task_schema(dataset).positions
     return list(positions) if n_pos == len(positions) else [str(p) for p in range(n_pos)]
-
-
-def _states(model: HookedModel) -> list[str]:
-    return [str(layer) for layer in range(len(as_bridge(model).blocks) + 1)]
 
 
 def grokking_curves(metrics: Sequence[Mapping[str, Any]]) -> Figure:
@@ -62,22 +59,46 @@ def lens_figures(model: HookedModel, dataset: KGDataset, *, n: int = 200) -> lis
     """Logit-lens MRR heatmaps (state x position) of the task's intermediate and final tokens (its schema's
     report targets)."""
     res = dataset_lens(model, dataset, task_schema(dataset).report_targets, n=n)
-    labels = position_labels(dataset)
-    return [
-        heatmap(r.mrr, _states(model), labels, title=f"MRR of {name}", row_title=STATES, vmin=0.0, vmax=1.0)
-        for name, r in res.items()
-    ]
+    return _lens_heatmaps({name: r.mrr for name, r in res.items()}, dataset)
 
 
 def tracing_figures(model: HookedModel, dataset: KGDataset, *, n: int = 200) -> list[Figure]:
     """Causal-tracing heatmaps (state x position), one per swapped input token."""
-    res = trace_counterfactual(model, dataset, n=n)
+    return _tracing_heatmaps(trace_counterfactual(model, dataset, n=n), dataset)
+
+
+def grid_figures(grids: Mapping[str, Any], dataset: KGDataset) -> tuple[list[Figure], list[Figure]]:
+    """The lens and the tracing heatmaps of a checkpoint's grids (:func:`interp.checkpoint_analyses.state_grids`):
+    what :func:`lens_figures` and :func:`tracing_figures` draw, from the analysis computed once per checkpoint."""
+    for error in grids["errors"]:
+        raise GrokscopeError(error)
+    lens = {k: grids["lens"][k]["mrr"] for k in task_schema(dataset).report_targets if k in grids["lens"]}
+    return _lens_heatmaps(lens, dataset), _tracing_heatmaps(grids["tracing"], dataset)
+
+
+def _lens_heatmaps(mrr: Mapping[str, Any], dataset: KGDataset) -> list[Figure]:
     labels = position_labels(dataset)
     return [
         heatmap(
-            t, _states(model), labels, title=f"swap {swap}: top-1 change rate", row_title=STATES, vmin=0.0, vmax=1.0
+            m, [str(s) for s in range(len(m))], labels, title=f"MRR of {name}", row_title=STATES, vmin=0.0, vmax=1.0
         )
-        for swap, t in res.items()
+        for name, m in mrr.items()
+    ]
+
+
+def _tracing_heatmaps(tracing: Mapping[str, Any], dataset: KGDataset) -> list[Figure]:
+    labels = position_labels(dataset)
+    return [
+        heatmap(
+            t,
+            [str(s) for s in range(len(t))],
+            labels,
+            title=f"swap {swap}: top-1 change rate",
+            row_title=STATES,
+            vmin=0.0,
+            vmax=1.0,
+        )
+        for swap, t in tracing.items()
     ]
 
 

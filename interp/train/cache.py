@@ -17,12 +17,13 @@ when it ends, and the manifest is written last, so a crash leaves no entry. Whil
 trains an entry it holds ``flock`` on ``CACHE/NAME-KEY.lock``; another process asking for the
 same entry waits for it (or, with ``wait=False``, is told it is busy and can do other work),
 then reads the finished run: parallel test workers train each run once instead of racing.
-An entry whose files no longer match its manifest (a reader wrote into it) is an error.
+An entry whose files no longer match its manifest (a reader wrote into it) is an error; what
+readers may add (:data:`DERIVED`: the per-checkpoint analyses, keyed by the checkpoint's hash,
+and ``progress.jsonl``) is not part of it.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import fcntl
 import hashlib
@@ -35,73 +36,23 @@ from pathlib import Path
 import torch
 import transformers
 
+from interp.code_hash import PACKAGE_ROOT, code_hash, module_sources
 from interp.errors import CheckpointError
 from interp.io import atomic_write_json
 from interp.lock import LOCK_FILE
 from interp.train.config import RunConfig
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-"""The ``interp`` package folder, whose training modules the key hashes."""
-
 ENTRY_MODULE = "interp.train.start"
-
-
-def _module_file(module: str, root: Path) -> Path | None:
-    """The source file of ``interp.a.b`` under ``root`` (the ``interp`` folder), or None."""
-    parts = module.split(".")[1:]
-    base = root.joinpath(*parts)
-    for path in (base.with_suffix(".py"), base / "__init__.py"):
-        if path.is_file():
-            return path
-    return None
-
-
-def _imports(path: Path, module: str) -> set[str]:
-    """The ``interp`` modules that ``path`` (module ``module``) imports, submodules named in
-    ``from X import name`` included, and every parent package of each."""
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                name = f"{base}.{node.module}" if node.module else base
-            else:
-                name = node.module or ""
-            found.add(name)
-            found.update(f"{name}.{alias.name}" for alias in node.names)
-    closed = set()
-    for name in found:
-        parts = name.split(".")
-        if parts[0] == "interp":
-            closed.update(".".join(parts[: i + 1]) for i in range(len(parts)))
-    return closed
 
 
 def training_sources(root: Path = PACKAGE_ROOT, entry: str = ENTRY_MODULE) -> list[Path]:
     """Every source file under ``root`` that ``entry`` imports, directly or through other modules, sorted."""
-    seen: dict[str, Path] = {}
-    todo = [entry]
-    while todo:
-        module = todo.pop()
-        if module in seen:
-            continue
-        path = _module_file(module, root)
-        if path is None:  # a name imported from a module, not a module
-            continue
-        seen[module] = path
-        todo.extend(_imports(path, module) - seen.keys())
-    return sorted(set(seen.values()))
+    return module_sources([entry], root)
 
 
 def training_code_hash(root: Path = PACKAGE_ROOT, entry: str = ENTRY_MODULE) -> str:
     """SHA-256 over the training modules' paths (relative to ``root``) and bytes."""
-    digest = hashlib.sha256()
-    for path in training_sources(root, entry):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    return code_hash([entry], root)
 
 
 def key_parts(config: RunConfig, code_hash: str | None = None) -> dict[str, str]:
@@ -124,9 +75,16 @@ def entry_dir(config: RunConfig, cache_dir: str | Path, code_hash: str | None = 
     return Path(cache_dir) / f"{config.name}-{run_key(config, code_hash)}"
 
 
+DERIVED = ("analyses", "progress.jsonl")
+"""What readers may add to a cached run without changing it: per-checkpoint analyses, keyed by the
+checkpoint's hash (:mod:`interp.checkpoint_analyses`), and the progress measures' file."""
+
+
 def _file_hashes(run_dir: Path) -> dict[str, list]:
     files = {}
     for path in sorted(run_dir.rglob("*")):
+        if path.relative_to(run_dir).parts[0] in DERIVED:
+            continue
         if path.is_file() and path.name != LOCK_FILE:
             files[path.relative_to(run_dir).as_posix()] = [
                 path.stat().st_size,

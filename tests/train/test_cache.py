@@ -131,6 +131,15 @@ def test_a_crashed_trainers_leftovers_are_cleared(tmp_path):
 def test_an_entry_changed_after_training_is_refused_in_one_line(tmp_path, one_line):
     config = quick_config("train.max_steps=10")
     run_dir = cached_train(config, tmp_path)
+    # what readers may add (per-checkpoint analyses, progress measures) leaves the entry as it was
+    (run_dir / "analyses" / "step_0000010").mkdir(parents=True)
+    (run_dir / "analyses" / "step_0000010" / "grids-0123.json").write_text("{}")
+    (run_dir / "progress.jsonl").write_text("{}\n")
+    assert cached_train(config, tmp_path) == run_dir
+    (run_dir / "report.html").write_text("<html>")  # anything else is a change
+    with pytest.raises(CheckpointError, match="report.html: the cached run changed"):
+        cached_train(config, tmp_path)
+    (run_dir / "report.html").unlink()
     (run_dir / "metrics.jsonl").write_text((run_dir / "metrics.jsonl").read_text() + "\n")
     with pytest.raises(CheckpointError) as err:
         cached_train(config, tmp_path)

@@ -28,14 +28,14 @@ from circuits.edges import EdgeScores, edge_attribution
 from circuits.pruning import connected
 from circuits.space import CircuitError
 from circuits.tasks import Task, dataset_task
+from interp.checkpoint_analyses import checkpoint_grids, state_grids
 from interp.data import KGDataset, task_schema
 from interp.data.operations import MODULAR, OperationTable
-from interp.errors import CheckpointError, GrokscopeError
+from interp.errors import CheckpointError
 from interp.fourier import ModularTask, fourier_measures
-from interp.lens import dataset_lens
 from interp.models import to_bridge
+from interp.progress import checkpoint_measures
 from interp.runs import list_checkpoints, load_checkpoint
-from interp.tracing import trace_counterfactual
 
 
 def pick_checkpoints(paths: Sequence[Path], limit: int) -> list[Path]:
@@ -82,8 +82,8 @@ class Snapshot:
     """Modular arithmetic: each frequency's norm in ``W_E`` and ``W_U W_out`` (rows), each row scaled to its maximum."""
 
 
-def _rounded(t: torch.Tensor) -> list[list[float]]:
-    return [[round(float(v), 4) for v in row] for row in t.detach().cpu().double()]
+def _rounded(grid: Sequence[Sequence[float]]) -> list[list[float]]:
+    return [[round(float(v), 4) for v in row] for row in grid]
 
 
 def snapshot(
@@ -96,23 +96,22 @@ def snapshot(
     n: int,
     ig_steps: int = 5,
     seed: int = 0,
+    grids: dict[str, Any] | None = None,
+    fourier: dict[str, Any] | None = None,
 ) -> Snapshot:
-    """Everything the slider shows of one model (a Hugging Face GPT-2 or a bridge)."""
+    """Everything the slider shows of one model (a Hugging Face GPT-2 or a bridge). ``grids``: its lens and
+    tracing grids, and for modular arithmetic its Fourier measures, if already computed
+    (:func:`interp.checkpoint_analyses.checkpoint_grids`, :func:`interp.progress.checkpoint_measures`)."""
     bridge = to_bridge(model) if not hasattr(model, "blocks") else model
     snap = Snapshot(step, {}, {}, None)
-    try:
-        snap.lens = {
-            k: _rounded(r.mrr)
-            for k, r in dataset_lens(bridge, dataset, task_schema(dataset).report_targets, n=n).items()
-        }
-    except GrokscopeError as err:
-        snap.errors.append(f"lens: {err}")
-    try:
-        snap.tracing = {k: _rounded(t) for k, t in trace_counterfactual(bridge, dataset, n=n, seed=seed).items()}
-    except GrokscopeError as err:
-        snap.errors.append(f"tracing: {err}")
+    grids = grids if grids is not None else state_grids(bridge, dataset, n=n, seed=seed)
+    snap.lens = {
+        k: _rounded(grids["lens"][k]["mrr"]) for k in task_schema(dataset).report_targets if k in grids["lens"]
+    }
+    snap.tracing = {k: _rounded(t) for k, t in grids["tracing"].items()}
+    snap.errors.extend(grids["errors"])
     if isinstance(dataset.kg, OperationTable) and dataset.kg.operation in MODULAR:
-        row = fourier_measures(bridge, ModularTask(dataset))
+        row = fourier if fourier is not None else fourier_measures(bridge, ModularTask(dataset))
         norms = [row["embedding_frequency_norms"], row["unembed_out_frequency_norms"]]
         snap.fourier = {
             "rows": ["W_E", "W_U W_out"],
@@ -163,7 +162,10 @@ def checkpoint_snapshots(
         dataset = run.dataset
         if task is None:
             task = dataset_task(dataset, n=max(1, n // 3), seed=seed, device=device)
-        snap = snapshot(run.model, dataset, task, sizes, step=run.step, n=n, seed=seed)
+        grids = checkpoint_grids(path, run.model, dataset, n=n, seed=seed)
+        modular = isinstance(dataset.kg, OperationTable) and dataset.kg.operation in MODULAR
+        fourier = checkpoint_measures(path, run.model, ModularTask(dataset)) if modular else None
+        snap = snapshot(run.model, dataset, task, sizes, step=run.step, n=n, seed=seed, grids=grids, fourier=fourier)
         logged = (metrics or {}).get(run.step, {})
         snap.accuracy = {
             k: float(v)
