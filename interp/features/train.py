@@ -29,7 +29,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interp.features.activations import Activations, collect_activations
-from interp.features.config import DictionaryConfig, EmptyPromptSetError
+from interp.features.config import DictionaryConfig, DictionaryMismatchError, EmptyPromptSetError
 from interp.features.dictionary import SparseDictionary, StepOutput
 from interp.features.io import model_fingerprint
 from interp.intervene import as_bridge
@@ -119,6 +119,11 @@ def fit(
     fired for ``dead_feature_window`` steps) every ``log_every`` steps and at the end.
     """
     x, y = training_rows(inputs, targets)
+    widths = (x.shape[1], x.shape[1] if y is None else y.shape[1])
+    if widths != (module.d_in, module.d_out):
+        raise DictionaryMismatchError(
+            f"the {module.kind} maps width {module.d_in} to {module.d_out}; the rows are {widths[0]} -> {widths[1]} wide"
+        )
     cfg = module.cfg
     start = time.perf_counter()
     scale_in = _scale(x, cfg)

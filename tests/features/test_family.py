@@ -17,6 +17,7 @@ from interp.features import (
     BatchTopKDictionary,
     BatchTopKTranscoder,
     DictionaryConfig,
+    DictionaryMismatchError,
     FeatureError,
     JumpReLUDictionary,
     JumpReLUTranscoder,
@@ -110,3 +111,13 @@ def test_every_member_trains_through_the_one_loop(toy, architecture, kind):
         assert reconstruction_metrics(trained, x)["fvu"] == pytest.approx(fvu, rel=1e-4)
     l0 = float((trained.encode(x) > 0).sum(-1).float().mean())
     assert 1.0 <= l0 <= 12.0, (architecture, kind, l0)  # sparse: a few of the 64 features per row
+
+
+def test_fit_refuses_rows_of_another_width_in_one_line(toy):
+    x, y = toy
+    sae = SparseDictionary(DictionaryConfig(SITE, d_in=12, architecture="topk", **TRAIN))
+    with pytest.raises(DictionaryMismatchError, match="maps width 12 to 12; the rows are 16 -> 16 wide"):
+        fit(sae, x)
+    tc = Transcoder(TranscoderConfig.for_layer(0, d_in=16, d_out=16, architecture="topk", **TRAIN))
+    with pytest.raises(DictionaryMismatchError, match="transcoder maps width 16 to 16; the rows are 16 -> 12 wide"):
+        fit(tc, x, y)
