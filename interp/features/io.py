@@ -32,7 +32,7 @@ from interp.errors import ConfigError
 from interp.features.config import DictionaryConfig, DictionaryFormatError, DictionaryMismatchError
 from interp.features.dictionary import SparseDictionary
 from interp.intervene import as_bridge
-from interp.io import atomic_write_json
+from interp.io import atomic_write_json, read_json
 from interp.models.protocol import HookedModel
 
 CFG_FILE = "cfg.json"
@@ -100,10 +100,7 @@ def read_cfg_json(folder: Path, kind: str) -> tuple[Path, Any]:
     file = folder / CFG_FILE
     if not file.is_file():
         raise DictionaryFormatError(f"{file} is missing; is {folder} a {kind} folder (cfg.json + {WEIGHTS_FILE})?")
-    try:
-        return file, json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DictionaryFormatError(f"{file}: not valid JSON ({err})") from None
+    return file, read_json(file, DictionaryFormatError, what=f"{kind} config", expect=dict)
 
 
 def config_from_saved(data: dict[str, Any], config_cls: type[C], file: Path) -> tuple[C, Any]:
@@ -138,7 +135,7 @@ def fill_weights(module: D, tensors: dict[str, Tensor], device: torch.device | s
 
 def _read_cfg(folder: Path, family: type[SparseDictionary]) -> tuple[DictionaryConfig, dict[str, Any]]:
     file, data = read_cfg_json(folder, family.kind)
-    if not isinstance(data, dict) or data.get("format") != family.file_format:
+    if data.get("format") != family.file_format:
         raise DictionaryFormatError(
             f'{file}: not a grokscope {family.kind} config ("format" must be {family.file_format!r})'
         )

@@ -31,7 +31,6 @@ Training and scoring live in :mod:`interp.features.transcoder_train`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +46,7 @@ from interp.features.config import DictionaryConfig, DictionaryFormatError, Dict
 from interp.features.dictionary import SparseDictionary
 from interp.features.io import FORMAT_VERSION, load_folder, model_fingerprint, save_dictionary, site_width
 from interp.intervene import as_bridge
-from interp.io import atomic_write_json
+from interp.io import atomic_write_json, read_json
 from interp.models.protocol import HookedModel
 
 INPUT_HOOK = "ln2.hook_normalized"
@@ -277,11 +276,8 @@ def load_transcoders(
     index_file = folder / SET_FILE
     if not index_file.is_file():
         raise DictionaryFormatError(f"{index_file} is missing; give the folder save_transcoders wrote")
-    try:
-        index = json.loads(index_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DictionaryFormatError(f"{index_file}: not valid JSON ({err})") from None
-    if not isinstance(index, dict) or index.get("format") != SET_FORMAT or not isinstance(index.get("layers"), list):
+    index = read_json(index_file, DictionaryFormatError, what="transcoder set index", expect=dict)
+    if index.get("format") != SET_FORMAT or not isinstance(index.get("layers"), list):
         raise DictionaryFormatError(
             f"{index_file}: not a grokscope transcoder set (format {SET_FORMAT!r} with a layers list)"
         )
