@@ -13,7 +13,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from circuits.space import CircuitError, Edge, ModelGraph, Node
-from interp.io import atomic_write_text
+from interp.io import atomic_write_text, read_json
 
 FORMAT = "grokscope-circuit"
 VERSION = 1
@@ -164,6 +164,11 @@ class CircuitGraph:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise CircuitError(f"not a circuit JSON ({err.msg} at line {err.lineno})") from None
+        return cls.from_data(data)
+
+    @classmethod
+    def from_data(cls, data: Any) -> CircuitGraph:
+        """The circuit a parsed :meth:`to_json` text holds; a one-line ``CircuitError`` for anything else."""
         if not isinstance(data, Mapping) or data.get("format") != FORMAT:
             raise CircuitError(f'not a circuit JSON (expected "format": "{FORMAT}")')
         if data.get("version") != VERSION:
@@ -199,14 +204,8 @@ class CircuitGraph:
     @classmethod
     def load(cls, path: str | Path) -> CircuitGraph:
         """The circuit saved at ``path``; a one-line ``CircuitError`` naming the file if it is missing or no circuit."""
-        path = Path(path)
-        if not path.is_file():
-            raise CircuitError(f"{path} does not exist")
+        data = read_json(path, CircuitError, what="circuit JSON", invalid="not a circuit JSON")
         try:
-            return cls.from_json(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as err:
-            raise CircuitError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-        except RecursionError:
-            raise CircuitError(f"{path}: nested too deeply to be a circuit JSON") from None
+            return cls.from_data(data)
         except CircuitError as err:  # name the file to fix
             raise CircuitError(f"{path}: {err}") from None

@@ -13,7 +13,6 @@ exits with code 2, as every grokscope command.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -176,19 +175,21 @@ def _train_transcoder(
 def list_(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
     """List the dictionaries saved in RUN_DIR/features."""
     from circuits.views.feature_report import saved_dictionaries
+    from interp.features import DictionaryFormatError
+    from interp.io import read_json
 
     found = saved_dictionaries(run_dir)
     if not found:
         typer.echo(f"no dictionaries in {run_dir / 'features'}")
     for name, folder in found.items():
         try:
-            cfg = json.loads((folder / "cfg.json").read_text(encoding="utf-8"))
-            typer.echo(
-                f"{name}: {cfg.get('architecture')}, k {cfg.get('k')}, {cfg.get('d_sae')} features at "
-                f"{cfg.get('hook_name')}"
-            )
-        except (OSError, ValueError, AttributeError) as err:
+            cfg = read_json(folder / "cfg.json", DictionaryFormatError, what="dictionary config", expect=dict)
+        except GrokscopeError as err:
             typer.echo(f"{name}: unreadable ({err})")
+            continue
+        typer.echo(
+            f"{name}: {cfg.get('architecture')}, k {cfg.get('k')}, {cfg.get('d_sae')} features at {cfg.get('hook_name')}"
+        )
 
 
 @features_app.command("evaluate")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import platform
@@ -20,7 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from interp.io import atomic_write_bytes, atomic_write_text
+from interp.errors import CheckpointError
+from interp.io import atomic_write_bytes, atomic_write_text, read_json, read_json_lines
 
 SPLITS = ("train", "id_atomic", "ood_atomic", "train_inferred", "test_id", "test_ood")
 STATS = ("status", "grokked", "memorized_step", "grokked_step", "steps", "seconds", *SPLITS, "best_test_ood", "error")
@@ -31,15 +31,13 @@ ANALYSIS_FILE = "analysis.json"  # an experiment's per-trial analysis (experimen
 def trial_record(run_dir: str | Path) -> dict[str, Any]:
     """``summary.json`` plus the accuracy curves of a finished run directory."""
     run_dir = Path(run_dir)
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    curve = []
-    for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            curve.append({k: row.get(k) for k in CURVE_KEYS})
-    record = {"summary": summary, "curve": curve}
+    summary = read_json(run_dir / "summary.json", CheckpointError, what="run summary", expect=dict)
+    rows = read_json_lines(
+        run_dir / "metrics.jsonl", CheckpointError, what="metrics row", invalid="corrupted metrics row"
+    )
+    record = {"summary": summary, "curve": [{k: row.get(k) for k in CURVE_KEYS} for _, row in rows]}
     if (run_dir / ANALYSIS_FILE).is_file():
-        record["analysis"] = json.loads((run_dir / ANALYSIS_FILE).read_text(encoding="utf-8"))
+        record["analysis"] = read_json(run_dir / ANALYSIS_FILE, CheckpointError, what="trial analysis")
     return record
 
 

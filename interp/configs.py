@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from interp.errors import ConfigError
+from interp.io import read_text
 
 T = TypeVar("T")
 
@@ -215,10 +216,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
+    text = read_text(path, ConfigError)
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_loader())
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        data = yaml.load(text, Loader=_yaml_loader())
     except RecursionError:
         raise ConfigError(f"{path}: nested too deeply to be a config") from None
     except yaml.YAMLError as err:

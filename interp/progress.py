@@ -32,8 +32,9 @@ from typing import Any
 import torch
 
 from interp.checkpoint_analyses import cached_analysis
+from interp.errors import GrokscopeError
 from interp.fourier import ModularTask, fourier_measures, key_frequencies, neuron_frequencies
-from interp.io import atomic_write_text
+from interp.io import atomic_write_text, read_json_lines
 from interp.runs import iter_checkpoints, list_checkpoints, load_checkpoint
 
 FIELDS = frozenset(
@@ -105,15 +106,12 @@ def read_progress(run_dir: str | Path) -> list[dict[str, Any]] | None:
     """The rows of ``RUN_DIR/progress.jsonl`` if they cover every checkpoint of the run with every measure of
     :data:`FIELDS`; None otherwise."""
     run_dir = Path(run_dir)
-    path = run_dir / "progress.jsonl"
-    if not path.is_file():
-        return None
     try:
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except json.JSONDecodeError:
+        rows = [row for _, row in read_json_lines(run_dir / "progress.jsonl", GrokscopeError)]
+    except GrokscopeError:  # missing or damaged: the measures are computed again
         return None
     steps = [int(c.name.rsplit("_", 1)[1]) for c in list_checkpoints(run_dir)]
-    complete = all(isinstance(r, dict) and FIELDS <= set(r) for r in rows)
+    complete = all(FIELDS <= set(r) for r in rows)
     return rows if complete and [r.get("step") for r in rows] == steps else None
 
 

@@ -18,7 +18,6 @@ This module imports no optimiser and no trainer, so an analysis loads a run with
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from transformers import GPT2LMHeadModel
 
 from interp.data import KGDataset, generate, load_dataset
 from interp.errors import CheckpointError, ConfigError
+from interp.io import read_json, read_json_lines
 from interp.models import build_model, default_device
 from interp.train.checkpoint import latest_checkpoint, list_checkpoints, load_model_state, load_tensors, read_state
 from interp.train.config import RunConfig
@@ -39,10 +39,7 @@ def stored_config(run_dir: str | Path) -> RunConfig | None:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
-        raise CheckpointError(f"{path}: corrupted run config ({err})") from None
+    data = read_json(path, CheckpointError, what="run config", expect=dict, invalid="corrupted run config")
     return _run_config(data, path)
 
 
@@ -59,18 +56,11 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist; is {run_dir} a training run directory?")
-    rows = []
-    for lineno, line in enumerate(path.read_bytes().split(b"\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line.decode("utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
-            raise CheckpointError(f"{path}:{lineno}: corrupted metrics row ({err})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+    rows = read_json_lines(path, CheckpointError, what="metrics row", invalid="corrupted metrics row")
+    for lineno, row in rows:
+        if not isinstance(row.get("step"), int):
             raise CheckpointError(f"{path}:{lineno}: a metrics row must be an object with an integer step")
-        rows.append(row)
-    return rows
+    return [row for _, row in rows]
 
 
 def run_dataset(run_dir: str | Path, config: RunConfig) -> KGDataset:

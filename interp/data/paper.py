@@ -43,13 +43,14 @@ from interp.data.shapes import SPLIT_OF_TYPE, graph_problem, record_problem
 from interp.data.tasks import TaskSchema, TaskSchemaError, known_tasks, schema_for
 from interp.data.vocab import TOKEN_NAMES, Vocab, split_tokens, token_role
 from interp.errors import ConfigError, DatasetFormatError
+from interp.io import read_json, read_text
 
 _WS = re.compile(r"\s*")
 
 
 def read_json_list(path: Path) -> list[tuple[int, Any]]:
     """Parse a JSON list, returning ``(line, item)`` pairs; errors name ``path:line``."""
-    text = _read_text(path)
+    text = read_text(path, DatasetFormatError)
     decoder = json.JSONDecoder()
     items: list[tuple[int, Any]] = []
     line, seen = 1, 0
@@ -73,6 +74,8 @@ def read_json_list(path: Path) -> list[tuple[int, Any]]:
             except json.JSONDecodeError as err:
                 msg = f"{path}:{err.lineno}: not valid JSON ({err.msg}, column {err.colno})"
                 raise DatasetFormatError(msg) from None
+            except RecursionError:
+                raise DatasetFormatError(f"{path}:{line_at(i)}: nested too deeply to be a record") from None
             items.append((line_at(i), item))
             i = _WS.match(text, end).end()
             if text.startswith(",", i):
@@ -85,24 +88,6 @@ def read_json_list(path: Path) -> list[tuple[int, Any]]:
     if _WS.match(text, i).end() != len(text):
         raise DatasetFormatError(f"{path}:{line_at(i)}: not valid JSON (extra data after the list)")
     return items
-
-
-def _read_text(path: Path) -> str:
-    if not path.is_file():
-        raise DatasetFormatError(f"{path} does not exist")
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise DatasetFormatError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-
-
-def _read_json(path: Path) -> Any:
-    text = _read_text(path)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        msg = f"{path}:{err.lineno}: not valid JSON ({err.msg}, column {err.colno})"
-        raise DatasetFormatError(msg) from None
 
 
 def _parse_record(path: Path, line: int, k: int, rec: Any, vocab: Vocab, need_type: bool) -> Example:
@@ -189,7 +174,7 @@ def load_dataset(directory: str | Path) -> KGDataset:
     config: DataConfig | None = None
     config_path = directory / "config.json"
     if config_path.exists():
-        meta = _read_json(config_path)
+        meta = read_json(config_path, DatasetFormatError, what="dataset config")
         if not isinstance(meta, dict) or meta.get("task") not in known_tasks():
             raise DatasetFormatError(f"{config_path}: needs a task of {', '.join(known_tasks())}")
         task = meta["task"]
@@ -244,7 +229,7 @@ def load_dataset(directory: str | Path) -> KGDataset:
 
     graph_path = directory / "graph.json"
     if graph_path.exists():
-        graph = _read_json(graph_path)
+        graph = read_json(graph_path, DatasetFormatError, what="graph")
         problem = graph_problem(task, graph, vocab)
         if problem is not None:
             raise DatasetFormatError(f"{graph_path}: {problem}")

@@ -17,8 +17,9 @@ so configs, files and metrics read the same in both:
 
 Modules: :mod:`~interp.features.config` (the config and the errors),
 :mod:`~interp.features.activations` (prompt sets and activation collection),
-:mod:`~interp.features.dictionary` (TopK, BatchTopK, JumpReLU), :mod:`~interp.features.train`
-(the training loop), :mod:`~interp.features.metrics` (L0, FVU, dead features, accuracy and
+:mod:`~interp.features.dictionary` (the family's interface, :class:`SparseDictionary`),
+:mod:`~interp.features.architectures` (TopK, BatchTopK, JumpReLU), :mod:`~interp.features.train`
+(the one training loop, for dictionaries and transcoders), :mod:`~interp.features.metrics` (L0, FVU, dead features, accuracy and
 loss recovered by splicing through the intervention engine), :mod:`~interp.features.io`
 (safetensors + JSON, model fingerprints), :mod:`~interp.features.dashboard` (feature dashboards:
 top activations, logits, histograms, the task variable a feature matches; built on
@@ -35,6 +36,7 @@ Dimension names, beside the package's (see :mod:`interp`):
 """
 
 from interp.features.activations import Activations, PromptSet, check_site, collect_activations, prompt_set
+from interp.features.architectures import BatchTopKDictionary, JumpReLUDictionary, TopKDictionary
 from interp.features.attribution_graph import AttributionGraph, AttributionGraphError, attribution_graph, prompt_tokens
 from interp.features.config import (
     ARCHITECTURES,
@@ -70,8 +72,11 @@ from interp.features.probing import (
     split_rows,
 )
 from interp.features.steering import SteeringResult, add_direction, set_features, set_subspace, steer, steer_variable
-from interp.features.train import TrainingResult, train_dictionary, train_on_model, train_on_run
+from interp.features.train import TrainingResult, fit, train_dictionary, train_on_model, train_on_run
 from interp.features.transcoder import (
+    BatchTopKTranscoder,
+    JumpReLUTranscoder,
+    TopKTranscoder,
     Transcoder,
     TranscoderConfig,
     check_transcoder,
@@ -94,19 +99,23 @@ from interp.features.transcoder_train import (
 __all__ = [
     "ARCHITECTURES",
     "Activations",
+    "BatchTopKDictionary",
     "DictionaryConfig",
     "DictionaryFormatError",
     "DictionaryMetrics",
     "DictionaryMismatchError",
     "EmptyPromptSetError",
     "FeatureError",
+    "JumpReLUDictionary",
     "PromptSet",
     "SparseDictionary",
+    "TopKDictionary",
     "TrainingResult",
     "check_compatible",
     "check_site",
     "collect_activations",
     "evaluate_dictionary",
+    "fit",
     "load_dictionary",
     "model_fingerprint",
     "prompt_set",
@@ -127,8 +136,11 @@ __all__ = [
     # transcoders and attribution graphs
     "AttributionGraph",
     "AttributionGraphError",
+    "BatchTopKTranscoder",
     "GraphFormatError",
+    "JumpReLUTranscoder",
     "PruneResult",
+    "TopKTranscoder",
     "Transcoder",
     "TranscoderConfig",
     "TranscoderMetrics",

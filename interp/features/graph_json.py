@@ -24,14 +24,13 @@ atomic; :func:`load_graph_json` checks a file against the schema with a one-line
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from interp.features.attribution_graph import AttributionGraph
 from interp.features.config import FeatureError
 from interp.features.graph_prune import prune_graph
-from interp.io import atomic_write_json
+from interp.io import atomic_write_json, read_json
 
 SCHEMA_VERSION = 1
 METADATA_FILE = "graph-metadata.json"
@@ -238,17 +237,15 @@ def write_graph_files(graph: AttributionGraph, folder: str | Path, slug: str, **
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise GraphFormatError(f"{folder} is a file; give a folder for the graph files")
-    path = write_graph_json(graph, folder / f"{slug}.json", slug, **kwargs)
+    data = graph_to_json(graph, slug, **kwargs)
+    path = atomic_write_json(folder / f"{slug}.json", data)
     index_file = folder / METADATA_FILE
     index: dict[str, Any] = {"graphs": []}
     if index_file.is_file():
-        try:
-            index = json.loads(index_file.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise GraphFormatError(f"{index_file}: not valid JSON ({err})") from None
-        if not isinstance(index, dict) or not isinstance(index.get("graphs"), list):
+        index = read_json(index_file, GraphFormatError, what="graph index", expect=dict)
+        if not isinstance(index.get("graphs"), list):
             raise GraphFormatError(f'{index_file}: not a graph index (an object with a "graphs" list)')
-    metadata = json.loads(path.read_text(encoding="utf-8"))["metadata"]
+    metadata = data["metadata"]
     index["graphs"] = [g for g in index["graphs"] if not isinstance(g, dict) or g.get("slug") != slug] + [metadata]
     atomic_write_json(index_file, index, indent=2)
     return path
@@ -259,11 +256,7 @@ def load_graph_json(path: str | Path) -> dict[str, Any]:
     file = Path(path)
     if not file.is_file():
         raise GraphFormatError(f"{file}: no such file; give a graph JSON written by write_graph_json")
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise GraphFormatError(f"{file}: not valid JSON ({str(err).splitlines()[0]})") from None
-    return check_graph_json(data, str(file))
+    return check_graph_json(read_json(file, GraphFormatError, what="graph JSON"), str(file))
 
 
 __all__ = [

@@ -32,12 +32,11 @@ from interp.errors import ConfigError
 from interp.features.config import DictionaryConfig, DictionaryFormatError, DictionaryMismatchError
 from interp.features.dictionary import SparseDictionary
 from interp.intervene import as_bridge
-from interp.io import atomic_write_json
+from interp.io import atomic_write_json, read_json
 from interp.models.protocol import HookedModel
 
 CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
-FORMAT = "grokscope-sparse-dictionary"
 FORMAT_VERSION = 1
 ARCH_FIELDS = ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "d_vocab", "n_ctx")
 C = TypeVar("C", bound=DictionaryConfig)
@@ -76,14 +75,15 @@ def write_safetensors(path: Path, tensors: dict[str, Tensor], fmt: str) -> None:
 
 
 def save_dictionary(sae: SparseDictionary, path: str | Path) -> Path:
-    """Write ``sae`` into the folder ``path`` (created if needed): ``cfg.json`` and the weights."""
+    """Write ``sae`` (any member of the family) into the folder ``path`` (created if needed): ``cfg.json`` and the
+    weights."""
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
-        raise DictionaryFormatError(f"{folder} is a file; give a folder to save the dictionary in")
+        raise DictionaryFormatError(f"{folder} is a file; give a folder to save the {sae.kind} in")
     folder.mkdir(parents=True, exist_ok=True)
-    write_safetensors(folder / WEIGHTS_FILE, {k: v.to("cpu") for k, v in sae.tensors().items()}, FORMAT)
+    write_safetensors(folder / WEIGHTS_FILE, {k: v.to("cpu") for k, v in sae.tensors().items()}, sae.file_format)
     cfg = {
-        "format": FORMAT,
+        "format": sae.file_format,
         "format_version": FORMAT_VERSION,
         **sae.cfg.to_dict(),
         "dtype": str(sae.W_enc.dtype).removeprefix("torch."),
@@ -95,14 +95,12 @@ def save_dictionary(sae: SparseDictionary, path: str | Path) -> Path:
 
 # ------------------------------------------------------------------------------- loading
 def read_cfg_json(folder: Path, kind: str) -> tuple[Path, Any]:
-    """``folder/cfg.json`` and its parsed JSON; a one-line error when it is missing or not JSON (``kind``: what the folder holds)."""
+    """``folder/cfg.json`` and its parsed JSON; a one-line error when it is missing or not JSON (``kind``: what the
+    folder holds)."""
     file = folder / CFG_FILE
     if not file.is_file():
         raise DictionaryFormatError(f"{file} is missing; is {folder} a {kind} folder (cfg.json + {WEIGHTS_FILE})?")
-    try:
-        return file, json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DictionaryFormatError(f"{file}: not valid JSON ({err})") from None
+    return file, read_json(file, DictionaryFormatError, what=f"{kind} config", expect=dict)
 
 
 def config_from_saved(data: dict[str, Any], config_cls: type[C], file: Path) -> tuple[C, Any]:
@@ -135,20 +133,45 @@ def fill_weights(module: D, tensors: dict[str, Tensor], device: torch.device | s
     return module if device is None else module.to(device)
 
 
-def _read_cfg(folder: Path) -> tuple[DictionaryConfig, dict[str, Any]]:
-    file, data = read_cfg_json(folder, "dictionary")
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise DictionaryFormatError(f'{file}: not a grokscope dictionary config ("format" must be {FORMAT!r})')
+def _read_cfg(folder: Path, family: type[SparseDictionary]) -> tuple[DictionaryConfig, dict[str, Any]]:
+    file, data = read_cfg_json(folder, family.kind)
+    if data.get("format") != family.file_format:
+        raise DictionaryFormatError(
+            f'{file}: not a grokscope {family.kind} config ("format" must be {family.file_format!r})'
+        )
     if data.get("format_version") != FORMAT_VERSION:
         raise DictionaryFormatError(
             f"{file}: format_version {data.get('format_version')!r}; this grokscope reads {FORMAT_VERSION}"
         )
-    cfg, meta = config_from_saved(data, DictionaryConfig, file)
+    cfg, meta = config_from_saved(data, family.config_class, file)
     if not isinstance(meta, dict):
         raise DictionaryFormatError(f'{file}: "metadata" must be a mapping')
-    if cfg.d_in is None or cfg.d_sae is None:
-        raise DictionaryFormatError(f"{file}: d_in and d_sae must be set in a saved dictionary")
+    if cfg.d_in is None or cfg.d_sae is None or family.output_width(cfg) is None:
+        raise DictionaryFormatError(f"{file}: {family.width_names} must be set in a saved {family.kind}")
     return cfg, meta
+
+
+def load_folder(path: str | Path, family: type[D] = SparseDictionary, *, device: torch.device | str | None = None) -> D:
+    """Read a folder :func:`save_dictionary` wrote of a member of ``family`` (dictionaries, or transcoders), with
+    one-line errors for anything not in the schema; its weights are checked against its config before it is built."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise DictionaryFormatError(f"{folder} is not a folder; give the folder save_{family.kind} wrote")
+    cfg, meta = _read_cfg(folder, family)
+    file = folder / WEIGHTS_FILE
+    if not file.is_file():
+        raise DictionaryFormatError(f"{file} is missing; the {family.kind} folder is incomplete")
+    tensors = read_safetensors(file)
+    expected = family.class_for(cfg.architecture).tensor_shapes(cfg)
+    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    if got != expected:
+        raise DictionaryFormatError(f"{file}: tensors {got} do not match the config's {expected}")
+    dtype = tensors["W_enc"].dtype
+    if not dtype.is_floating_point or any(v.dtype != dtype for v in tensors.values()):
+        raise DictionaryFormatError(
+            f"{file}: tensors must share one floating-point dtype; got {sorted({str(v.dtype) for v in tensors.values()})}"
+        )
+    return fill_weights(family(cfg, meta=meta), tensors, device)  # type: ignore[arg-type]
 
 
 def load_dictionary(
@@ -163,27 +186,7 @@ def load_dictionary(
     Checks: the hook exists, the activation there has width ``d_in``, and (``check_weights``)
     the model's fingerprint is the one the dictionary was trained on.
     """
-    folder = Path(path)
-    if not folder.is_dir():
-        raise DictionaryFormatError(f"{folder} is not a folder; give the folder save_dictionary wrote")
-    cfg, meta = _read_cfg(folder)
-    file = folder / WEIGHTS_FILE
-    if not file.is_file():
-        raise DictionaryFormatError(f"{file} is missing; the dictionary folder is incomplete")
-    tensors = read_safetensors(file)
-    d_in, d_sae = cfg.d_in, cfg.d_sae  # checked before a dictionary of the config's size is built
-    expected = {"W_enc": (d_in, d_sae), "W_dec": (d_sae, d_in), "b_enc": (d_sae,), "b_dec": (d_in,)}
-    if cfg.architecture != "topk":
-        expected["threshold"] = (d_sae,)
-    got = {k: tuple(v.shape) for k, v in tensors.items()}
-    if got != expected:
-        raise DictionaryFormatError(f"{file}: tensors {got} do not match the config's {expected}")
-    dtype = tensors["W_enc"].dtype
-    if not dtype.is_floating_point or any(v.dtype != dtype for v in tensors.values()):
-        raise DictionaryFormatError(
-            f"{file}: tensors must share one floating-point dtype; got {sorted({str(v.dtype) for v in tensors.values()})}"
-        )
-    sae = fill_weights(SparseDictionary(cfg, meta=meta), tensors, device)
+    sae = load_folder(path, SparseDictionary, device=device)
     if model is not None:
         check_compatible(sae, model, check_weights=check_weights)
     return sae
@@ -227,6 +230,7 @@ __all__ = [
     "config_from_saved",
     "fill_weights",
     "load_dictionary",
+    "load_folder",
     "model_fingerprint",
     "read_cfg_json",
     "read_safetensors",

@@ -31,7 +31,6 @@ Training and scoring live in :mod:`interp.features.transcoder_train`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,24 +38,15 @@ from typing import Any
 
 import torch
 from jaxtyping import Float
-from torch import Tensor, nn
+from torch import Tensor
 
 from interp.errors import ConfigError
+from interp.features.architectures import BatchTopKDictionary, JumpReLUDictionary, TopKDictionary
 from interp.features.config import DictionaryConfig, DictionaryFormatError, DictionaryMismatchError, FeatureError
 from interp.features.dictionary import SparseDictionary
-from interp.features.io import (
-    CFG_FILE,
-    WEIGHTS_FILE,
-    config_from_saved,
-    fill_weights,
-    model_fingerprint,
-    read_cfg_json,
-    read_safetensors,
-    site_width,
-    write_safetensors,
-)
+from interp.features.io import FORMAT_VERSION, load_folder, model_fingerprint, save_dictionary, site_width
 from interp.intervene import as_bridge
-from interp.io import atomic_write_json
+from interp.io import atomic_write_json, read_json
 from interp.models.protocol import HookedModel
 
 INPUT_HOOK = "ln2.hook_normalized"
@@ -65,7 +55,6 @@ OUTPUT_HOOK = "hook_mlp_out"
 INPUT_HOOKS = (INPUT_HOOK, "ln2.hook_out", "mlp.hook_in")
 FORMAT = "grokscope-transcoder"
 SET_FORMAT = "grokscope-transcoder-set"
-FORMAT_VERSION = 1
 SET_FILE = "transcoders.json"
 _BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
@@ -139,10 +128,19 @@ class TranscoderConfig(DictionaryConfig):
 
 
 # ----------------------------------------------------------------------------- module
-class Transcoder(SparseDictionary):
+class Transcoder(SparseDictionary, family=True):
     """A transcoder with SAELens's parameter names: ``W_enc`` ``d_in d_sae``, ``W_dec`` ``d_sae d_out``,
-    ``b_enc`` ``d_sae``, ``b_dec`` ``d_out``, ``threshold`` ``d_sae`` (BatchTopK / JumpReLU at inference)."""
+    ``b_enc`` ``d_sae``, ``b_dec`` ``d_out``, ``threshold`` ``d_sae`` (BatchTopK / JumpReLU at inference).
 
+    The family's transcoders: ``Transcoder(cfg)`` gives :class:`TopKTranscoder`,
+    :class:`BatchTopKTranscoder` or :class:`JumpReLUTranscoder`, the dictionaries' sparsity
+    rules on this encoder (no input centring) and output site.
+    """
+
+    kind = "transcoder"
+    file_format = FORMAT
+    config_class = TranscoderConfig
+    width_names = "d_in, d_sae and d_out"
     cfg: TranscoderConfig
 
     def __init__(self, cfg: TranscoderConfig, *, meta: dict[str, Any] | None = None) -> None:
@@ -151,29 +149,11 @@ class Transcoder(SparseDictionary):
                 "a transcoder needs a TranscoderConfig with d_out; build it with cfg.resolved_io(d_in, d_out)"
             )
         super().__init__(cfg, meta=meta)
-        assert cfg.d_sae is not None
-        self.W_dec = nn.Parameter(torch.zeros(cfg.d_sae, cfg.d_out))
-        self.b_dec = nn.Parameter(torch.zeros(cfg.d_out))
 
-    @torch.no_grad()
-    def initialize(self, *, b_dec: Float[Tensor, " d_out"] | None = None, seed: int = 0) -> Transcoder:
-        """Random unit decoder rows; the encoder their transpose when ``d_in == d_out`` (else random unit columns)."""
-        gen = torch.Generator().manual_seed(seed)
-        w = torch.randn(self.d_sae, self.d_out, generator=gen, dtype=self.W_dec.dtype)
-        self.W_dec.copy_(w / w.norm(dim=-1, keepdim=True))
-        if self.d_in == self.d_out:
-            self.W_enc.copy_(self.W_dec.T)
-        else:
-            e = torch.randn(self.d_in, self.d_sae, generator=gen, dtype=self.W_enc.dtype)
-            self.W_enc.copy_(e / e.norm(dim=0, keepdim=True))
-        self.b_enc.zero_()
-        self.b_dec.copy_(torch.zeros(self.d_out) if b_dec is None else b_dec)
-        return self
-
-    @property
-    def d_out(self) -> int:
-        """The output width (the MLP output's)."""
-        return self.W_dec.shape[1]
+    @classmethod
+    def output_width(cls, cfg: DictionaryConfig) -> int | None:
+        """``d_out``: the width of the hook the transcoder writes (the MLP output's)."""
+        return getattr(cfg, "d_out", None)
 
     @property
     def hook_name_out(self) -> str:
@@ -189,28 +169,24 @@ class Transcoder(SparseDictionary):
         """The encoder's affine map (no input centring)."""
         return x @ self.W_enc + self.b_enc
 
-    def decode(self, feature_acts: Float[Tensor, "*row d_sae"]) -> Float[Tensor, "*row d_out"]:
-        """The predicted MLP output of feature activations: ``feature_acts @ W_dec + b_dec``."""
-        return feature_acts @ self.W_dec + self.b_dec
-
-    def forward(self, x: Float[Tensor, "*row d_in"]) -> Float[Tensor, "*row d_out"]:
-        """The predicted MLP output ``decode(encode(x))``."""
-        return self.decode(self.encode(x))
-
-    @torch.no_grad()
-    def fold_io_scaling(self, scale_in: float, scale_out: float) -> None:
-        """Make a transcoder trained on ``scale_in * x -> scale_out * y`` read ``x`` and predict ``y``."""
-        self.b_enc.div_(scale_in)
-        self.threshold.div_(scale_in)
-        self.W_dec.mul_(scale_in / scale_out)
-        self.b_dec.div_(scale_out)
-
     def extra_repr(self) -> str:
         """Architecture, hooks and sizes, for the module's ``repr``."""
         return (
             f"{self.architecture}, {self.hook_name!r} -> {self.hook_name_out!r}, d_in={self.d_in}, "
             f"d_sae={self.d_sae}, d_out={self.d_out}, k={self.cfg.k}"
         )
+
+
+class TopKTranscoder(Transcoder, TopKDictionary, architecture="topk"):
+    """A transcoder with TopK's rule (:class:`~interp.features.architectures.TopKDictionary`)."""
+
+
+class BatchTopKTranscoder(Transcoder, BatchTopKDictionary, architecture="batchtopk"):
+    """A transcoder with BatchTopK's rule (:class:`~interp.features.architectures.BatchTopKDictionary`)."""
+
+
+class JumpReLUTranscoder(Transcoder, JumpReLUDictionary, architecture="jumprelu"):
+    """A transcoder with JumpReLU's rule (:class:`~interp.features.architectures.JumpReLUDictionary`)."""
 
 
 # -------------------------------------------------------------------------- checking
@@ -249,20 +225,7 @@ def check_transcoder(tc: Transcoder, model: HookedModel, *, check_weights: bool 
 # ---------------------------------------------------------------------------- saving
 def save_transcoder(tc: Transcoder, path: str | Path) -> Path:
     """Write ``tc`` into the folder ``path``: ``cfg.json`` (SAELens fields, ``metadata``) and the weights."""
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise DictionaryFormatError(f"{folder} is a file; give a folder to save the transcoder in")
-    folder.mkdir(parents=True, exist_ok=True)
-    write_safetensors(folder / WEIGHTS_FILE, {k: v.to("cpu") for k, v in tc.tensors().items()}, FORMAT)
-    cfg = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        **tc.cfg.to_dict(),
-        "dtype": str(tc.W_enc.dtype).removeprefix("torch."),
-        "metadata": dict(tc.meta),
-    }
-    atomic_write_json(folder / CFG_FILE, cfg, indent=2)
-    return folder
+    return save_dictionary(tc, path)
 
 
 def save_transcoders(transcoders: dict[int, Transcoder], path: str | Path) -> Path:
@@ -295,23 +258,7 @@ def load_transcoder(
     device: torch.device | str | None = None,
 ) -> Transcoder:
     """Read a transcoder folder; with ``model``, check that it fits (:func:`check_transcoder`)."""
-    folder = Path(path)
-    file, data = read_cfg_json(folder, "transcoder")
-    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
-        raise DictionaryFormatError(
-            f"{file}: not a grokscope transcoder config (format {FORMAT!r}, version {FORMAT_VERSION})"
-        )
-    cfg, meta = config_from_saved(data, TranscoderConfig, file)
-    if cfg.d_in is None or cfg.d_sae is None or cfg.d_out is None or not isinstance(meta, dict):
-        raise DictionaryFormatError(f"{file}: d_in, d_sae and d_out must be set and metadata a mapping")
-    weights = folder / WEIGHTS_FILE
-    tensors = read_safetensors(weights)
-    tc = Transcoder(cfg, meta=meta)
-    expected = {k: tuple(v.shape) for k, v in tc.tensors().items()}
-    got = {k: tuple(v.shape) for k, v in tensors.items()}
-    if got != expected:
-        raise DictionaryFormatError(f"{weights}: tensors {got} do not match the config's {expected}")
-    tc = fill_weights(tc, tensors, device)
+    tc = load_folder(path, Transcoder, device=device)
     if model is not None:
         check_transcoder(tc, model, check_weights=check_weights)
     return tc
@@ -329,11 +276,8 @@ def load_transcoders(
     index_file = folder / SET_FILE
     if not index_file.is_file():
         raise DictionaryFormatError(f"{index_file} is missing; give the folder save_transcoders wrote")
-    try:
-        index = json.loads(index_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DictionaryFormatError(f"{index_file}: not valid JSON ({err})") from None
-    if not isinstance(index, dict) or index.get("format") != SET_FORMAT or not isinstance(index.get("layers"), list):
+    index = read_json(index_file, DictionaryFormatError, what="transcoder set index", expect=dict)
+    if index.get("format") != SET_FORMAT or not isinstance(index.get("layers"), list):
         raise DictionaryFormatError(
             f"{index_file}: not a grokscope transcoder set (format {SET_FORMAT!r} with a layers list)"
         )
@@ -352,6 +296,9 @@ __all__ = [
     "INPUT_HOOK",
     "INPUT_HOOKS",
     "OUTPUT_HOOK",
+    "BatchTopKTranscoder",
+    "JumpReLUTranscoder",
+    "TopKTranscoder",
     "Transcoder",
     "TranscoderConfig",
     "check_transcoder",

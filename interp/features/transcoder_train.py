@@ -1,11 +1,10 @@
 """Training and scoring transcoders: MLP input -> MLP output, with the dictionaries' sparsity rules.
 
-The loop is the dictionaries' (:mod:`interp.features.train`: Adam on shuffled mini-batches
-of cached rows, unit-norm decoder rows, AuxK for TopK / BatchTopK, straight-through L0 for
-JumpReLU, BatchTopK's running threshold) with one change: the loss is the squared error of
-the *MLP output* ``y`` predicted from the MLP input ``x``. Scores (SAELens names): ``fvu``
-of the MLP output, ``l0``, ``dead_features``; ``accuracy_*`` / ``loss_*`` with the MLP
-output replaced by the transcoder's prediction (:class:`TranscoderSplice`, which computes the
+The loop is the dictionaries' (:func:`interp.features.train.fit`: Adam on shuffled
+mini-batches of cached rows, unit-norm decoder rows, each architecture's losses and
+updates) with the *MLP output* ``y`` as the target, predicted from the MLP input ``x``.
+Scores (SAELens names): ``fvu`` of the MLP output, ``l0``, ``dead_features``;
+``accuracy_*`` / ``loss_*`` with the MLP output replaced by the transcoder's prediction (:class:`TranscoderSplice`, which computes the
 prediction from the MLP input *of the same forward*) against zero-ablating the MLP output,
 for one layer (:func:`evaluate_transcoder`) or every layer at once
 (:func:`evaluate_replacement`, the replacement model of attribution graphs)::
@@ -19,7 +18,6 @@ for one layer (:func:`evaluate_transcoder`) or every layer at once
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,19 +30,9 @@ from torch import Tensor
 from interp.data import KGDataset
 from interp.features.activations import CHUNK, Activations, collect_activations, prompt_set
 from interp.features.config import EmptyPromptSetError
-from interp.features.dictionary import batch_topk_mask, topk_mask
 from interp.features.io import model_fingerprint
 from interp.features.metrics import DictionaryMetrics, answer_score, average_scores
-from interp.features.train import (
-    TrainingResult,
-    _aux_k_loss,
-    _b_dec_init,
-    _JumpReLU,
-    _Step,
-    history_row,
-    make_optimizer,
-    optimizer_step,
-)
+from interp.features.train import TrainingResult, fit, training_rows
 from interp.features.transcoder import Transcoder, TranscoderConfig, check_transcoder
 from interp.intervene import (
     Intervention,
@@ -104,22 +92,6 @@ def splice_interventions(
 
 
 # ------------------------------------------------------------------------- training
-def _step(tc: Transcoder, x: Tensor, y: Tensor, dead: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
-    cfg = tc.cfg
-    pre = tc.pre_acts(x)
-    if cfg.architecture == "jumprelu":
-        acts = _JumpReLU.apply(pre, tc.threshold, cfg.jumprelu_bandwidth)
-        l0 = _Step.apply(pre, tc.threshold, cfg.jumprelu_bandwidth).sum(-1).mean()
-        return acts, {"mse": (tc.decode(acts) - y).pow(2).sum(-1).mean(), "l0": cfg.l0_coefficient * l0}
-    relu = torch.relu(pre)
-    acts = topk_mask(relu, cfg.k) if cfg.architecture == "topk" else batch_topk_mask(relu, cfg.k)
-    recon = tc.decode(acts)
-    losses = {"mse": (recon - y).pow(2).sum(-1).mean()}
-    if cfg.aux_k_coefficient > 0 and dead is not None and bool(dead.any()):
-        losses["aux"] = cfg.aux_k_coefficient * _aux_k_loss(tc, relu, dead, y - recon.detach())
-    return acts, losses
-
-
 def train_transcoder(
     cfg: TranscoderConfig,
     inputs: Activations | Float[Tensor, "row d_in"],
@@ -128,49 +100,17 @@ def train_transcoder(
     meta: dict[str, Any] | None = None,
     log_every: int = 100,
 ) -> TrainingResult:
-    """Train a transcoder of ``cfg`` to predict ``outputs`` from ``inputs`` (the same rows).
+    """Train a transcoder of ``cfg`` to predict ``outputs`` from ``inputs`` (the same rows) with the one loop,
+    :func:`~interp.features.train.fit`.
 
     Returns a :class:`~interp.features.train.TrainingResult` whose ``dictionary`` is the
     :class:`Transcoder` (eval mode, scales folded in) and whose ``history`` logs ``mse``,
     ``fvu`` (of the output), ``l0`` and ``dead_features``.
     """
-    x = (inputs.acts if isinstance(inputs, Activations) else inputs).detach()
-    y = (outputs.acts if isinstance(outputs, Activations) else outputs).detach()
-    if x.ndim != 2 or x.shape[0] == 0 or y.shape[0] != x.shape[0]:
-        raise EmptyPromptSetError(f"need the same non-empty rows in and out; got {tuple(x.shape)} and {tuple(y.shape)}")
-    cfg = cfg.resolved_io(x.shape[1], y.shape[1])
-    start = time.perf_counter()
-    s_in = s_out = 1.0
-    if cfg.normalize_activations == "expected_average_only_in":
-        s_in = float(x.shape[1] ** 0.5 / x.norm(dim=-1).mean().clamp_min(1e-12))
-        s_out = float(y.shape[1] ** 0.5 / y.norm(dim=-1).mean().clamp_min(1e-12))
-        x, y = x * s_in, y * s_out
-    tc = Transcoder(cfg, meta=meta).to(device=x.device, dtype=x.dtype)
-    tc.initialize(b_dec=_b_dec_init(y, cfg.b_dec_init), seed=cfg.seed)
-    tc.train()
-    n_rows = x.shape[0]
-    batch_size = min(cfg.batch_size, n_rows)
-    n_steps = cfg.n_steps(n_rows)
-    opt, sched = make_optimizer(tc, cfg, n_steps)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    assert cfg.d_sae is not None
-    since_fired = torch.zeros(cfg.d_sae, dtype=torch.long, device=x.device)
-    total_var = (y - y.mean(0)).pow(2).sum(-1).mean().clamp_min(torch.finfo(y.dtype).tiny)
-    order, cursor = torch.randperm(n_rows, generator=gen).to(x.device), 0
-    history: list[dict[str, float]] = []
-    for step in range(n_steps):
-        if cursor + batch_size > n_rows:
-            order, cursor = torch.randperm(n_rows, generator=gen).to(x.device), 0
-        rows = order[cursor : cursor + batch_size]
-        cursor += batch_size
-        acts, losses = _step(tc, x[rows], y[rows], since_fired >= cfg.dead_feature_window)
-        loss = torch.stack(list(losses.values())).sum()
-        since_fired = optimizer_step(tc, opt, sched, loss, acts, since_fired, cfg, step)
-        if (step + 1) % log_every == 0 or step + 1 == n_steps:
-            history.append(history_row(step, losses, total_var, acts, since_fired, cfg.dead_feature_window))
-    tc.fold_io_scaling(s_in, s_out)
-    tc.eval().requires_grad_(False)
-    return TrainingResult(tc, history, time.perf_counter() - start, s_in, n_steps)
+    x, y = training_rows(inputs, outputs)
+    assert y is not None
+    tc = Transcoder(cfg.resolved_io(x.shape[1], y.shape[1]), meta=meta)
+    return fit(tc, x, y, log_every=log_every)
 
 
 def transcoder_activations(

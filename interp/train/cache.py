@@ -38,7 +38,7 @@ import transformers
 
 from interp.code_hash import PACKAGE_ROOT, code_hash, module_sources
 from interp.errors import CheckpointError
-from interp.io import atomic_write_json
+from interp.io import atomic_write_json, read_json
 from interp.lock import LOCK_FILE
 from interp.train.config import RunConfig
 
@@ -102,12 +102,13 @@ def _is_ready(entry: Path) -> bool:
     manifest = _manifest(entry)
     if not (entry.is_dir() and manifest.is_file()):
         return False
-    try:
-        expected = json.loads(manifest.read_text(encoding="utf-8"))["files"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-        raise CheckpointError(
-            f"{manifest}: corrupted cache manifest; delete {entry} and {manifest.name} to train it again"
-        ) from None
+    fix = f"delete {entry} and {manifest.name} to train it again"
+    data = read_json(
+        manifest, CheckpointError, what="cache manifest", expect=dict, invalid="corrupted cache manifest", hint=fix
+    )
+    expected = data.get("files")
+    if not isinstance(expected, dict):
+        raise CheckpointError(f'{manifest}: corrupted cache manifest (no "files" mapping); {fix}')
     found = _file_hashes(entry)
     if found != expected:
         changed = sorted(name for name in set(found) | set(expected) if found.get(name) != expected.get(name))

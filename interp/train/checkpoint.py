@@ -30,7 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from interp.errors import CheckpointError
-from interp.io import atomic_write_text
+from interp.io import atomic_write_text, read_json
 
 FORMAT_VERSION = 1
 _CHECKPOINT_NAME = re.compile(r"step_[0-9]{7,}")
@@ -154,11 +154,8 @@ def read_state(path: str | Path) -> dict[str, Any]:
     state_file = path / "state.json"
     if not state_file.is_file():
         raise CheckpointError(f"{path} is not a checkpoint (no state.json)")
-    try:
-        state = json.loads(state_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
-        raise CheckpointError(f"{state_file}: corrupted state file ({err})") from None
-    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+    state = read_json(state_file, CheckpointError, what="state file", expect=dict, invalid="corrupted state file")
+    if state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{state_file}: not a grokscope checkpoint of format {FORMAT_VERSION}")
     for key, types in _STATE_TYPES.items():
         if key not in state:
