@@ -28,7 +28,7 @@ from typing import Any
 from interp.code_hash import code_hash
 from interp.data import KGDataset, task_schema
 from interp.errors import GrokscopeError
-from interp.io import atomic_write_json
+from interp.io import atomic_write_json, read_json
 from interp.lens import dataset_lens
 from interp.models import HookedModel
 from interp.tracing import trace_counterfactual
@@ -73,8 +73,8 @@ def cached_analysis(
     path = analysis_path(checkpoint, name, params, code)
     if path.is_file():
         try:
-            return json.loads(path.read_text(encoding="utf-8"))["value"]
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+            return read_json(path, GrokscopeError, what="analysis", expect=dict)["value"]
+        except (GrokscopeError, KeyError):
             pass  # a damaged file: computed again and replaced
     value = compute()
     try:
