@@ -172,6 +172,29 @@ class EdgeScores:
             out.append((self.space.edge(p, w, r), float(self.scores[p, w, r])))
         return out
 
+    def to_data(self) -> dict[str, Any]:
+        """The scores as JSON data (:meth:`from_data` reads them back exactly)."""
+        s = self.space
+        return {
+            "space": [s.n_layers, s.n_heads, s.n_pos, list(s.logit_positions)],
+            "scores": self.scores.detach().cpu().double().tolist(),
+            "method": self.method,
+            "positions": list(self.positions),
+            "n_examples": self.n_examples,
+            "run_metric": self.run_metric,
+            "source_metric": self.source_metric,
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> EdgeScores:
+        """Scores written by :meth:`to_data`."""
+        n_layers, n_heads, n_pos, logit_positions = data["space"]
+        space = ModelGraph(n_layers, n_heads, n_pos, tuple(logit_positions))
+        scores = torch.tensor(data["scores"], dtype=torch.float64)
+        return cls(space, scores, data["method"], list(data["positions"]), data["n_examples"], data["run_metric"],
+                   data["source_metric"], dict(data["meta"]))  # fmt: skip
+
     def writer_scores(self) -> Float[Tensor, "pos writer"]:
         """Each writer's summed edge scores: its node-level attribution (patching its output everywhere)."""
         return self.scores.sum(-1)

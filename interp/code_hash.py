@@ -1,4 +1,4 @@
-"""The source of a set of ``interp`` modules, found by reading their imports, and its hash.
+"""The source of a set of ``interp`` (and ``circuits``) modules, found by reading their imports, and its hash.
 
 A module's behaviour depends on its own source and on every ``interp`` module it imports,
 directly or not. :func:`module_sources` follows the ``import`` statements (``from X import
@@ -18,10 +18,15 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 """The ``interp`` package folder."""
 
 
+PACKAGES = ("interp", "circuits")
+"""The packages whose modules are followed: ``interp`` under ``root``, ``circuits`` beside it."""
+
+
 def _module_file(module: str, root: Path) -> Path | None:
-    """The source file of ``interp.a.b`` under ``root`` (the ``interp`` folder), or None."""
-    parts = module.split(".")[1:]
-    base = root.joinpath(*parts)
+    """The source file of ``interp.a.b`` under ``root`` (the ``interp`` folder), or of ``circuits.a.b``
+    in the folder beside it; None if there is none."""
+    top, *parts = module.split(".")
+    base = root.joinpath(*parts) if top == "interp" else root.parent.joinpath(top, *parts)
     for path in (base.with_suffix(".py"), base / "__init__.py"):
         if path.is_file():
             return path
@@ -29,7 +34,7 @@ def _module_file(module: str, root: Path) -> Path | None:
 
 
 def _imports(path: Path, module: str) -> set[str]:
-    """The ``interp`` modules that ``path`` (module ``module``) imports, submodules named in
+    """The modules of :data:`PACKAGES` that ``path`` (module ``module``) imports, submodules named in
     ``from X import name`` included, and every parent package of each."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
@@ -47,7 +52,7 @@ def _imports(path: Path, module: str) -> set[str]:
     closed = set()
     for name in found:
         parts = name.split(".")
-        if parts[0] == "interp":
+        if parts[0] in PACKAGES:
             closed.update(".".join(parts[: i + 1]) for i in range(len(parts)))
     return closed
 
@@ -69,10 +74,12 @@ def module_sources(entries: Sequence[str], root: Path = PACKAGE_ROOT) -> list[Pa
 
 
 def code_hash(entries: Sequence[str], root: Path = PACKAGE_ROOT) -> str:
-    """SHA-256 over the paths (relative to ``root``) and bytes of :func:`module_sources`."""
+    """SHA-256 over the paths (relative to ``root``; a ``circuits`` file's to the folder above) and bytes of
+    :func:`module_sources`."""
     digest = hashlib.sha256()
     for path in module_sources(entries, root):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+        name = path.relative_to(root if path.is_relative_to(root) else root.parent).as_posix()
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 

@@ -30,6 +30,7 @@ figures inline.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -61,7 +62,7 @@ from circuits.views.sections import (
     localization_figures,
     position_labels,
 )
-from interp.checkpoint_analyses import checkpoint_grids
+from interp.checkpoint_analyses import cached_analysis, checkpoint_grids
 from interp.errors import GrokscopeError
 from interp.io import atomic_write_text
 from interp.models import to_bridge
@@ -156,7 +157,13 @@ def build_report(
     say("circuit discovery")
 
     def discover() -> list[Figure]:
-        found["circuit"] = find_circuit(bridge, dataset_task(ds, n=max(1, n // 3), device=bridge.cfg.device))
+        def search() -> dict[str, Any]:
+            task = dataset_task(ds, n=max(1, n // 3), device=bridge.cfg.device)
+            return json.loads(find_circuit(bridge, task).to_json(indent=None))
+
+        params = {"task_n": max(1, n // 3), "seed": 0, "method": "eap-ig", "ablation": "mean", "target": 0.9}
+        data = cached_analysis(run.checkpoint, "circuit", params, search, code=("circuits.discover",))
+        found["circuit"] = CircuitGraph.from_data(data)
         return circuit_figures(found["circuit"])
 
     sections.append(
@@ -193,7 +200,7 @@ def build_report(
                 n_edges=n_edges,
                 metrics=list(metrics),
                 curves=CURVES,
-                n=min(n, 100),
+                n=n_grid,
                 max_checkpoints=explorer_checkpoints,
                 device=device,
                 node_features=dict(node_features or {}),
@@ -220,8 +227,10 @@ def build_report(
                 return [error_figure("only one checkpoint: nothing to follow over training")]
             locs = found.get("locs")
             layer = next(iter(locs.values())).best_layer if locs else None
+            # with the explorer: its checkpoints, whose lens and tracing grids it has already computed
+            ckpts = explorer_checkpoints if explorer else 25
             return formation_figures(
-                circuit_formation(run_dir, layer=layer, n=min(n, 100), device=device, max_checkpoints=25)
+                circuit_formation(run_dir, layer=layer, n=n_grid, device=device, max_checkpoints=ckpts)
             )
 
         sections.append(

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 import interp.checkpoint_analyses as ca
+from circuits.edges import EdgeScores, edge_attribution
 from circuits.formation import circuit_formation, state_strengths
+from circuits.tasks import dataset_task
 from interp.checkpoint_analyses import analysis_path, cached_analysis, checkpoint_grids, state_grids
+from interp.models import to_bridge
 from interp.runs import list_checkpoints, load_checkpoint
 from interp.train import train
 
@@ -83,3 +87,15 @@ def test_cached_grids_are_the_analysis_and_formation_reads_its_key_states_off_th
         got = last[last["state"] == row["state"]].iloc[0]
         for k in ("causal", "mrr", "top1"):
             assert got[k] == pytest.approx(row[k], abs=1e-9), (row["state"], k)
+
+
+def test_edge_scores_survive_their_json(run_dir):
+    """The explorer keeps each checkpoint's edge scores as JSON: read back, they are the same scores."""
+    run = load_checkpoint(run_dir, device="cpu")
+    bridge = to_bridge(run.model)
+    task = dataset_task(run.dataset, n=8)
+    scores = edge_attribution(bridge, task.clean, task.corrupt, task.metric(), answer_pos=task.answer_pos,
+                              positions=task.positions)  # fmt: skip
+    back = EdgeScores.from_data(json.loads(json.dumps(scores.to_data())))
+    assert back.space == scores.space and back.positions == scores.positions and back.meta == scores.meta
+    assert torch.equal(back.scores, scores.scores) and back.top(10) == scores.top(10)

@@ -28,7 +28,7 @@ from circuits.edges import EdgeScores, edge_attribution
 from circuits.pruning import connected
 from circuits.space import CircuitError
 from circuits.tasks import Task, dataset_task
-from interp.checkpoint_analyses import checkpoint_grids, state_grids
+from interp.checkpoint_analyses import cached_analysis, checkpoint_grids, state_grids
 from interp.data import KGDataset, task_schema
 from interp.data.operations import MODULAR, OperationTable
 from interp.errors import CheckpointError
@@ -36,6 +36,9 @@ from interp.fourier import ModularTask, fourier_measures
 from interp.models import to_bridge
 from interp.progress import checkpoint_measures
 from interp.runs import list_checkpoints, load_checkpoint
+
+IG_STEPS = 5
+"""Integrated-gradient steps of the slider's edge scores."""
 
 
 def pick_checkpoints(paths: Sequence[Path], limit: int) -> list[Path]:
@@ -98,10 +101,11 @@ def snapshot(
     seed: int = 0,
     grids: dict[str, Any] | None = None,
     fourier: dict[str, Any] | None = None,
+    circuit: dict[str, Any] | None = None,
 ) -> Snapshot:
     """Everything the slider shows of one model (a Hugging Face GPT-2 or a bridge). ``grids``: its lens and
-    tracing grids, and for modular arithmetic its Fourier measures, if already computed
-    (:func:`interp.checkpoint_analyses.checkpoint_grids`, :func:`interp.progress.checkpoint_measures`)."""
+    tracing grids, its :func:`circuit_part` and for modular arithmetic its Fourier measures, if already
+    computed (:func:`interp.checkpoint_analyses.checkpoint_grids`, :func:`interp.progress.checkpoint_measures`)."""
     bridge = to_bridge(model) if not hasattr(model, "blocks") else model
     snap = Snapshot(step, {}, {}, None)
     grids = grids if grids is not None else state_grids(bridge, dataset, n=n, seed=seed)
@@ -118,7 +122,18 @@ def snapshot(
             "key": row["key_frequencies"],
             "norms": [[round(v / (max(r) or 1.0), 4) for v in r] for r in norms],
         }
-    snap.scores = edge_attribution(
+    circuit = circuit if circuit is not None else circuit_part(bridge, task, sizes, ig_steps=ig_steps, seed=seed)
+    snap.scores = EdgeScores.from_data(circuit["scores"])
+    snap.masks = [top_circuit(snap.scores, k) for k in sizes]
+    snap.faithfulness = list(circuit["faithfulness"])
+    snap.errors.extend(circuit["errors"])
+    return snap
+
+
+def circuit_part(bridge: Any, task: Task, sizes: Sequence[int], *, ig_steps: int, seed: int) -> dict[str, Any]:
+    """The circuit views of one model as JSON data: every edge's EAP-IG score and, per circuit size, the
+    faithfulness (mean ablation) of its strongest edges on a path to the logits."""
+    scores = edge_attribution(
         bridge,
         task.clean,
         task.corrupt,
@@ -128,15 +143,14 @@ def snapshot(
         answer_pos=task.answer_pos,
         positions=task.positions,
     )
-    snap.masks = [top_circuit(snap.scores, k) for k in sizes]
+    out: dict[str, Any] = {"scores": scores.to_data(), "faithfulness": [None] * len(sizes), "errors": []}
     try:
         faith = Faithfulness(bridge, task, "mean", seed=seed)
         faith.span()
-        snap.faithfulness = [round(faith(m), 4) for m in snap.masks]
+        out["faithfulness"] = [round(faith(top_circuit(scores, k)), 4) for k in sizes]
     except CircuitError as err:  # an untrained model: the model and the empty circuit agree
-        snap.faithfulness = [None] * len(sizes)
-        snap.errors.append(f"faithfulness: {err}")
-    return snap
+        out["errors"].append(f"faithfulness: {err}")
+    return out
 
 
 def checkpoint_snapshots(
@@ -165,7 +179,18 @@ def checkpoint_snapshots(
         grids = checkpoint_grids(path, run.model, dataset, n=n, seed=seed)
         modular = isinstance(dataset.kg, OperationTable) and dataset.kg.operation in MODULAR
         fourier = checkpoint_measures(path, run.model, ModularTask(dataset)) if modular else None
-        snap = snapshot(run.model, dataset, task, sizes, step=run.step, n=n, seed=seed, grids=grids, fourier=fourier)
+        params = {"task_n": max(1, n // 3), "seed": seed, "sizes": list(sizes), "ig_steps": IG_STEPS}
+        circuit = cached_analysis(
+            path,
+            "timeline-circuit",
+            params,
+            lambda run=run, task=task: circuit_part(to_bridge(run.model), task, sizes, ig_steps=IG_STEPS, seed=seed),
+            code=("circuits.views.explorer.timeline",),
+        )
+        snap = snapshot(
+            run.model, dataset, task, sizes, step=run.step, n=n, seed=seed, grids=grids, fourier=fourier,
+            circuit=circuit,
+        )  # fmt: skip
         logged = (metrics or {}).get(run.step, {})
         snap.accuracy = {
             k: float(v)
