@@ -7,7 +7,9 @@ is added to the residual stream), RMSNorm (a scale, no centring, no bias) and a 
 (``down(act(gate(x)) * up(x))``, SwiGLU with ``activation = "silu"``). No biases anywhere.
 
 ``positions = "none"`` replaces the rotary embedding by :class:`NoRotary` (cos 1, sin 0:
-queries and keys pass unrotated), a NoPE llama. No network access, no tokenizer; attention
+queries and keys pass unrotated), a NoPE llama. The norms are :class:`RMSNorm`, Hugging Face's
+computed in float64 for a float64 model (its own rounds every input to float32), so that a
+float64 model is float64 throughout, as the analyses' tight tests need. No network access, no tokenizer; attention
 is the eager implementation (the fused kernels' set-up dominates on prompts of a few
 tokens), and no key-value cache is built in a forward.
 """
@@ -18,6 +20,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 from transformers import LlamaConfig, LlamaForCausalLM
+from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
 from interp.models.config import ModelConfig
 from interp.models.family import HF_COMMON
@@ -46,6 +49,18 @@ def llama_config(cfg: ModelConfig, d_vocab: int, n_ctx: int) -> LlamaConfig:
     )
 
 
+class RMSNorm(LlamaRMSNorm):
+    """Llama's RMSNorm in at least float32: float64 inputs stay float64 (the same function otherwise)."""
+
+    def forward(self, hidden_states: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch d_model"]:
+        """``weight * x / sqrt(mean(x^2) + eps)``."""
+        input_dtype = hidden_states.dtype
+        hidden_states = hidden_states.to(torch.promote_types(input_dtype, torch.float32))
+        variance = hidden_states.pow(2).mean(-1, keepdim=True)
+        hidden_states = hidden_states * torch.rsqrt(variance + self.variance_epsilon)
+        return self.weight * hidden_states.to(input_dtype)
+
+
 class NoRotary(nn.Module):
     """The rotary embedding of a llama without positions: cos 1 and sin 0 at every position (no rotation)."""
 
@@ -64,9 +79,13 @@ class NoRotary(nn.Module):
 def build_llama(cfg: ModelConfig, d_vocab: int, n_ctx: int) -> LlamaForCausalLM:
     """A freshly initialised llama of ``cfg`` (from the global RNG; :func:`interp.models.build_model` seeds it)."""
     model = LlamaForCausalLM(llama_config(cfg, d_vocab, n_ctx))
+    for block in model.model.layers:
+        block.input_layernorm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_eps)
+        block.post_attention_layernorm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_eps)
+    model.model.norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_eps)
     if cfg.positions == "none":
         model.model.rotary_emb = NoRotary(cfg.d_head)
     return model
 
 
-__all__ = ["NoRotary", "build_llama", "llama_config"]
+__all__ = ["NoRotary", "RMSNorm", "build_llama", "llama_config"]
