@@ -2,18 +2,16 @@
 
 grokscope trains Hugging Face modules of two families (``ModelConfig.family``):
 
-=========  ==============================  ==========================  ===========================
-family     module                          blocks                      residual writers
-=========  ==============================  ==========================  ===========================
-gpt2       ``GPT2LMHeadModel``             ``model.transformer.h``     ``attn.c_proj``, ``mlp.c_proj``
-llama      ``LlamaForCausalLM``            ``model.model.layers``      ``self_attn.o_proj``, ``mlp.down_proj``
-=========  ==============================  ==========================  ===========================
+* ``gpt2``: ``GPT2LMHeadModel``; blocks ``model.transformer.h``, each writing to the residual
+  stream through ``attn.c_proj`` and ``mlp.c_proj`` (``Conv1D``: ``x @ W + b``);
+* ``llama``: ``LlamaForCausalLM``; blocks ``model.model.layers``, writing through
+  ``self_attn.o_proj`` and ``mlp.down_proj`` (``nn.Linear``: ``x @ W.T``, no bias).
 
 Code that needs a part of the plain module (the trainer's answer logits, looped models,
-checkpoints) asks for it by role here (:func:`trunk`, :func:`decoder_blocks`,
+checkpoints, ROME's weight edit) asks for it by role here (:func:`trunk`, :func:`decoder_blocks`,
 :func:`residual_writers`, :func:`context_size`) instead of by a family's attribute names.
-Analyses never do: they run on the TransformerLens bridge, whose hook names are the same for
-both families.
+Analyses otherwise run on the TransformerLens bridge, whose classic hook names are the same
+for both families.
 """
 
 from __future__ import annotations
