@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
 from interp.configs import check_range
 from interp.errors import ConfigError
@@ -87,7 +88,7 @@ def build_model(
 
 def has_normalization(model: nn.Module) -> bool:
     """Does ``model`` normalise its residual stream (False for ``model.normalization = "none"``)."""
-    return any(isinstance(m, nn.LayerNorm) or type(m).__name__.endswith("RMSNorm") for m in model.modules())
+    return any(isinstance(m, (nn.LayerNorm, LlamaRMSNorm)) for m in model.modules())
 
 
 def to_bridge(model: CausalLM, *, process_weights: bool | None = None) -> Bridge:

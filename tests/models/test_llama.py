@@ -162,8 +162,10 @@ def test_a_gpt2_without_positions_has_no_position_parameter_and_a_zero_position_
     assert not any("wpe" in name for name, _ in model.named_parameters())
     learned = build_model(POSITIONS["gpt2-learned"], D_VOCAB, N_CTX, seed=0, device="cpu")
     assert sum(p.numel() for p in learned.parameters()) - sum(p.numel() for p in model.parameters()) == N_CTX * 32
-    _, cache = to_bridge(model).run_with_cache(_tokens())
+    logits, cache = to_bridge(model).run_with_cache(_tokens())
     assert torch.count_nonzero(cache["hook_pos_embed"]) == 0
+    with torch.no_grad():  # the bridge (weights processed, the zero table centred) is the module
+        assert_close(logits, model.eval()(input_ids=_tokens()).logits, rtol=1e-5, atol=1e-5)
     # the same token everywhere: every position computes the same thing (nothing tells them apart)
     same = torch.full((2, N_CTX), 7)
     with torch.no_grad():
