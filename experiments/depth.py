@@ -23,7 +23,7 @@ def loop_depth(run_dir: str | Path) -> dict[str, Any]:
     import torch
 
     from interp.data import CompositionConfig, depth_test, heldout_chains
-    from interp.models import loop_accuracy
+    from interp.models import context_size, loop_accuracy
     from interp.runs import load_checkpoint
 
     torch.manual_seed(0)
@@ -45,7 +45,7 @@ def loop_depth(run_dir: str | Path) -> dict[str, Any]:
         for depth in range(cfg.data.min_hops or cfg.data.n_hops, cfg.data.n_hops + 1):
             score(f"held_d{depth}", heldout_chains(ds, depth, seed=cfg.data.seed))
     if isinstance(cfg.data, CompositionConfig):
-        deepest = run.model.config.n_positions - 3  # head, relations, answer, </a>
+        deepest = context_size(run.model) - 3  # head, relations, answer, </a>
         for depth in range(cfg.data.probe_hops + 1, deepest + 1):
             sets = depth_test(ds, depth, seed=cfg.data.seed)
             score(f"id_d{depth}", sets["id"])

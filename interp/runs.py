@@ -9,7 +9,7 @@ A run folder (``grokscope train CONFIG --out RUN_DIR``) holds
 * ``checkpoints/step_NNNNNNN/`` safetensors weights and a ``state.json`` with the full
                      config (see :mod:`interp.train.checkpoint`); ``latest`` names the newest.
 
-``load_checkpoint(RUN_DIR)`` rebuilds the plain GPT-2 of the newest checkpoint with its
+``load_checkpoint(RUN_DIR)`` rebuilds the plain model (either family) of the newest checkpoint with its
 config and dataset; ``to_bridge(loaded.model)`` gives the hooked view analyses run on.
 ``iter_checkpoints`` walks every checkpoint, oldest first, for circuit formation.
 
@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import GPT2LMHeadModel
 
 from interp.data import KGDataset, generate, load_dataset
 from interp.errors import CheckpointError, ConfigError
 from interp.io import read_json, read_json_lines
-from interp.models import build_model, default_device
+from interp.models import CausalLM, build_model, default_device
 from interp.train.checkpoint import latest_checkpoint, list_checkpoints, load_model_state, load_tensors, read_state
 from interp.train.config import RunConfig
 
@@ -84,7 +83,7 @@ class LoadedRun:
     """A model restored from a checkpoint, with the config and dataset that produced it."""
 
     config: RunConfig
-    model: GPT2LMHeadModel
+    model: CausalLM
     """The plain Hugging Face module in eval mode; ``to_bridge(model)`` for the hooked view."""
     dataset: KGDataset
     step: int
@@ -121,9 +120,12 @@ def load_checkpoint(
 def _check_size(config: RunConfig, state: dict[str, Any], stored: int, ckpt: Path) -> None:
     """Refuse a config that describes a model larger than the weights stored (never build it: it may not fit)."""
     m = config.model
-    d, d_mlp = m.d_model, m.d_mlp if m.d_mlp is not None else 4 * m.d_model
+    d, d_mlp = m.d_model, m.mlp_width
     blocks = 1 if m.share_layers or m.loops > 1 else m.n_layers
-    fewest = state["d_vocab"] * d + blocks * (4 * d * d + 2 * d * d_mlp)  # the embedding and the blocks' matrices
+    mlp_matrices = 3 if m.family == "llama" else 2  # llama's gated MLP: gate, up and down
+    fewest = state["d_vocab"] * d + blocks * (
+        4 * d * d + mlp_matrices * d * d_mlp
+    )  # the embedding and the blocks' matrices
     if fewest > stored:
         raise CheckpointError(
             f"{ckpt}: weights do not match the model built from its config (it needs at least {fewest} parameters, "

@@ -10,7 +10,7 @@
   position of the edited fact's prompt; the value is what that MLP should write there
   instead: its output plus a vector ``delta`` optimised, through a
   :class:`~interp.intervene.Patch` of ``blocks.L.hook_mlp_out``, so that the model answers
-  the new target. The output matrix ``W`` (``y = k W + b``) becomes
+  the new target. The output matrix ``W`` (``y = k W + b``; llama stores its transpose) becomes
   ``W + u delta^T`` with ``u = C^-1 k* / (k*^T C^-1 k*)``, where ``C`` is the second moment
   of the keys over the training split's prompts: ``k*`` now maps to the new value, and keys
   uncorrelated with it (in ``C``'s metric) barely move. In a model whose blocks share
@@ -28,8 +28,7 @@ import einops
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
-from torch import Tensor
-from transformers import GPT2LMHeadModel
+from torch import Tensor, nn
 
 from interp.configs import check_range
 from interp.data import KGDataset, TokenBatch
@@ -37,7 +36,8 @@ from interp.data.dataset import make_batch
 from interp.data.records import Example
 from interp.edits.facts import EditError, FactEdit, composition_graph
 from interp.intervene import Patch, cache_activations, run_with_interventions
-from interp.models import to_bridge
+from interp.models import CausalLM, to_bridge
+from interp.models.family import decoder_blocks, residual_writers
 from interp.models.protocol import Bridge
 from interp.train.objective import answer_logits
 
@@ -50,7 +50,7 @@ def prompt_batch(dataset: KGDataset, prompts: list[tuple[tuple[str, ...], str]],
     return make_batch([Example(p, (a, "</a>"), "edit") for p, a in prompts], dataset.vocab, device)
 
 
-def _device(model: GPT2LMHeadModel) -> torch.device:
+def _device(model: CausalLM) -> torch.device:
     return next(model.parameters()).device
 
 
@@ -67,7 +67,7 @@ def _retain_batch(dataset: KGDataset, edit: FactEdit, n: int, seed: int, device:
 
 
 def finetune_edit(
-    model: GPT2LMHeadModel,
+    model: CausalLM,
     dataset: KGDataset,
     edit: FactEdit,
     *,
@@ -76,7 +76,7 @@ def finetune_edit(
     retain_weight: float = 0.0,
     n_retain: int = 256,
     seed: int = 0,
-) -> GPT2LMHeadModel:
+) -> CausalLM:
     """A copy of ``model`` fine-tuned (Adam, all parameters, at most ``steps``) until ``edit``'s prompt gives
     ``edit.new`` probability :data:`STOP_PROB`."""
     check_range("steps", steps, low=1)
@@ -107,7 +107,7 @@ def finetune_edit(
 
 
 def key_covariance(
-    model: GPT2LMHeadModel | Bridge,
+    model: CausalLM | Bridge,
     dataset: KGDataset,
     layer: int,
     *,
@@ -117,7 +117,7 @@ def key_covariance(
 ) -> Float[Tensor, "d_mlp d_mlp"]:
     """Second moment ``C`` of ``blocks.L.mlp.hook_post`` over the prompt positions of (up to
     ``max_examples`` of) the training split, plus ``ridge`` times its mean diagonal (float64)."""
-    bridge = model if not isinstance(model, GPT2LMHeadModel) else to_bridge(model, process_weights=False)
+    bridge = model if not isinstance(model, CausalLM) else to_bridge(model, process_weights=False)
     device = next(bridge.parameters()).device
     hook = f"blocks.{layer}.mlp.hook_post"
     batch = dataset.batch("train", device)
@@ -139,7 +139,7 @@ def key_covariance(
 
 
 def rome_edit(
-    model: GPT2LMHeadModel,
+    model: CausalLM,
     dataset: KGDataset,
     edit: FactEdit,
     *,
@@ -148,13 +148,13 @@ def rome_edit(
     lr: float = 0.1,
     delta_decay: float = 1e-3,
     covariance: Float[Tensor, "d_mlp d_mlp"] | None = None,
-) -> GPT2LMHeadModel:
+) -> CausalLM:
     """A copy of ``model`` whose layer-``layer`` MLP output matrix got ROME's rank-one update for ``edit``.
 
     ``covariance`` is :func:`key_covariance` of ``model`` at ``layer`` (computed when None;
     pass it to edit one model many times).
     """
-    n_layers = len(model.transformer.h)
+    n_layers = len(decoder_blocks(model))
     if not 0 <= layer < n_layers:
         raise EditError(f"ROME layer {layer} is out of range; the model has layers 0..{n_layers - 1}")
     check_range("steps", steps, low=1)
@@ -190,9 +190,10 @@ def rome_edit(
     direction = torch.linalg.solve(cov, key)  # C^-1 k*
     u = direction / (key @ direction)
     edited = copy.deepcopy(model)
-    weight = edited.transformer.h[layer].mlp.c_proj.weight  # (d_mlp, d_model): y = k W + b
-    with torch.no_grad():
-        weight.add_(einops.einsum(u, delta.detach().double(), "d_mlp, d_model -> d_mlp d_model").to(weight.dtype))
+    down = residual_writers(decoder_blocks(edited)[layer])[1]
+    update = einops.einsum(u, delta.detach().double(), "d_mlp, d_model -> d_mlp d_model")
+    with torch.no_grad():  # GPT-2's Conv1D stores W (d_mlp, d_model); llama's nn.Linear its transpose
+        down.weight.add_((update.T if isinstance(down, nn.Linear) else update).to(down.weight.dtype))
     return edited
 
 

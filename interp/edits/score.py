@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch import Tensor
-from transformers import GPT2LMHeadModel
 
 from interp.configs import check_range
 from interp.data import KGDataset
@@ -42,9 +41,10 @@ from interp.edits.facts import (
     make_edit,
 )
 from interp.edits.methods import finetune_edit, key_covariance, prompt_batch, rome_edit
+from interp.models import CausalLM
 from interp.train.objective import answer_logits
 
-EditMethod = Callable[[GPT2LMHeadModel, KGDataset, FactEdit], GPT2LMHeadModel]
+EditMethod = Callable[[CausalLM, KGDataset, FactEdit], CausalLM]
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class EditScore:
 
 
 @torch.no_grad()
-def predictions(model: GPT2LMHeadModel, dataset: KGDataset, prompts: Sequence[tuple[str, ...]]) -> list[str]:
+def predictions(model: CausalLM, dataset: KGDataset, prompts: Sequence[tuple[str, ...]]) -> list[str]:
     """The model's greedy answer token for each prompt."""
     if not prompts:
         return []
@@ -81,13 +81,13 @@ def _mean(flags: Sequence[bool]) -> float:
 
 
 def _before_after(
-    original: GPT2LMHeadModel, edited: GPT2LMHeadModel, dataset: KGDataset, prompts: Sequence[tuple[str, ...]]
+    original: CausalLM, edited: CausalLM, dataset: KGDataset, prompts: Sequence[tuple[str, ...]]
 ) -> list[tuple[str, str]]:
     """The original's and the edited model's answer to each prompt."""
     return list(zip(predictions(original, dataset, prompts), predictions(edited, dataset, prompts)))
 
 
-def score_edit(original: GPT2LMHeadModel, edited: GPT2LMHeadModel, dataset: KGDataset, edit: FactEdit) -> EditScore:
+def score_edit(original: CausalLM, edited: CausalLM, dataset: KGDataset, edit: FactEdit) -> EditScore:
     """Edit accuracy, propagation (all, first hop, second hop), locality and the second-hop control of ``edited``."""
     deps = [d for d in dependent_facts(dataset, edit) if d.changes and d.in_distribution]
     answers = _before_after(original, edited, dataset, [d.prompt for d in deps])
@@ -120,7 +120,7 @@ def score_edit(original: GPT2LMHeadModel, edited: GPT2LMHeadModel, dataset: KGDa
     )
 
 
-def sample_edits(model: GPT2LMHeadModel, dataset: KGDataset, n: int, seed: int = 0) -> list[FactEdit]:
+def sample_edits(model: CausalLM, dataset: KGDataset, n: int, seed: int = 0) -> list[FactEdit]:
     """``n`` edits of ID facts the model answers correctly and that both hops of two-hop facts use.
 
     Each new target is a random other entity that has at least one relation in common with the
@@ -152,7 +152,7 @@ def default_methods(rome_layer: int = 0) -> dict[str, EditMethod]:
     """Fine-tuning without and with the retain term, and ROME at ``rome_layer`` (its key covariance computed once)."""
     cache: dict[int, Tensor] = {}
 
-    def rome(m: GPT2LMHeadModel, d: KGDataset, e: FactEdit) -> GPT2LMHeadModel:
+    def rome(m: CausalLM, d: KGDataset, e: FactEdit) -> CausalLM:
         key = id(m)
         if key not in cache:
             cache[key] = key_covariance(m, d, rome_layer)
@@ -166,7 +166,7 @@ def default_methods(rome_layer: int = 0) -> dict[str, EditMethod]:
 
 
 def edit_suite(
-    model: GPT2LMHeadModel,
+    model: CausalLM,
     dataset: KGDataset,
     *,
     n_edits: int = 10,

@@ -2,9 +2,10 @@
 
 The direct logit effect of a feature is its decoder row written into the residual stream
 (through ``W_O`` for ``attn.hook_z``, ``W_out`` for ``mlp.hook_post``), pushed through the
-final LayerNorm *linearised*: centred, divided by the mean final-LayerNorm scale over the
-same prompts and positions (read at ``ln_final.hook_scale``), times the LayerNorm weight
-(folded into ``W_U`` by the bridge's weight processing), then ``@ W_U`` without the bias.
+final LayerNorm *linearised*: centred (a LayerNorm's; an RMSNorm, or no norm, does not
+centre), divided by the mean final-norm scale over the same prompts and positions (read at
+``ln_final.hook_scale``), times the norm's weight (folded into ``W_U`` by the bridge's
+weight processing), then ``@ W_U`` without the bias.
 This is the logit change per unit of feature activation if the normalisation scale stayed
 fixed; it ignores every later layer.
 """
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 from jaxtyping import Float
-from torch import Tensor
+from torch import Tensor, nn
 
 from interp.features.dictionary import SparseDictionary
 from interp.intervene import as_bridge
@@ -59,7 +60,8 @@ def feature_logits(
     if dirs is None or dirs.shape[-1] != W_U.shape[0]:
         return None
     dirs = dirs.to(W_U.dtype)
-    centred = dirs - dirs.mean(-1, keepdim=True)
+    centres = isinstance(getattr(bridge.ln_final, "original_component", None), nn.LayerNorm)
+    centred = dirs - dirs.mean(-1, keepdim=True) if centres else dirs
     w = getattr(bridge.ln_final, "w", None)
     if isinstance(w, Tensor) and w.shape == (W_U.shape[0],):
         centred = centred * w.detach().to(W_U.dtype)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import torch
 from jaxtyping import Int
 from torch import Tensor
-from transformers import GPT2LMHeadModel
 
 from interp.data.vocab import UnknownTokenError
 from interp.errors import GrokscopeError
+from interp.models.family import CausalLM
 from interp.models.protocol import Bridge, HookedModel
 
 
@@ -45,15 +45,15 @@ class UnknownHookError(InterventionError):
 
 # ---------------------------------------------------------------------- model handling
 def as_bridge(model: HookedModel) -> Bridge:
-    """A TransformerLens bridge for ``model``: a bridge is returned as is, a GPT-2 is wrapped."""
+    """A TransformerLens bridge for ``model``: a bridge is returned as is, a plain model (either family) is wrapped."""
     if isinstance(model, Bridge):
         return model
-    if isinstance(model, GPT2LMHeadModel):
+    if isinstance(model, CausalLM):
         from interp.models import to_bridge
 
         return to_bridge(model)
     raise InterventionError(
-        f"expected a TransformerBridge or a GPT2LMHeadModel, got {type(model).__name__}; "
+        f"expected a TransformerBridge, a GPT2LMHeadModel or a LlamaForCausalLM, got {type(model).__name__}; "
         "build one with interp.models.build_model / to_bridge"
     )
 

@@ -9,6 +9,7 @@ attribution).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
@@ -48,12 +49,23 @@ def run_with_interventions(
         if not 0 <= start_at_layer <= n:
             check_layer(start_at_layer, n + 1, "start layer")
         resid = inputs
+        extra = block_inputs(bridge, resid) if start_at_layer < n else {}
         for block in bridge.blocks[start_at_layer:]:
-            out = block(resid)
+            out = block(resid, **extra)
             resid = out[0] if isinstance(out, tuple) else out
         if answer_pos is not None:
             resid = resid[torch.arange(resid.shape[0], device=resid.device), answer_pos.to(resid.device)]
         return bridge.unembed(bridge.ln_final(resid))
+
+
+def block_inputs(bridge: Bridge, resid: Float[Tensor, "batch pos d_model"]) -> dict[str, Any]:
+    """What a block of ``bridge`` takes besides the residual: nothing in GPT-2; a rotary model's blocks
+    take the (cos, sin) of positions ``0 .. pos - 1`` from its rotary embedding (whose hooks fire)."""
+    rotary = getattr(bridge, "rotary_emb", None)
+    if rotary is None:
+        return {}
+    positions = torch.arange(resid.shape[1], device=resid.device)[None]
+    return {"position_embeddings": rotary(resid, positions)}
 
 
 def cache_activations(

@@ -16,7 +16,8 @@ torch ops without hook points, and applies :class:`Patch` and :class:`AddNoise` 
 the points of the block that the hooks in :data:`SUFFIX_HOOKS` mark, with their semantics
 (``hook_resid_mid`` edits the residual that skips the MLP too). The bridge's per-head
 result is formed only in blocks whose ``hook_result`` is edited. Where anything else would
-be needed (another architecture, hooks already on the bridge, other hooks or pieces),
+be needed (another architecture: the llama family, whose rotary attention this forward does
+not compute; hooks already on the bridge, other hooks or pieces),
 :func:`suffix_supported` is false and callers use :func:`~interp.intervene.run_with_interventions`.
 The tests hold both forwards, and TransformerLens 4's patching, to each other.
 """
@@ -102,7 +103,7 @@ def suffix_supported(
 ) -> bool:
     """Whether :func:`run_suffix` computes what :func:`run_with_interventions` would.
 
-    True for a GPT-2 bridge in eval mode with no hooks of its own attached, when every
+    True for a GPT-2 bridge (false for llama's) in eval mode with no hooks of its own attached, when every
     patched hook is in :data:`SUFFIX_HOOKS` and every extra intervention is either a
     :class:`Patch` / :class:`AddNoise` there or sits where it only shapes the unpatched run
     (the embeddings, or blocks before ``first_layer``).

@@ -1,10 +1,12 @@
-"""Hooked GPT-2 models for grokking experiments.
+"""Hooked transformers for grokking experiments: GPT-2 and a Llama-style family.
 
 The paper trains Hugging Face's GPT-2 from a config (not pretrained). grokscope does the
-same and keeps two views of one set of weights:
+same, for two families (``ModelConfig.family``: ``"gpt2"``, and ``"llama"`` with RoPE,
+RMSNorm and a gated MLP; what differs between them lives in :mod:`interp.models.family`),
+and keeps two views of one set of weights:
 
-* the plain ``GPT2LMHeadModel`` (:func:`build_model`) that the trainer optimises, with no
-  hook overhead in the training loop;
+* the plain Hugging Face module (:func:`build_model`: ``GPT2LMHeadModel`` or
+  ``LlamaForCausalLM``) that the trainer optimises, with no hook overhead in the training loop;
 * a TransformerLens 4 ``TransformerBridge`` in compatibility mode (:func:`to_bridge`) for
   analysis: classic hook names (``blocks.{L}.hook_resid_post``, ``blocks.{L}.attn.hook_pattern``,
   per-head ``blocks.{L}.attn.hook_result``), ``run_with_cache``, ``run_with_hooks``.
@@ -17,13 +19,9 @@ while the storage is shared. ``ModelConfig.loops`` generalises it to a looped
 inference (:mod:`interp.models.looped`).
 """
 
+from interp.models.build import build_model, default_device, to_bridge
 from interp.models.config import ModelConfig
-from interp.models.gpt2 import (
-    build_model,
-    default_device,
-    shared_parameter_groups,
-    to_bridge,
-)
+from interp.models.family import CausalLM, context_size, family_of, shared_parameter_groups
 from interp.models.looped import (
     applied_loops,
     iteration_ends,
@@ -37,11 +35,14 @@ from interp.models.protocol import Bridge, HookedModel
 
 __all__ = [
     "Bridge",
+    "CausalLM",
     "HookedModel",
     "ModelConfig",
     "applied_loops",
     "build_model",
+    "context_size",
     "default_device",
+    "family_of",
     "iteration_ends",
     "loop_accuracy",
     "loop_stack_size",

@@ -1,4 +1,4 @@
-"""The model config: the paper's GPT-2 shape by default, every size a field."""
+"""The model config: the paper's GPT-2 shape by default, every size a field, two model families."""
 
 from __future__ import annotations
 
@@ -12,7 +12,18 @@ from interp.errors import ConfigError
 
 @dataclass
 class ModelConfig:
-    """GPT-2 architecture hyper-parameters (defaults: the paper's 8-layer, 768-wide model).
+    """Architecture hyper-parameters (defaults: the paper's 8-layer, 768-wide GPT-2).
+
+    ``family`` picks the Hugging Face module the model is: ``"gpt2"`` (``GPT2LMHeadModel``:
+    LayerNorm, GELU MLP, learned or no positions) or ``"llama"`` (``LlamaForCausalLM``:
+    RMSNorm, a gated MLP (SwiGLU with ``activation = "silu"``), rotary or no positions, no
+    biases). ``positions`` is how the model knows where a token is: ``"learned"`` (GPT-2's
+    position table), ``"rotary"`` (RoPE, llama only) or ``"none"`` (no positional signal: the
+    causal mask alone orders the tokens). The family is named, never inferred from
+    ``positions``, and a combination a family has not got is a one-line ConfigError.
+    ``zero_init_residual`` starts every block's writes to the residual stream (attention
+    output and MLP down projections) at zero, so the initial model's residual stream is its
+    embedding at every layer.
 
     ``n_layers`` counts *applied* blocks. With ``share_layers`` the first ``n_layers // 2``
     blocks are applied twice (block ``i + n_layers // 2`` shares all parameters with block
@@ -27,7 +38,8 @@ class ModelConfig:
     d_model: int = 768
     n_heads: int = 12
     d_mlp: int | None = None  # None: 4 * d_model, as GPT-2
-    activation: Literal["gelu_new", "gelu", "relu"] = "gelu_new"
+    # llama gates its MLP with it: "silu" is SwiGLU (GPT-2's default "gelu_new" is not offered there)
+    activation: Literal["gelu_new", "gelu", "relu", "silu"] = "gelu_new"
     share_layers: bool = False
     loops: int = 1
     n_ctx: int | None = None
@@ -37,7 +49,11 @@ class ModelConfig:
     tie_embeddings: bool = True
     # "none": no LayerNorm anywhere (Nanda et al.'s modular-addition model); the residual
     # stream is then read by the unembedding as it is
+    # (llama: "layernorm" is its RMSNorm)
     normalization: Literal["layernorm", "none"] = "layernorm"
+    family: Literal["gpt2", "llama"] = "gpt2"
+    positions: Literal["learned", "none", "rotary"] = "learned"
+    zero_init_residual: bool = False
 
     def __post_init__(self) -> None:
         check_range("model.n_layers", self.n_layers, low=1)
@@ -68,6 +84,28 @@ class ModelConfig:
                 f"model.n_layers = {self.n_layers} must be even with model.share_layers = true "
                 "(the first half of the blocks is applied twice)"
             )
+        self._check_family()
+
+    def _check_family(self) -> None:
+        """One-line errors for the options the chosen family has not got."""
+        if self.family == "gpt2":
+            if self.positions == "rotary":
+                raise ConfigError(
+                    "model.positions = rotary needs model.family = llama (GPT-2 has learned or no positions)"
+                )
+            return
+        if self.positions == "learned":
+            raise ConfigError(
+                "model.family = llama has no learned positions; set model.positions = rotary (RoPE) or none"
+            )
+        if self.activation == "gelu_new":
+            raise ConfigError(
+                "model.family = llama gates its MLP with model.activation; set silu (SwiGLU), gelu or relu"
+            )
+        if self.normalization != "layernorm":
+            raise ConfigError("model.normalization = none is for model.family = gpt2; llama keeps its RMSNorm")
+        if self.dropout:
+            raise ConfigError(f"model.dropout = {self.dropout} is for model.family = gpt2; llama has no dropout")
 
     @property
     def n_loops(self) -> int:

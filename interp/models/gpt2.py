@@ -1,43 +1,33 @@
-"""Build the paper's GPT-2 from a config and wrap it as a TransformerLens 4 bridge.
+"""The GPT-2 family: the paper's model, built from a ``GPT2Config``.
 
-No network access: the model is built from a ``GPT2Config``; there is no tokenizer (the
-knowledge-graph vocabulary maps tokens to ids itself).
+No network access: the model is built from a config; there is no tokenizer (the
+knowledge-graph vocabulary maps tokens to ids itself). Two options change the module
+Hugging Face builds: ``normalization = "none"`` replaces every LayerNorm by the identity
+(Nanda et al.'s model), and ``positions = "none"`` replaces the position table ``wpe`` by
+:class:`NoPositions`, a constant zero (no parameter), so the causal mask alone orders the
+tokens.
 """
 
 from __future__ import annotations
 
 import copy
-import logging
-from collections import defaultdict
 
 import torch
-from torch import nn
+from jaxtyping import Float, Int
+from torch import Tensor, nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from interp.configs import check_range
-from interp.errors import ConfigError
 from interp.models.config import ModelConfig
-from interp.models.protocol import Bridge
-
-
-def default_device() -> torch.device:
-    """CUDA when present, otherwise the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
+from interp.models.family import HF_COMMON
 
 # GPT-2's tanh-approximate GELU as one fused PyTorch kernel: the same function as Hugging Face's
 # "gelu_new" (which composes five element-wise ops; max difference ~2e-7), several times faster.
-_HF_ACTIVATION = {"gelu_new": "gelu_pytorch_tanh", "gelu": "gelu", "relu": "relu"}
+_HF_ACTIVATION = {"gelu_new": "gelu_pytorch_tanh", "gelu": "gelu", "relu": "relu", "silu": "silu"}
 
 
-def hf_config(cfg: ModelConfig, d_vocab: int, n_ctx: int) -> GPT2Config:
-    """The Hugging Face ``GPT2Config`` for ``cfg`` with vocabulary and context sizes filled in.
-
-    Attention is the plain ("eager") implementation: on prompts of a few tokens it is much
-    faster than the fused SDPA kernels, whose set-up cost dominates at that length.
-    """
-    check_range("d_vocab", d_vocab, low=1)
-    check_range("n_ctx", n_ctx, low=1)
+def gpt2_config(cfg: ModelConfig, d_vocab: int, n_ctx: int) -> GPT2Config:
+    """The Hugging Face ``GPT2Config`` for ``cfg`` with vocabulary and context sizes filled in
+    (eager attention, no special tokens: :data:`~interp.models.family.HF_COMMON`)."""
     return GPT2Config(
         vocab_size=d_vocab,
         n_positions=n_ctx,
@@ -52,22 +42,8 @@ def hf_config(cfg: ModelConfig, d_vocab: int, n_ctx: int) -> GPT2Config:
         layer_norm_epsilon=cfg.layer_norm_eps,
         initializer_range=cfg.init_range,
         tie_word_embeddings=cfg.tie_embeddings,
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=None,
-        attn_implementation="eager",
+        **HF_COMMON,
     )
-
-
-def tie_blocks(model: GPT2LMHeadModel, n_unique: int) -> None:
-    """Make block ``i + n_unique`` use the very ``Parameter`` objects of block ``i``."""
-    blocks = model.transformer.h
-    for i in range(n_unique, len(blocks)):
-        source, target = blocks[i % n_unique], blocks[i]
-        for (name_s, mod_s), (name_t, mod_t) in zip(source.named_modules(), target.named_modules()):
-            assert name_s == name_t, (name_s, name_t)
-            for pname, param in list(mod_s.named_parameters(recurse=False)):
-                setattr(mod_t, pname, param)
 
 
 def remove_layer_norms(model: GPT2LMHeadModel) -> None:
@@ -77,50 +53,38 @@ def remove_layer_norms(model: GPT2LMHeadModel) -> None:
     model.transformer.ln_f = nn.Identity()
 
 
-def has_layer_norm(model: nn.Module) -> bool:
-    """Does ``model`` normalise its residual stream (False for ``model.normalization = "none"``)."""
-    return any(isinstance(m, nn.LayerNorm) for m in model.modules())
+class NoPositions(nn.Module):
+    """GPT-2's position table without positions: every position's embedding is zero.
 
-
-def build_model(
-    cfg: ModelConfig,
-    d_vocab: int,
-    n_ctx: int,
-    *,
-    seed: int | None = None,
-    device: torch.device | str | None = None,
-) -> GPT2LMHeadModel:
-    """A freshly initialised GPT-2 (Hugging Face module) for a vocabulary of ``d_vocab`` tokens.
-
-    ``seed`` makes the initialisation reproducible without touching the global RNG.
-    ``n_ctx`` is the longest sequence to train on; ``cfg.n_ctx``, when set, must be at least
-    that and gives the model's positions. Looped models (``cfg.loops``, ``cfg.share_layers``)
-    apply a stack of ``cfg.n_stack`` blocks ``cfg.n_loops`` times (:mod:`interp.models.looped`).
+    ``weight`` is a zero buffer (not a parameter: nothing to train or decay), so that
+    TransformerLens's ``W_pos`` and ``hook_pos_embed`` exist, and are zero; it is stored with
+    the weights, as TransformerLens's weight processing reads it from the state dict.
     """
-    if cfg.n_ctx is not None:
-        if cfg.n_ctx < n_ctx:
-            raise ConfigError(
-                f"model.n_ctx = {cfg.n_ctx} is shorter than the longest training sequence ({n_ctx} tokens); "
-                f"set model.n_ctx >= {n_ctx} or leave it unset"
-            )
-        n_ctx = cfg.n_ctx
-    config = hf_config(cfg, d_vocab, n_ctx)
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
-        model = GPT2LMHeadModel(config)
+
+    def __init__(self, n_ctx: int, d_model: int):
+        super().__init__()
+        self.register_buffer("weight", torch.zeros(n_ctx, d_model))
+
+    def forward(self, position_ids: Int[Tensor, "*batch pos"]) -> Float[Tensor, "*batch pos d_model"]:
+        """Zeros of the embedding's width at each position."""
+        return self.weight.new_zeros(*position_ids.shape, self.weight.shape[-1])
+
+
+def build_gpt2(cfg: ModelConfig, d_vocab: int, n_ctx: int) -> GPT2LMHeadModel:
+    """A freshly initialised GPT-2 of ``cfg`` (from the global RNG; :func:`interp.models.build_model` seeds it)."""
+    model = GPT2LMHeadModel(gpt2_config(cfg, d_vocab, n_ctx))
     if cfg.normalization == "none":
         remove_layer_norms(model)
-    if cfg.n_loops > 1:
-        tie_blocks(model, cfg.n_stack)
-    return model.to(device if device is not None else default_device())
+    if cfg.positions == "none":
+        model.transformer.wpe = NoPositions(n_ctx, cfg.d_model)
+    return model
 
 
 def with_hf_default_kernels(model: GPT2LMHeadModel) -> GPT2LMHeadModel:
     """A copy of ``model`` with Hugging Face's default kernels: SDPA attention, the composed "gelu_new".
 
     The same function as ``model`` (the reference that tests and benchmarks compare the faster
-    kernels of :func:`build_model` against).
+    kernels of :func:`interp.models.build_model` against).
     """
     from transformers.activations import NewGELUActivation
 
@@ -129,51 +93,3 @@ def with_hf_default_kernels(model: GPT2LMHeadModel) -> GPT2LMHeadModel:
     for block in reference.transformer.h:
         block.mlp.act = NewGELUActivation()
     return reference
-
-
-def shared_parameter_groups(model: nn.Module) -> list[list[str]]:
-    """Names of parameters that share storage, one list per shared tensor (empty if none)."""
-    by_ptr: dict[int, list[str]] = defaultdict(list)
-    for name, param in model.named_parameters(remove_duplicate=False):
-        by_ptr[param.data_ptr()].append(name)
-    return [names for names in by_ptr.values() if len(names) > 1]
-
-
-def to_bridge(model: GPT2LMHeadModel, *, process_weights: bool | None = None) -> Bridge:
-    """Wrap a copy of ``model`` as a TransformerLens 4 ``TransformerBridge`` in compatibility mode.
-
-    The bridge is an analysis view: it is built on a deep copy (the bridge rewrites the module
-    it wraps in place), in eval mode, with the classic hook names and per-head result hooks
-    (``blocks.{L}.attn.hook_result``) switched on.
-
-    ``process_weights`` (default: on unless layers are shared) applies TransformerLens's
-    output-preserving weight processing (fold LayerNorm, centre writing weights), as
-    ``HookedTransformer`` did. It is off for parameter-shared models, where it would process
-    shared tensors once per applied layer, and for models without LayerNorm, whose norm
-    slots (still hooked: ``hook_scale`` is 1, ``hook_normalized`` the input) pass through.
-    """
-    from transformer_lens.model_bridge.generalized_components.normalization import NormalizationBridge
-    from transformer_lens.model_bridge.sources import build_bridge_from_module
-
-    shared = bool(shared_parameter_groups(model.transformer.h))
-    normalised = has_layer_norm(model)
-    if process_weights is None:
-        process_weights = not shared and normalised
-    if process_weights and not normalised:
-        raise ConfigError("process_weights=True folds LayerNorm, and this model has none; leave it unset")
-    view = copy.deepcopy(model).eval()
-    # The bridge logs a note about the missing tokenizer; there is none by design.
-    tl_logger = logging.getLogger("transformer_lens")
-    previous = tl_logger.level
-    tl_logger.setLevel(logging.ERROR)
-    try:
-        bridge = build_bridge_from_module(view, "GPT2LMHeadModel", hf_config=view.config, model_name="grokscope-gpt2")
-        for module in bridge.modules():  # TL's own switch for a norm slot that is the identity
-            if isinstance(module, NormalizationBridge) and isinstance(module.original_component, nn.Identity):
-                module.use_native_layernorm_autograd = True
-        bridge.enable_compatibility_mode(disable_warnings=True, no_processing=not process_weights, center_unembed=False)
-    finally:
-        tl_logger.setLevel(previous)
-    bridge.set_use_attn_result(True)
-    bridge.eval()
-    return bridge

@@ -1,6 +1,6 @@
 """Looped (recurrent-depth) transformers: one stack of blocks applied ``T`` times.
 
-A looped model with a stack of ``L`` blocks and ``T`` loops is a GPT-2 of ``L * T``
+A looped model with a stack of ``L`` blocks and ``T`` loops is a model (of either family) of ``L * T``
 *applied* blocks in which block ``i`` uses the very ``Parameter`` objects of block
 ``i % L``: the weights exist once (the optimiser, the parameter count and the checkpoint
 see them once), while every applied block stays its own module, so the bridge hooks each
@@ -23,11 +23,10 @@ from collections.abc import Iterator, Sequence
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
-from transformers import GPT2LMHeadModel
 
 from interp.data import Example, Vocab, make_batch
 from interp.errors import ConfigError
-from interp.models.gpt2 import tie_blocks
+from interp.models.family import CausalLM, attention, context_size, decoder_blocks, set_decoder_blocks, tie_blocks
 
 
 def _block_key(block: nn.Module) -> tuple[int, ...]:
@@ -35,12 +34,12 @@ def _block_key(block: nn.Module) -> tuple[int, ...]:
     return tuple(id(p) for p in block.parameters())
 
 
-def loop_stack_size(model: GPT2LMHeadModel) -> int:
+def loop_stack_size(model: CausalLM) -> int:
     """``L``, the number of distinct blocks, for a model whose block ``i`` shares block ``i % L``'s weights.
 
     A model whose sharing is not that layout (e.g. blocks tied in another order) is a ConfigError.
     """
-    blocks = list(model.transformer.h)
+    blocks = list(decoder_blocks(model))
     keys = [_block_key(b) for b in blocks]
     stack = len(dict.fromkeys(keys))
     if len(blocks) % stack or any(keys[i] != keys[i % stack] for i in range(len(blocks))):
@@ -51,34 +50,33 @@ def loop_stack_size(model: GPT2LMHeadModel) -> int:
     return stack
 
 
-def n_loops(model: GPT2LMHeadModel) -> int:
+def n_loops(model: CausalLM) -> int:
     """How many times the model applies its block stack."""
-    return len(model.transformer.h) // loop_stack_size(model)
+    return len(decoder_blocks(model)) // loop_stack_size(model)
 
 
-def with_loops(model: GPT2LMHeadModel, loops: int) -> GPT2LMHeadModel:
+def with_loops(model: CausalLM, loops: int) -> CausalLM:
     """A copy of ``model`` that applies its block stack ``loops`` times (the same weights, copied once).
 
     ``loops`` may be larger than in training (depth extrapolation) or smaller; the copy's
-    ``config.n_layer`` is ``stack * loops``. ``model`` itself is unchanged.
+    ``config.num_hidden_layers`` is ``stack * loops``. ``model`` itself is unchanged.
     """
     if isinstance(loops, bool) or not isinstance(loops, int) or loops < 1:
         raise ConfigError(f"loops = {loops!r} is out of range; allowed: an integer >= 1")
     stack = loop_stack_size(model)
     out = copy.deepcopy(model)
-    blocks = list(out.transformer.h)[:stack]
+    blocks = list(decoder_blocks(out))[:stack]
     for i in range(stack, stack * loops):
         block = copy.deepcopy(blocks[i % stack])
-        block.attn.layer_idx = i
+        attention(block).layer_idx = i
         blocks.append(block)
-    out.transformer.h = nn.ModuleList(blocks)
-    out.config.n_layer = stack * loops
+    set_decoder_blocks(out, blocks)
     tie_blocks(out, stack)
     return out
 
 
 @contextlib.contextmanager
-def applied_loops(model: GPT2LMHeadModel, loops: int) -> Iterator[GPT2LMHeadModel]:
+def applied_loops(model: CausalLM, loops: int) -> Iterator[CausalLM]:
     """Within the block, ``model`` applies its stack only ``loops`` times (at most its own number).
 
     The first ``stack * loops`` applied blocks run and the rest are skipped; nothing is
@@ -88,12 +86,12 @@ def applied_loops(model: GPT2LMHeadModel, loops: int) -> Iterator[GPT2LMHeadMode
     built = n_loops(model)
     if isinstance(loops, bool) or not isinstance(loops, int) or not 1 <= loops <= built:
         raise ConfigError(f"loops = {loops!r} is out of range; allowed: an integer in 1 .. {built} (the model's loops)")
-    blocks = model.transformer.h
-    model.transformer.h = nn.ModuleList(list(blocks)[: loop_stack_size(model) * loops])
+    blocks = decoder_blocks(model)
+    set_decoder_blocks(model, list(blocks)[: loop_stack_size(model) * loops])
     try:
         yield model
     finally:
-        model.transformer.h = blocks
+        set_decoder_blocks(model, blocks)
 
 
 def iteration_ends(n_stack: int, loops: int) -> list[int]:
@@ -114,9 +112,7 @@ def per_iteration(values: Float[Tensor, " layer *rest"], n_stack: int) -> Float[
 
 
 @torch.no_grad()
-def loop_accuracy(
-    model: GPT2LMHeadModel, examples: Sequence[Example], vocab: Vocab, loops: Sequence[int]
-) -> dict[int, float]:
+def loop_accuracy(model: CausalLM, examples: Sequence[Example], vocab: Vocab, loops: Sequence[int]) -> dict[int, float]:
     """Exact-match answer accuracy of ``model`` with its stack applied ``T`` times, for each ``T`` in ``loops``.
 
     The recurrent-depth test: a looped model trained with ``T`` loops, scored with more (or
@@ -126,7 +122,7 @@ def loop_accuracy(
         raise ConfigError("no examples to score")
     device = next(model.parameters()).device
     batch = make_batch(list(examples), vocab, device)
-    n_pos = model.config.n_positions
+    n_pos = context_size(model)
     if batch.tokens.shape[1] > n_pos:
         raise ConfigError(
             f"the prompts need {batch.tokens.shape[1]} positions, the model has {n_pos}; "

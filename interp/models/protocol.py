@@ -1,11 +1,12 @@
-"""The types analyses take a model as: a hooked :class:`Bridge`, or a GPT-2 that they wrap.
+"""The types analyses take a model as: a hooked :class:`Bridge`, or a plain model that they wrap.
 
 Every analysis runs on TransformerLens 4's ``TransformerBridge`` in compatibility mode
 (:func:`interp.models.to_bridge`). :class:`Bridge` names what grokscope uses of it, so that
 signatures say what they need without importing TransformerLens at import time (the
 protocol is runtime-checkable: ``isinstance(x, Bridge)`` checks that the members exist).
 :data:`HookedModel` is what the public analyses accept: a bridge, or the plain Hugging Face
-``GPT2LMHeadModel`` the trainer produced (wrapped on the way in by ``as_bridge``).
+module the trainer produced, of either family (``GPT2LMHeadModel``, ``LlamaForCausalLM``:
+:data:`~interp.models.family.CausalLM`), wrapped on the way in by ``as_bridge``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor, nn
-from transformers import GPT2LMHeadModel
+
+from interp.models.family import CausalLM
 
 
 @runtime_checkable
@@ -58,7 +60,7 @@ class Bridge(Protocol):
         """Switch the attention input hook (``hook_attn_in``) on or off."""
 
 
-HookedModel = Bridge | GPT2LMHeadModel
-"""A model an analysis accepts: a :class:`Bridge`, or a GPT-2 it wraps with ``to_bridge``."""
+HookedModel = Bridge | CausalLM
+"""A model an analysis accepts: a :class:`Bridge`, or a plain model it wraps with ``to_bridge``."""
 
 __all__ = ["Bridge", "HookedModel"]

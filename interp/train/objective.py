@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
-from transformers import GPT2LMHeadModel
 
 from interp.data.dataset import PROBE_SPLITS, KGDataset, TokenBatch
+from interp.models.family import CausalLM, trunk
 from interp.models.looped import applied_loops
 from interp.train.stability import stablemax_cross_entropy
 
@@ -29,17 +29,17 @@ EVAL_CHUNK = 4096
 
 
 def answer_logits(
-    model: GPT2LMHeadModel, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, " batch"]
+    model: CausalLM, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, " batch"]
 ) -> Float[Tensor, "batch d_vocab"]:
     """Logits at the answer position only: the residual stream everywhere, the unembedding once."""
     width = int(answer_pos.max()) + 1
-    hidden = model.transformer(input_ids=tokens[:, :width]).last_hidden_state  # (batch, pos, d_model)
+    hidden = trunk(model)(input_ids=tokens[:, :width]).last_hidden_state  # (batch, pos, d_model)
     rows = torch.arange(tokens.shape[0], device=tokens.device)
     return model.lm_head(hidden[rows, answer_pos])  # (batch, d_vocab)
 
 
 def batch_loss(
-    model: GPT2LMHeadModel,
+    model: CausalLM,
     batch: TokenBatch,
     *,
     answer_only: bool,
@@ -64,7 +64,7 @@ def batch_loss(
 
 
 def atomic_loops_loss(
-    model: GPT2LMHeadModel, batch: TokenBatch, atomic: Bool[Tensor, " batch"], atomic_loops: int, **options: Any
+    model: CausalLM, batch: TokenBatch, atomic: Bool[Tensor, " batch"], atomic_loops: int, **options: Any
 ) -> Tensor:
     """:func:`batch_loss` of a looped model whose ``atomic`` rows (the atomic facts) run with the stack
     applied ``atomic_loops`` times and the other rows with all of its loops: the mean over all rows.
@@ -79,9 +79,7 @@ def atomic_loops_loss(
 
 
 @torch.no_grad()
-def accuracy(
-    model: GPT2LMHeadModel, batch: TokenBatch, *, autocast: contextlib.AbstractContextManager | None = None
-) -> float:
+def accuracy(model: CausalLM, batch: TokenBatch, *, autocast: contextlib.AbstractContextManager | None = None) -> float:
     """Exact match of the answer token (greedy prediction at the answer position)."""
     if len(batch) == 0:
         return float("nan")

@@ -47,6 +47,9 @@ _FAST_TRAIN = {
     "threads": None,
 }
 
+# The llama family (interp.models.llama): rotary positions, RMSNorm, a SwiGLU MLP.
+_LLAMA = {"family": "llama", "positions": "rotary", "activation": "silu"}
+
 
 # Nanda et al. 2023's modular-addition model and optimiser: 1 layer, d_model 128, 4 heads,
 # d_mlp 512, ReLU, no LayerNorm, untied embeddings, TransformerLens's init scale 0.8/sqrt(128);
@@ -135,6 +138,14 @@ def presets() -> dict[str, RunConfig]:
             "composition-tiny",
             "composition-tiny",
             _FAST_MODEL,
+            {**_FAST_TRAIN, "weight_decay": 1.0, "max_steps": 3_000},
+        ),
+        # composition-tiny's recipe on the llama family: memorises at step 1,600, groks (test-ID >= 0.99)
+        # at 2,500, as composition-tiny does; 365 s on one CPU thread.
+        "composition-tiny-llama": _preset(
+            "composition-tiny-llama",
+            "composition-tiny",
+            {**_FAST_MODEL, **_LLAMA},
             {**_FAST_TRAIN, "weight_decay": 1.0, "max_steps": 3_000},
         ),
         "comparison-small": _preset("comparison-small", "comparison-small", _FAST_MODEL, _FAST_TRAIN),

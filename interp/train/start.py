@@ -13,11 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from transformers import GPT2LMHeadModel
-
 from interp.data import KGDataset
 from interp.errors import ConfigError
 from interp.lock import holding_run_lock
+from interp.models import CausalLM
 from interp.runs import run_dataset, stored_config
 from interp.train.checkpoint import latest_checkpoint, list_checkpoints, read_state
 from interp.train.config import RunConfig
@@ -30,7 +29,7 @@ def train(
     run_dir: str | Path,
     *,
     dataset: KGDataset | None = None,
-    model: GPT2LMHeadModel | None = None,
+    model: CausalLM | None = None,
     max_steps: int | None = None,
 ) -> TrainResult:
     """Train ``config`` from scratch into ``run_dir`` (which must not hold a run already)."""

@@ -32,13 +32,12 @@ from typing import Any
 import torch
 from jaxtyping import Int
 from torch import Tensor
-from transformers import GPT2LMHeadModel
 
 from interp.data import SPLITS, KGDataset, TokenBatch, generate, load_dataset
 from interp.errors import CheckpointError, ConfigError
 from interp.io import atomic_write_json, atomic_write_text
 from interp.lock import holding_run_lock
-from interp.models import build_model
+from interp.models import CausalLM, build_model
 from interp.train.checkpoint import (
     checkpoint_name,
     list_checkpoints,
@@ -90,7 +89,7 @@ class Trainer:
         run_dir: str | Path,
         *,
         dataset: KGDataset | None = None,
-        model: GPT2LMHeadModel | None = None,
+        model: CausalLM | None = None,
     ):
         self.config = config
         self.run_dir = Path(run_dir)

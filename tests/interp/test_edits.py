@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -121,14 +122,21 @@ def test_finetune_reaches_the_new_target_on_a_copy(graph, model):
     assert score.n_control == 0 or 0.0 <= score.spurious_second <= 1.0
 
 
-def test_rome_is_a_rank_one_change_of_one_mlp_that_maps_the_key(graph, model):
+DOWN_PROJECTION = {"gpt2": "transformer.h.{}.mlp.c_proj.weight", "llama": "model.layers.{}.mlp.down_proj.weight"}
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_rome_is_a_rank_one_change_of_one_mlp_that_maps_the_key(graph, model, family):
+    if family == "llama":
+        llama = dataclasses.replace(TINY_MODEL, family="llama", positions="rotary", activation="silu")
+        model = build_model(llama, len(graph.vocab), 5, seed=0, device="cpu").eval()
     edit = _an_edit(graph, 3)
     layer = 1
     before = _params(model)
     edited = rome_edit(model, graph, edit, layer=layer, steps=300, lr=0.5, delta_decay=0.0)
     after = _params(model)
     assert all(torch.equal(before[k], after[k]) for k in before)
-    name = f"transformer.h.{layer}.mlp.c_proj.weight"
+    name = DOWN_PROJECTION[family].format(layer)
     changed = [k for k, v in edited.state_dict().items() if not torch.equal(before[k], v)]
     assert changed == [name]
     diff = (edited.state_dict()[name] - before[name]).double()

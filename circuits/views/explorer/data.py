@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from transformers import GPT2LMHeadModel
-
 from circuits.space import ModelGraph, Node
 from circuits.views.explorer.timeline import Snapshot
 from circuits.views.explorer.weights import export_weights
 from interp.data import KGDataset
+from interp.models import CausalLM
 
 QUERY_SPLITS = ("test_id", "train_inferred", "test_ood")
 MAX_KNOWN = 6000
@@ -117,7 +116,7 @@ def metric_curves(metrics: Sequence[Mapping[str, Any]], names: Sequence[str]) ->
 
 
 def explorer_data(
-    model: GPT2LMHeadModel,
+    model: CausalLM,
     dataset: KGDataset,
     position_names: Sequence[str],
     *,

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import GPT2LMHeadModel
 
 from circuits.space import CircuitError
 from circuits.views.explorer.data import explorer_data
 from circuits.views.explorer.timeline import Snapshot, checkpoint_snapshots, circuit_sizes
+from circuits.views.explorer.weights import check_exportable
 from circuits.views.figures import Figure, js_json
 from interp.data import KGDataset
+from interp.models import CausalLM
 
 SCRIPTS = ("model.js", "plots.js", "ui.js")
 
@@ -68,7 +69,7 @@ def explorer_figure(data: dict[str, Any]) -> Figure:
 
 def explorer_figures(
     run_dir: str | Path,
-    model: GPT2LMHeadModel,
+    model: CausalLM,
     dataset: KGDataset,
     position_names: Sequence[str],
     *,
@@ -84,7 +85,9 @@ def explorer_figures(
     log: Callable[[str], None] | None = None,
 ) -> list[Figure]:
     """The explorer of a run: the per-checkpoint views (when the run has checkpoints and a graph) and the
-    in-page model. ``n_edges`` is the model graph's edge count (None: no circuit views)."""
+    in-page model. ``n_edges`` is the model graph's edge count (None: no circuit views). A model the page
+    cannot run (not GPT-2) is refused in one line first."""
+    check_exportable(model)
     sizes: list[int] = []
     snapshots: list[Snapshot] = []
     if n_edges is not None:

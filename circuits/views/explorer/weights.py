@@ -1,6 +1,7 @@
 """The model's weights for the page: float16, base64, with the shapes the JavaScript forward pass needs.
 
-Hugging Face GPT-2 stores its linear maps as ``Conv1D`` (``x @ W + b`` with ``W`` of shape
+The page's forward pass (``model.js``) is GPT-2's: a model of another family (llama) is refused
+in one line (:func:`check_exportable`), before anything is computed for the page. Hugging Face GPT-2 stores its linear maps as ``Conv1D`` (``x @ W + b`` with ``W`` of shape
 ``in out``); they are exported in that layout, row-major. :func:`rounded_model` is the model
 the page computes: the same module with every parameter rounded to float16 (and back to
 the dtype asked for), the reference the page's logits are checked against.
@@ -43,11 +44,18 @@ def _b64(t: torch.Tensor) -> dict[str, Any]:
     return {"shape": list(arr.shape), "b64": base64.b64encode(np.ascontiguousarray(arr).tobytes()).decode("ascii")}
 
 
+def check_exportable(model: torch.nn.Module) -> GPT2LMHeadModel:
+    """``model`` if the page can run it (a Hugging Face GPT-2); otherwise a one-line CircuitError."""
+    if not isinstance(model, GPT2LMHeadModel):
+        raise CircuitError(
+            f"the explorer's in-page model is GPT-2 (model.family = gpt2); it cannot run a {type(model).__name__}"
+        )
+    return model
+
+
 def export_weights(model: torch.nn.Module) -> dict[str, Any]:
     """Config and float16 base64 parameters of a Hugging Face GPT-2 (what ``explorer/model.js`` reads)."""
-    if not isinstance(model, GPT2LMHeadModel):
-        raise CircuitError(f"the explorer runs Hugging Face GPT-2 models, not {type(model).__name__}")
-    cfg = model.config
+    cfg = check_exportable(model).config
     act = ACTIVATIONS.get(cfg.activation_function)
     if act is None:
         raise CircuitError(f"the page has no {cfg.activation_function!r} activation; use gelu_new, gelu or relu")
