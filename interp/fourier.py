@@ -199,6 +199,7 @@ def fourier_measures(model: HookedModel, task: ModularTask, key: Sequence[int] |
         "test_loss": _loss(out, task.answer, task.test),
         "train_accuracy": float((out.argmax(-1) == task.answer)[task.train].double().mean()),
         "test_accuracy": float((out.argmax(-1) == task.answer)[task.test].double().mean()),
+        "chance_loss": math.log(p),
         "restricted_loss": None,
         "excluded_loss": None,
         "embedding_frequency_norms": emb.tolist(),

@@ -14,9 +14,10 @@ excluded loss (it removed), and the total weight norm. They split training into
 :func:`progress_measures` computes one row per checkpoint (key frequencies fixed from the
 final checkpoint, as in the paper) and :func:`detect_phases` the three phases' step
 ranges, by stated criteria: memorisation ends at the first checkpoint with training
-accuracy >= 0.99; clean-up is the test loss's descent, from the first checkpoint (after
-its peak) where it has fallen 10% of the way, in log scale, from that peak to its final
-value, to the first where it has fallen 90%. ``grokscope progress RUN`` prints the rows as
+accuracy >= 0.99; clean-up starts at the first checkpoint (after the test loss's peak) whose
+test loss is below a uniform guess's, log p (the held-out pairs are answered better than
+chance), and ends where the test loss has fallen 90% of the way, in log scale, from its
+peak to its final value. ``grokscope progress RUN`` prints the rows as
 JSON lines and keeps them in ``RUN/progress.jsonl``; each checkpoint's measures are computed once
 (:mod:`interp.checkpoint_analyses`).
 """
@@ -50,6 +51,7 @@ FIELDS = frozenset(
         "train_accuracy",
         "test_accuracy",
         "restricted_loss",
+        "chance_loss",
         "excluded_loss",
         "embedding_frequency_norms",
         "unembed_out_frequency_norms",
@@ -59,8 +61,8 @@ FIELDS = frozenset(
 """The measures of a row: a saved file that lacks one is stale and computed again."""
 MEMORISED = 0.99
 """Training accuracy that ends memorisation."""
-DESCENT = (0.1, 0.9)
-"""Clean-up runs from 10% to 90% of the test loss's fall (log scale) from its peak to its final value."""
+DESCENT = 0.9
+"""Clean-up ends at 90% of the test loss's fall (log scale) from its peak to its final value."""
 
 
 def weight_norm(model: torch.nn.Module) -> float:
@@ -123,8 +125,8 @@ def detect_phases(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "circuit_formation": None,
         "cleanup": None,
         "criteria": (
-            f"memorisation ends at train accuracy >= {MEMORISED}; clean-up spans {DESCENT[0]:.0%} to "
-            f"{DESCENT[1]:.0%} of the test loss's fall (log scale) from its peak after memorisation to its last value"
+            f"memorisation ends at train accuracy >= {MEMORISED}; clean-up starts when the test loss falls below a "
+            f"uniform guess's (log p) and ends at {DESCENT:.0%} of its fall (log scale) from its peak to its last value"
         ),
     }
     if memorised is None:
@@ -132,13 +134,15 @@ def detect_phases(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     after = [r for r in rows if r["step"] >= memorised]
     logs = [math.log(max(r["test_loss"], 1e-12)) for r in after]
     peak = max(range(len(logs)), key=logs.__getitem__)
-    top, bottom = logs[peak], logs[-1]
-    if top - bottom < math.log(2):  # the test loss never fell by half: no clean-up yet
+    below = [i for i in range(peak, len(after)) if after[i]["test_loss"] < after[i]["chance_loss"]]
+    if not below:  # held-out pairs never beat a uniform guess: the circuit is still forming
+        phases["circuit_formation"] = [memorised, after[-1]["step"]]
         return phases
-    start = next(after[i]["step"] for i in range(peak, len(logs)) if logs[i] <= top - DESCENT[0] * (top - bottom))
-    end = next(after[i]["step"] for i in range(peak, len(logs)) if logs[i] <= top - DESCENT[1] * (top - bottom))
-    phases["circuit_formation"] = [memorised, start]
-    phases["cleanup"] = [start, end]
+    first = below[0]
+    top, bottom = logs[peak], logs[-1]
+    end = next(i for i in range(first, len(logs)) if logs[i] <= top - DESCENT * (top - bottom))
+    phases["circuit_formation"] = [memorised, after[first]["step"]]
+    phases["cleanup"] = [after[first]["step"], after[max(end, first)]["step"]]
     return phases
 
 
