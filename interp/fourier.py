@@ -124,12 +124,18 @@ def key_frequencies(neurons: NeuronFrequencies, *, min_share: float = 0.05) -> l
     return [k for k in range(len(counts)) if counts[k] >= max(1, min_share * freq.numel())]
 
 
+def is_modular(dataset: KGDataset) -> bool:
+    """Does ``dataset`` hold a modular-arithmetic table (:data:`~interp.data.operations.MODULAR`): do the
+    Fourier measures apply."""
+    return isinstance(dataset.kg, OperationTable) and dataset.kg.operation in MODULAR
+
+
 class ModularTask:
     """The inputs and answers of a modular-arithmetic dataset, in the token ids of its vocabulary."""
 
     def __init__(self, dataset: KGDataset):
         kg = dataset.kg
-        if not isinstance(kg, OperationTable) or kg.operation not in MODULAR:
+        if not is_modular(dataset):
             raise GrokscopeError(
                 f"Fourier measures need a modular-arithmetic dataset (operation one of {', '.join(MODULAR)}); "
                 f"this one is {getattr(kg, 'operation', dataset.task)}"
@@ -254,6 +260,7 @@ __all__ = [
     "fourier_measures",
     "frequency_norms",
     "gini",
+    "is_modular",
     "key_frequencies",
     "neuron_frequencies",
     "row_frequencies",

@@ -17,16 +17,11 @@ from typing import Any
 
 from circuits.views.render import Figure, Section, heatmap, line_chart, table
 from interp.data import KGDataset
-from interp.data.operations import MODULAR, SYMBOLS, OperationTable
+from interp.data.operations import SYMBOLS
 from interp.progress import detect_phases, progress_measures, read_progress
 
 LOSSES = ("train_loss", "test_loss", "restricted_loss", "excluded_loss")
 FOURIER = ("gini_embedding", "gini_unembed_out", "embedding_key_power", "single_frequency_neurons")
-
-
-def is_modular(dataset: KGDataset) -> bool:
-    """Does the dataset hold a modular-arithmetic table (the Fourier measures apply)."""
-    return isinstance(dataset.kg, OperationTable) and dataset.kg.operation in MODULAR
 
 
 def progress_figures(rows: Sequence[dict[str, Any]]) -> list[Figure]:
@@ -105,4 +100,4 @@ def progress_section(run_dir: str | Path, dataset: KGDataset, *, log: Callable[[
     )
 
 
-__all__ = ["is_modular", "progress_figures", "progress_section"]
+__all__ = ["progress_figures", "progress_section"]

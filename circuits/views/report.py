@@ -45,7 +45,7 @@ from circuits.localize import localize
 from circuits.space import ModelGraph
 from circuits.tasks import dataset_task
 from circuits.views.explorer.page import explorer_figures
-from circuits.views.progress_report import is_modular, progress_section
+from circuits.views.progress_report import progress_section
 from circuits.views.render import (
     Figure,
     Section,
@@ -64,6 +64,7 @@ from circuits.views.sections import (
 )
 from interp.checkpoint_analyses import cached_analysis, checkpoint_grids
 from interp.errors import GrokscopeError
+from interp.fourier import is_modular
 from interp.io import atomic_write_text
 from interp.models import to_bridge
 from interp.runs import list_checkpoints, load_checkpoint, read_metrics

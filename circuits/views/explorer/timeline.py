@@ -30,9 +30,8 @@ from circuits.space import CircuitError
 from circuits.tasks import Task, dataset_task
 from interp.checkpoint_analyses import cached_analysis, checkpoint_grids, state_grids
 from interp.data import KGDataset, task_schema
-from interp.data.operations import MODULAR, OperationTable
 from interp.errors import CheckpointError
-from interp.fourier import ModularTask, fourier_measures
+from interp.fourier import ModularTask, fourier_measures, is_modular
 from interp.models import to_bridge
 from interp.progress import checkpoint_measures
 from interp.runs import list_checkpoints, load_checkpoint
@@ -114,7 +113,7 @@ def snapshot(
     }
     snap.tracing = {k: _rounded(t) for k, t in grids["tracing"].items()}
     snap.errors.extend(grids["errors"])
-    if isinstance(dataset.kg, OperationTable) and dataset.kg.operation in MODULAR:
+    if is_modular(dataset):
         row = fourier if fourier is not None else fourier_measures(bridge, ModularTask(dataset))
         norms = [row["embedding_frequency_norms"], row["unembed_out_frequency_norms"]]
         snap.fourier = {
@@ -177,8 +176,7 @@ def checkpoint_snapshots(
         if task is None:
             task = dataset_task(dataset, n=max(1, n // 3), seed=seed, device=device)
         grids = checkpoint_grids(path, run.model, dataset, n=n, seed=seed)
-        modular = isinstance(dataset.kg, OperationTable) and dataset.kg.operation in MODULAR
-        fourier = checkpoint_measures(path, run.model, ModularTask(dataset)) if modular else None
+        fourier = checkpoint_measures(path, run.model, ModularTask(dataset)) if is_modular(dataset) else None
         params = {"task_n": max(1, n // 3), "seed": seed, "sizes": list(sizes), "ig_steps": IG_STEPS}
         circuit = cached_analysis(
             path,

@@ -14,44 +14,18 @@ import numpy as np
 import pytest
 import torch
 
-from circuits.space import ModelGraph
 from circuits.views.explorer import rounded_model
-from circuits.views.explorer.page import explorer_figures
-from circuits.views.render import Section, page
-from circuits.views.sections import CURVES, position_labels
-from interp.models import to_bridge
-from interp.runs import read_metrics
 
-from ...tiny import single_thread
 from .browser import Watched, launch
+from .explorer_pages import TOLERANCE, torch_logits, write_explorer_page
 
 pytestmark = pytest.mark.xdist_group("explorer-browser")  # one worker builds the module's fixtures
-
-TOLERANCE = 1e-9  # page (float64 arithmetic on float16 weights) against torch float64 on the same weights
 
 
 @pytest.fixture(scope="module")
 def explorer_html(grokked_run_dir, grokked_composition, tmp_path_factory):
-    run = grokked_composition
-    labels = position_labels(run.dataset)
-    with single_thread():
-        n_edges = ModelGraph.of(to_bridge(run.model), len(labels)).n_edges
-        figs = explorer_figures(
-            grokked_run_dir,
-            run.model,
-            run.dataset,
-            labels,
-            step=run.step,
-            circuit_size=None,
-            n_edges=n_edges,
-            metrics=read_metrics(grokked_run_dir),
-            curves=CURVES,
-            n=30,
-            max_checkpoints=3,
-        )
     path = tmp_path_factory.mktemp("explorer") / "explorer.html"
-    path.write_text(page("explorer", [Section("Explorer", figs)]), encoding="utf-8")
-    return path
+    return write_explorer_page(grokked_run_dir, grokked_composition, path, max_checkpoints=3)
 
 
 @pytest.fixture(scope="module")
@@ -62,22 +36,17 @@ def explorer(chromium, explorer_html):
         yield w
 
 
-def _torch_logits(model, prompts: list[list[int]]) -> np.ndarray:
-    with torch.no_grad():
-        return model(input_ids=torch.tensor(prompts)).logits.numpy()
-
-
 def test_page_is_offline_clean_and_its_logits_equal_torch(explorer, explorer_html, grokked_composition):
     assert explorer.requests == [explorer_html.resolve().as_uri()]
     assert explorer.problems == []
     data = explorer.page.evaluate("({known: Object.keys(gsExplorer.data.queries.known).slice(0, 6)})")
     prompts = [[int(t) for t in k.split(",")] for k in data["known"]]
     page_logits = np.array(explorer.page.evaluate("ps => ps.map(p => gsExplorer.model.logitsAll(p))", prompts))
-    reference = _torch_logits(rounded_model(grokked_composition.model, torch.float64), prompts)
+    reference = torch_logits(rounded_model(grokked_composition.model, torch.float64), prompts)
     assert page_logits.shape == reference.shape
     assert np.abs(page_logits - reference).max() < TOLERANCE
     # the tolerance tells the rounded weights from the model's own: the check can fail
-    own = _torch_logits(copy.deepcopy(grokked_composition.model).cpu().double().eval(), prompts)
+    own = torch_logits(copy.deepcopy(grokked_composition.model).cpu().double().eval(), prompts)
     assert np.abs(own - reference).max() > 1e4 * TOLERANCE
 
 
@@ -91,7 +60,7 @@ def test_choosing_a_query_shows_the_models_answer(explorer, grokked_composition)
         "(() => { const a = document.getElementById('gsx-answer'); "
         "return {id: Number(a.dataset.answer), p: Number(a.dataset.prob), text: a.innerText}; })()"
     )
-    probs = torch.softmax(torch.from_numpy(_torch_logits(rounded_model(grokked_composition.model), [ids])[0, -1]), -1)
+    probs = torch.softmax(torch.from_numpy(torch_logits(rounded_model(grokked_composition.model), [ids])[0, -1]), -1)
     assert shown["id"] == int(probs.argmax()) and shown["p"] == pytest.approx(float(probs.max()), abs=1e-9)
     assert ex.answer in shown["text"] and "test_id" in shown["text"]  # the known answer and its split
 

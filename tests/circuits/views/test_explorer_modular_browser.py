@@ -10,40 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from circuits.space import ModelGraph
 from circuits.views.explorer import rounded_model
-from circuits.views.explorer.page import explorer_figures
-from circuits.views.render import Section, page
-from circuits.views.sections import CURVES, position_labels
-from interp.models import to_bridge
-from interp.runs import read_metrics
 
-from ...tiny import single_thread
 from .browser import Watched, launch
-from .test_explorer_browser import TOLERANCE, _torch_logits
+from .explorer_pages import TOLERANCE, torch_logits, write_explorer_page
 
 
 @pytest.fixture
 def modular_explorer(chromium, grokked_modular_run_dir, grokked_modular, tmp_path_factory):
-    run = grokked_modular
-    labels = position_labels(run.dataset)
-    with single_thread():
-        n_edges = ModelGraph.of(to_bridge(run.model), len(labels)).n_edges
-        figs = explorer_figures(
-            grokked_modular_run_dir,
-            run.model,
-            run.dataset,
-            labels,
-            step=run.step,
-            circuit_size=None,
-            n_edges=n_edges,
-            metrics=read_metrics(grokked_modular_run_dir),
-            curves=CURVES,
-            n=30,
-            max_checkpoints=2,
-        )
     path = tmp_path_factory.mktemp("explorer-modular") / "explorer.html"
-    path.write_text(page("explorer", [Section("Explorer", figs)]), encoding="utf-8")
+    write_explorer_page(grokked_modular_run_dir, grokked_modular, path, max_checkpoints=2)
     with launch(chromium) as browser, Watched(browser, width=1400, height=1000) as w:
         w.open(path)
         w.page.wait_for_selector("#gsx-root[data-ready='1']", timeout=30_000)
@@ -58,7 +34,7 @@ def test_a_model_without_layer_norm_runs_in_the_page_with_its_fourier_view(modul
     known = w.page.evaluate("Object.keys(gsExplorer.data.queries.known).slice(0, 6)")
     prompts = [[int(t) for t in k.split(",")] for k in known]
     page_logits = np.array(w.page.evaluate("ps => ps.map(p => gsExplorer.model.logitsAll(p))", prompts))
-    reference = _torch_logits(rounded_model(grokked_modular.model, torch.float64), prompts)
+    reference = torch_logits(rounded_model(grokked_modular.model, torch.float64), prompts)
     assert np.abs(page_logits - reference).max() < TOLERANCE
     fourier = w.page.evaluate("gsExplorer.data.timeline.checkpoints.map(c => c.fourier)")
     assert len(fourier) == 2 and all(f["rows"] == ["W_E", "W_U W_out"] for f in fourier)
