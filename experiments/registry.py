@@ -302,6 +302,34 @@ EXPERIMENTS: dict[str, Experiment] = {
         },
         analysis=loop_depth,
     ),
+    "depth-extrapolation": Experiment(
+        name="depth-extrapolation",
+        description="Composition trained on 2- to 4-hop chains, tested on 6-hop (test_id / test_ood) and 8-hop (id_d8) "
+        "chains: a looped llama block (rotary positions, random loop counts per batch, atomic facts at one loop, "
+        "adaptive halting), the same with a depth curriculum (depth k+1 joins when held-out k-hop chains pass 0.95), "
+        "and a standard 4-block llama.",
+        finding="Looped transformers trained on <= 4-5 hops answer much deeper chains (2026: 10 hops) when given more "
+        "loops; standard transformers do not extrapolate in depth.",
+        columns=("model.n_layers", "model.loops", "train.loop_sampling"),
+        summary=SummaryPlot(
+            "bar",
+            ("held_d4", "test_id", "id_d8", "test_id_halt", "id_d8_halt"),
+            title="ID accuracy at the deepest trained depth (held_d4), 6 hops and 8 hops",
+        ),
+        scales={
+            "tiny": Scale(
+                "khop-depth8-looped",
+                (),
+                (
+                    Trial("looped"),
+                    Trial("looped-curriculum", ("train.curriculum=true",)),
+                    Trial("standard", preset="khop-depth8-standard"),
+                ),
+                minutes=60,
+            ),
+        },
+        analysis=loop_depth,
+    ),
     "double-descent": Experiment(
         name="double-descent",
         description="Composition on one graph with models of widths 16 .. 256 (4 layers, same budget, trained "

@@ -44,6 +44,7 @@ from circuits.graph import CircuitGraph
 from circuits.localize import localize
 from circuits.space import ModelGraph
 from circuits.tasks import dataset_task
+from circuits.views.depth_report import DEPTH_NOTE, DEPTH_TITLE, depth_section, has_depth_section
 from circuits.views.explorer.page import explorer_figures
 from circuits.views.progress_report import progress_section
 from circuits.views.render import (
@@ -69,8 +70,10 @@ from interp.io import atomic_write_text
 from interp.models import to_bridge
 from interp.runs import list_checkpoints, load_checkpoint, read_metrics
 
-
 # ------------------------------------------------------------------------------- report
+FAMILY_NAMES = {"gpt2": "GPT-2", "llama": "a Llama-style transformer"}
+
+
 def _guard(fn: Callable[[], list[Figure]]) -> list[Figure]:
     try:
         return fn()
@@ -249,6 +252,10 @@ def build_report(
         except (GrokscopeError, ValueError) as err:
             sections.insert(2, Section("Progress measures", [error_figure(f"not available: {err}")], ""))
 
+    if has_depth_section(run):
+        figures = _guard(lambda: list(depth_section(run, metrics, log=say).figures))
+        sections.insert(2, Section(DEPTH_TITLE, figures, DEPTH_NOTE))
+
     if (run_dir / "features").is_dir():  # sparse dictionaries saved by `grokscope features train`
         from circuits.views.feature_report import features_section
 
@@ -258,7 +265,8 @@ def build_report(
     last = metrics[-1] if metrics else {}
     accs = ", ".join(f"{k} {last[k]:.3f}" for k in ("train", "test_id", "test_ood") if last.get(k) is not None)
     subtitle = (
-        f"{run.config.name}: {ds.task} task, {len(ds.vocab)} tokens; GPT-2 with {m.n_layers} layers, "
+        f"{run.config.name}: {ds.task} task, {len(ds.vocab)} tokens; {FAMILY_NAMES[m.family]} with {m.n_layers} "
+        f"{'applied blocks' if m.n_loops > 1 else 'layers'}, "
         f"{m.n_heads} heads, d_model {m.d_model}; checkpoint at step {run.step}"
         + (f"; {accs}" if accs else "")
         + f". Written {time.strftime('%Y-%m-%d %H:%M')}."

@@ -290,6 +290,20 @@ DATA_PRESETS: dict[str, DataConfig] = {
         test_id_fraction=0.05,
         probe_size=500,
     ),
+    # Depth extrapolation in looped models: the same graph, trained on 2- to 4-hop chains,
+    # test-ID / test-OOD on 6-hop chains (depth_test reaches 8 hops and more on it).
+    "khop-depth8": CompositionConfig(
+        n_entities=100,
+        n_relations=16,
+        out_degree=8,
+        n_hops=4,
+        min_hops=2,
+        test_hops=6,
+        ood_fraction=0.1,
+        phi=5.0,
+        test_id_fraction=0.05,
+        probe_size=500,
+    ),
     "comparison-small": ComparisonConfig(n_entities=200, n_attributes=5, n_values=20, phi=7.2, probe_size=1000),
     # For tests and notebooks: a comparison graph that groks in-distribution within minutes.
     "comparison-tiny": ComparisonConfig(n_entities=100, n_attributes=4, n_values=10, phi=18.0, probe_size=1000),

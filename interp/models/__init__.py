@@ -22,6 +22,7 @@ inference (:mod:`interp.models.looped`).
 from interp.models.build import build_model, default_device, to_bridge
 from interp.models.config import ModelConfig
 from interp.models.family import CausalLM, context_size, family_of, shared_parameter_groups
+from interp.models.halting import Halted, halting_predictions, iteration_logits
 from interp.models.looped import (
     applied_loops,
     iteration_ends,
@@ -36,6 +37,7 @@ from interp.models.protocol import Bridge, HookedModel
 __all__ = [
     "Bridge",
     "CausalLM",
+    "Halted",
     "HookedModel",
     "ModelConfig",
     "applied_loops",
@@ -43,7 +45,9 @@ __all__ = [
     "context_size",
     "default_device",
     "family_of",
+    "halting_predictions",
     "iteration_ends",
+    "iteration_logits",
     "loop_accuracy",
     "loop_stack_size",
     "n_loops",

@@ -61,6 +61,11 @@ def trunk(model: CausalLM) -> nn.Module:
     return model.transformer if family_of(model) == "gpt2" else model.model
 
 
+def final_norm(model: CausalLM) -> nn.Module:
+    """The normalisation between the last block and the unembedding (an identity without LayerNorm)."""
+    return trunk(model).ln_f if family_of(model) == "gpt2" else trunk(model).norm
+
+
 def decoder_blocks(model: CausalLM) -> nn.ModuleList:
     """The applied blocks, in order (a looped model's shared blocks once per application)."""
     return trunk(model).h if family_of(model) == "gpt2" else trunk(model).layers
@@ -121,6 +126,7 @@ __all__ = [
     "context_size",
     "decoder_blocks",
     "family_of",
+    "final_norm",
     "residual_writers",
     "set_decoder_blocks",
     "shared_parameter_groups",

@@ -78,6 +78,31 @@ class TrainConfig:
     # recalled within that many iterations, where a multi-hop prompt's next hop reads it.
     # Evaluation still scores every split with all of model.loops.
     atomic_loops: int | None = None
+    # Depth training of looped models (interp.train.depth). "poisson" draws one loop count per
+    # batch, clip(Poisson(loop_mean), loop_min, model.loops), raised for each row to its number
+    # of hops (the atomic facts keep train.atomic_loops where it is set); "fixed" applies all of
+    # model.loops.
+    loop_sampling: Literal["fixed", "poisson"] = "fixed"
+    loop_mean: float = 4.0
+    loop_min: int = 1
+    # k-hop data with data.min_hops: train on the depths up to a stage depth, which starts at
+    # data.min_hops and rises by one when the held-out chains of that depth (held_d{D}) reach
+    # curriculum_threshold at an evaluation.
+    curriculum: bool = False
+    curriculum_threshold: float = 0.95
+    # Shift each batch's position ids by a random offset in 0 .. position_shift, so that every
+    # position up to model.n_ctx is trained (learned positions).
+    position_shift: int = 0
+    # Extra scores at every evaluation: test_id / test_ood with the stack applied T times
+    # (test_id_T{T}); all-ID chains of deeper depths (id_d{D}); with eval_halting, the test
+    # splits and deeper chains under adaptive halting (..._halt, and the mean halting
+    # iteration ..._halt_iter), which stops a prompt's loop when its answer distribution moves
+    # by less than halt_kl (KL) in one iteration, at halt_max_loops at most.
+    eval_loops: tuple[int, ...] = ()
+    eval_depths: tuple[int, ...] = ()
+    eval_halting: bool = False
+    halt_kl: float = 1e-3
+    halt_max_loops: int = 16
     eval_every: int = 200
     eval_size: int = 1_000  # examples of the training split scored at each evaluation
     grok_threshold: float = 0.99
@@ -124,6 +149,14 @@ class TrainConfig:
         check_range("train.label_smoothing", self.label_smoothing, low=0.0, high=1.0, high_open=True)
         if self.atomic_loops is not None:
             check_range("train.atomic_loops", self.atomic_loops, low=1)
+        check_range("train.loop_mean", self.loop_mean, low=0.0)
+        check_range("train.loop_min", self.loop_min, low=1)
+        check_range("train.curriculum_threshold", self.curriculum_threshold, low=0.0, high=1.0, low_open=True)
+        check_range("train.position_shift", self.position_shift, low=0)
+        check_range("train.halt_kl", self.halt_kl, low=0.0, low_open=True)
+        check_range("train.halt_max_loops", self.halt_max_loops, low=1)
+        for loops in self.eval_loops:
+            check_range("train.eval_loops", loops, low=1)
         if self.atomic_fraction is not None:
             check_range("train.atomic_fraction", self.atomic_fraction, low=0.0, high=1.0, low_open=True, high_open=True)
         check_range("train.muon_momentum", self.muon_momentum, low=0.0, high=1.0, high_open=True)
@@ -183,6 +216,34 @@ class RunConfig:
                 f"train.atomic_loops = {self.train.atomic_loops} needs a looped model with more loops "
                 f"(model.loops = {loops}); set model.loops > {self.train.atomic_loops} or drop train.atomic_loops"
             )
+        self._check_depth_training()
+
+    def _check_depth_training(self) -> None:
+        """One-line errors for depth-training settings the data or the model cannot carry."""
+        tc, loops = self.train, self.model.n_loops
+        composition = isinstance(self.data, CompositionConfig)
+        if tc.loop_sampling != "fixed":
+            if loops < 2:
+                raise ConfigError("train.loop_sampling = poisson needs a looped model; set model.loops >= 2")
+            if tc.loop_min > loops:
+                raise ConfigError(f"train.loop_min = {tc.loop_min} is more than model.loops = {loops}; lower it")
+            if composition and self.data.n_hops > loops:
+                raise ConfigError(
+                    f"train.loop_sampling = poisson runs each row for at least its {self.data.n_hops} hops; "
+                    f"set model.loops >= {self.data.n_hops} (now {loops})"
+                )
+        if tc.curriculum and not (composition and self.data.min_hops is not None):
+            raise ConfigError("train.curriculum needs k-hop composition data with data.min_hops (depths to climb)")
+        if tc.eval_depths:
+            if not composition:
+                raise ConfigError("train.eval_depths needs composition data (chains of a given depth)")
+            for depth in tc.eval_depths:
+                check_range("train.eval_depths", depth, low=self.data.n_hops + 1)
+                if self.model.n_ctx is None or self.model.n_ctx < depth + 3:
+                    raise ConfigError(
+                        f"train.eval_depths has {depth} hops, which needs model.n_ctx >= {depth + 3} "
+                        f"(now {self.model.n_ctx}); raise model.n_ctx"
+                    )
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain data (``config.json``); ``data_dir`` only when set, as earlier runs stored it."""

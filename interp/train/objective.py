@@ -3,8 +3,8 @@
 The paper trains next-token prediction on the target tokens (the answer entity, then
 ``</a>``); ``</a>`` is always predictable, so the fast recipes score the answer only and
 compute the unembedding at the answer position alone (the same loss, much cheaper). With
-``train.atomic_loops`` a looped model's atomic facts are trained with fewer loops than the
-other prompts (:func:`atomic_loops_loss`).
+a looped model's rows run with their own loop counts (:func:`grouped_loops_loss`: ``train.atomic_loops``,
+``train.loop_sampling``), and a batch's positions may start at an offset (``train.position_shift``).
 Accuracy is exact match of the greedy prediction at the answer position; a task's query
 types (``test_ood/eq`` ...: :meth:`~interp.data.tasks.TaskSchema.query_types`) are scored
 like splits.
@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from interp.data.dataset import PROBE_SPLITS, KGDataset, TokenBatch
@@ -28,12 +28,20 @@ from interp.train.stability import stablemax_cross_entropy
 EVAL_CHUNK = 4096
 
 
+def _positions(tokens: Int[Tensor, "batch pos"], shift: int) -> dict[str, Tensor]:
+    """The forward's ``position_ids`` for positions starting at ``shift`` (none: the model's own, from 0)."""
+    if not shift:
+        return {}
+    return {"position_ids": torch.arange(shift, shift + tokens.shape[1], device=tokens.device)[None].expand_as(tokens)}
+
+
 def answer_logits(
-    model: CausalLM, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, " batch"]
+    model: CausalLM, tokens: Int[Tensor, "batch pos"], answer_pos: Int[Tensor, " batch"], shift: int = 0
 ) -> Float[Tensor, "batch d_vocab"]:
     """Logits at the answer position only: the residual stream everywhere, the unembedding once."""
     width = int(answer_pos.max()) + 1
-    hidden = trunk(model)(input_ids=tokens[:, :width]).last_hidden_state  # (batch, pos, d_model)
+    tokens = tokens[:, :width]
+    hidden = trunk(model)(input_ids=tokens, **_positions(tokens, shift)).last_hidden_state  # (batch, pos, d_model)
     rows = torch.arange(tokens.shape[0], device=tokens.device)
     return model.lm_head(hidden[rows, answer_pos])  # (batch, d_vocab)
 
@@ -46,15 +54,16 @@ def batch_loss(
     loss_on_eos: bool,
     label_smoothing: float = 0.0,
     stablemax: bool = False,
+    shift: int = 0,
 ) -> Tensor:
     """Mean cross-entropy over the target tokens of ``batch`` (the paper's loss), optionally label-smoothed,
-    through softmax or (``stablemax``) StableMax (:mod:`interp.train.stability`)."""
+    through softmax or (``stablemax``) StableMax (:mod:`interp.train.stability`), positions from ``shift``."""
     cross_entropy = stablemax_cross_entropy if stablemax else F.cross_entropy
     if answer_only:
         return cross_entropy(
-            answer_logits(model, batch.tokens, batch.answer_pos), batch.answer, label_smoothing=label_smoothing
+            answer_logits(model, batch.tokens, batch.answer_pos, shift), batch.answer, label_smoothing=label_smoothing
         )
-    logits = model(input_ids=batch.tokens).logits[:, :-1]  # (batch, pos-1, d_vocab)
+    logits = model(input_ids=batch.tokens, **_positions(batch.tokens, shift)).logits[:, :-1]  # (batch, pos-1, d_vocab)
     targets = batch.tokens[:, 1:]
     mask = batch.loss_mask[:, :-1]
     if not loss_on_eos:
@@ -63,18 +72,15 @@ def batch_loss(
     return cross_entropy(logits[mask], targets[mask], label_smoothing=label_smoothing)
 
 
-def atomic_loops_loss(
-    model: CausalLM, batch: TokenBatch, atomic: Bool[Tensor, " batch"], atomic_loops: int, **options: Any
-) -> Tensor:
-    """:func:`batch_loss` of a looped model whose ``atomic`` rows (the atomic facts) run with the stack
-    applied ``atomic_loops`` times and the other rows with all of its loops: the mean over all rows.
+def grouped_loops_loss(model: CausalLM, batch: TokenBatch, loops: Int[Tensor, " batch"], **options: Any) -> Tensor:
+    """:func:`batch_loss` of a looped model whose row ``i`` runs with its stack applied ``loops[i]``
+    times: the mean over all rows (the rows of each loop count in one forward, fewest loops first).
     ``options`` are :func:`batch_loss`'s keyword arguments."""
     total = batch.tokens.new_zeros((), dtype=torch.float32)
-    for rows, loops in ((atomic, atomic_loops), (~atomic, None)):
-        if bool(rows.any()):
-            part = batch[torch.nonzero(rows).flatten()]
-            with applied_loops(model, loops) if loops is not None else contextlib.nullcontext():
-                total = total + batch_loss(model, part, **options) * (len(part) / len(batch))
+    for count in torch.unique(loops).tolist():
+        part = batch[torch.nonzero(loops == count).flatten()]
+        with applied_loops(model, int(count)):
+            total = total + batch_loss(model, part, **options) * (len(part) / len(batch))
     return total
 
 

@@ -50,6 +50,17 @@ _FAST_TRAIN = {
 # The llama family (interp.models.llama): rotary positions, RMSNorm, a SwiGLU MLP.
 _LLAMA = {"family": "llama", "positions": "rotary", "activation": "silu"}
 
+# Depth training: every trained depth from the start (train.curriculum=true climbs them instead),
+# 8-hop chains scored at every evaluation.
+_DEPTH_TRAIN = {
+    **_FAST_TRAIN,
+    "max_steps": 8_000,
+    "eval_every": 250,
+    "eval_depths": (8,),
+    "checkpoint_dense_until": 0,
+    "checkpoint_sparse_every": 2_000,
+}
+
 
 # Nanda et al. 2023's modular-addition model and optimiser: 1 layer, d_model 128, 4 heads,
 # d_mlp 512, ReLU, no LayerNorm, untied embeddings, TransformerLens's init scale 0.8/sqrt(128);
@@ -249,6 +260,24 @@ def presets() -> dict[str, RunConfig]:
             "khop-depth-tiny",
             {**_FAST_MODEL, "loops": 4, "n_ctx": 10},
             {**_FAST_TRAIN, "max_steps": 4_000, "eval_every": 200},
+        ),
+        # Depth extrapolation (RESULTS.md "Depth extrapolation"): trained on 2- to 4-hop chains,
+        # scored on 6- and 8-hop chains. The looped model is one llama block (rotary positions:
+        # "attend to the previous token" at any length) built for 8 loops, its residual writes
+        # zero-initialised, each batch run for clip(Poisson(4), 2, 8) loops and at least its rows'
+        # hops, the atomic facts at one loop (one lookup per iteration); the standard model is 4
+        # llama blocks.
+        "khop-depth8-looped": _preset(
+            "khop-depth8-looped",
+            "khop-depth8",
+            {**_FAST_MODEL, **_LLAMA, "n_layers": 8, "loops": 8, "n_ctx": 11, "zero_init_residual": True},
+            {**_DEPTH_TRAIN, "loop_sampling": "poisson", "loop_min": 2, "atomic_loops": 1, "eval_halting": True},
+        ),
+        "khop-depth8-standard": _preset(
+            "khop-depth8-standard",
+            "khop-depth8",
+            {**_FAST_MODEL, **_LLAMA, "n_ctx": 11, "zero_init_residual": True},
+            _DEPTH_TRAIN,
         ),
         # The paper's full composition graph (2,000 entities, 200 relations, out-degree 20, 5%
         # OOD) at phi 18, on a laptop CPU: d_model 256, bf16 autocast, 30% of every batch atomic

@@ -13,8 +13,14 @@ split (``train`` through a fixed subset of ``eval_size`` examples), and a row go
 ``memorize_threshold`` is the memorisation step, and the first at which every split of
 ``grok_splits`` (default: ``test_id`` alone) reaches ``grok_threshold`` the grokking step.
 
+Which rows a step trains, with how many loops of a looped model and at which positions, is
+:class:`~interp.train.depth.StepSchedule`'s (random loop counts, the depth curriculum); the
+depth scores (held-out chains per trained depth, deeper chains, other loop counts, adaptive
+halting) are :mod:`interp.train.depth_eval`'s.
+
 Exact resume: a checkpoint holds weights, optimizer moments (and Muon's momentum), the filter
-state, the RNG state and the metrics history; the loop's only other state is the step number.
+state, the RNG state, the curriculum stage and the metrics history; the loop's only other
+state is the step number.
 A run killed and resumed from its last checkpoint ends with the same metrics, bit for bit on
 the CPU.
 """
@@ -47,9 +53,11 @@ from interp.train.checkpoint import (
     save_checkpoint,
 )
 from interp.train.config import RunConfig
+from interp.train.depth import StepSchedule
+from interp.train.depth_eval import depth_batches, depth_scores
 from interp.train.grokfast import GradientFilter
 from interp.train.monitor import open_progress, open_tensorboard, show
-from interp.train.objective import accuracy, atomic_loops_loss, batch_loss, query_type_batches
+from interp.train.objective import accuracy, batch_loss, grouped_loops_loss, query_type_batches
 from interp.train.optim import (
     autocast_for,
     build_optimizers,
@@ -58,7 +66,7 @@ from interp.train.optim import (
     restore_trainer_tensors,
     trainer_tensors,
 )
-from interp.train.order import BatchOrder, eval_rows
+from interp.train.order import eval_rows
 from interp.train.stability import orthogonalize_gradients_
 
 
@@ -136,26 +144,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.memorized_step: int | None = None
         self.grokked_step: int | None = None
-        # which training rows are atomic facts, where a setting treats them apart: atomic_fraction
-        # (their own batch stream) or atomic_loops (run with fewer loops)
-        atomic = (
-            torch.tensor(
-                [self.dataset.schema.is_atomic(ex) for ex in self.dataset.examples("train")],
-                dtype=torch.bool,
-                device=self.device,
-            )
-            if tc.atomic_fraction is not None or tc.atomic_loops is not None
-            else None
-        )
-        self.order = BatchOrder(
-            len(self.train_batch),
-            tc.batch_size,
-            tc.seed,
-            device=self.device,
-            atomic=atomic,
-            atomic_fraction=tc.atomic_fraction,
-        )
-        self._atomic = atomic if tc.atomic_loops is not None else None
+        self.schedule = StepSchedule(config, self.dataset, self.n_ctx, self.device)
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -171,19 +160,19 @@ class Trainer:
     @property
     def batch_size(self) -> int:
         """Rows per batch: ``train.batch_size``, or the whole training split where that is smaller."""
-        return self.order.batch_size
+        return self.schedule.batch_size
 
     def batch_indices(self, step: int) -> Int[Tensor, " batch"]:
         """Indices of the batch for 0-based ``step`` (:class:`~interp.train.order.BatchOrder`): epoch ``e``
         uses the permutation seeded by (seed, e); with ``train.atomic_fraction`` the batch joins two such
-        streams, the atomic rows and the others."""
-        return self.order.indices(step)
+        streams, the atomic rows and the others; a depth curriculum draws from its stage's rows."""
+        return self.schedule.indices(step)
 
-    def batch_for(self, step: int) -> tuple[TokenBatch, Tensor | None]:
-        """The batch of 0-based ``step`` and, with ``train.atomic_loops``, which of its rows are
-        atomic facts: the arguments of :meth:`train_step`."""
+    def batch_for(self, step: int) -> tuple[TokenBatch, Tensor | None, int]:
+        """The batch of 0-based ``step``, its loops per row (None: all of ``model.loops``) and its
+        position shift: the arguments of :meth:`train_step`."""
         rows = self.batch_indices(step)
-        return self.train_batch[rows], None if self._atomic is None else self._atomic[rows]
+        return self.train_batch[rows], self.schedule.loops(step, rows), self.schedule.shift(step)
 
     def _eval_batches(self) -> dict[str, TokenBatch]:
         out = {}
@@ -193,26 +182,26 @@ class Trainer:
                 out[key] = self.train_batch[eval_rows(len(self.train_batch), tc.eval_size, tc.seed, self.device)]
             else:
                 out[key] = self.dataset.batch(key, self.device)
-        return {**out, **query_type_batches(self.dataset, out)}
+        return {**out, **query_type_batches(self.dataset, out), **depth_batches(self.config, self.dataset, self.device)}
 
     def lr_at(self, step: int) -> float:
         """Learning rate of 0-based ``step``: linear warm-up, then constant or cosine decay."""
         return learning_rate(self.config.train, step)
 
     # -- one step --------------------------------------------------------------------------
-    def train_step(self, batch: TokenBatch, atomic: Tensor | None = None) -> Tensor:
+    def train_step(self, batch: TokenBatch, loops: Tensor | None = None, shift: int = 0) -> Tensor:
         """One optimisation step on ``batch``; returns the (detached) loss.
 
-        With ``train.atomic_loops``, ``atomic`` marks the batch's atomic facts (the training
-        loop passes it): they run with that many loops, the other rows with all of them, and
-        the loss is the mean over all rows."""
+        ``loops`` (a looped model's loop count per row, from :meth:`batch_for`) runs each row
+        with its own number of iterations, the loss the mean over all rows; ``shift`` starts
+        the position ids there."""
         tc = self.config.train
         lr = self.lr_at(self.step)
         for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] = lr
         with self.autocast if self.autocast is not None else contextlib.nullcontext():
-            loss = self._loss(batch, atomic)
+            loss = self._loss(batch, loops, shift)
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
@@ -237,24 +226,26 @@ class Trainer:
         self.step += 1
         return loss.detach()
 
-    def _loss(self, batch: TokenBatch, atomic: Tensor | None) -> Tensor:
+    def _loss(self, batch: TokenBatch, loops: Tensor | None, shift: int = 0) -> Tensor:
         tc = self.config.train
         options = {
             "answer_only": tc.answer_only_unembed,
             "loss_on_eos": tc.loss_on_eos,
             "label_smoothing": tc.label_smoothing,
             "stablemax": tc.loss_function == "stablemax",
+            "shift": shift,
         }
-        if tc.atomic_loops is None:
+        if loops is None:
+            if tc.atomic_loops is not None or tc.loop_sampling != "fixed":
+                raise ValueError("this run sets loops per row: pass loops= (from Trainer.batch_for)")
             return batch_loss(self.model, batch, **options)
-        if atomic is None:
-            raise ValueError("train.atomic_loops is set: pass atomic= (which rows of the batch are atomic facts)")
-        return atomic_loops_loss(self.model, batch, atomic, tc.atomic_loops, **options)
+        return grouped_loops_loss(self.model, batch, loops, **options)
 
     # -- evaluation and checkpoints --------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
-        """Exact-match accuracy on every evaluation split and query type."""
-        return {key: accuracy(self.model, batch, autocast=self.autocast) for key, batch in self.eval_batches.items()}
+        """Exact-match accuracy on every evaluation split and query type, and the depth scores."""
+        scores = {key: accuracy(self.model, batch, autocast=self.autocast) for key, batch in self.eval_batches.items()}
+        return {**scores, **depth_scores(self.model, self.config, self.eval_batches)}
 
     def is_checkpoint_step(self, step: int) -> bool:
         """Is a checkpoint written after ``step`` steps: every ``checkpoint_every`` up to
@@ -274,6 +265,7 @@ class Trainer:
             "metrics": self.history,
             "n_ctx": self.n_ctx,
             "d_vocab": len(self.dataset.vocab),
+            **self.schedule.state(),
         }
         model_state = {k: v for k, v in self.model.state_dict().items()}
         return save_checkpoint(
@@ -302,6 +294,7 @@ class Trainer:
         self.memorized_step = state["memorized_step"]
         self.grokked_step = state["grokked_step"]
         self.history = list(state["metrics"])
+        self.schedule.load_state(state, str(path))
         self._write_metrics()
 
     def _write_metrics(self) -> None:
@@ -391,6 +384,9 @@ class Trainer:
             self.memorized_step = self.step
         if self.grokked_step is None and all(acc[k] >= tc.grok_threshold for k in tc.grok_splits):
             self.grokked_step = self.step  # (an empty split scores NaN, which never passes)
+        self.schedule.after_evaluation(self.step, acc)
+        if self.schedule.stage is not None:  # the depth the next steps train on
+            row["curriculum_depth"] = self.schedule.stage.depth
         self.history.append(row)
         self._write_metrics()
         show(writer, bar, self.step, loss, acc)

@@ -59,6 +59,17 @@ def test_k_hop_depth_trains_shallow_and_tests_deeper(scale):
         assert t.config.model.n_ctx > data.test_hops + 3  # positions for deeper chains than the test split
 
 
+def test_depth_extrapolation_sets_a_looped_model_against_a_standard_one_on_the_same_data():
+    plan = plan_experiment("depth-extrapolation")
+    trials = {t.name: t.config for t in plan.trials}
+    looped, standard = trials["looped"], trials["standard"]
+    assert looped.data == standard.data and looped.data.n_hops == 4 and looped.data.test_hops == 6
+    assert looped.model.n_loops >= 8 > standard.model.n_loops == 1 and looped.model.n_stack == 1
+    assert looped.train.loop_sampling == "poisson" and trials["looped-curriculum"].train.curriculum
+    assert 8 in looped.train.eval_depths and 8 in standard.train.eval_depths
+    assert looped.model.positions == standard.model.positions == "rotary"
+
+
 def test_double_descent_sweeps_only_the_width():
     plan = plan_experiment("double-descent")
     widths = [t.values["d_model"] for t in plan.trials]
@@ -71,7 +82,7 @@ def test_double_descent_sweeps_only_the_width():
 
 
 def test_new_experiments_are_registered_with_their_analysis():
-    for name in ("looped", "k-hop-depth"):
+    for name in ("looped", "k-hop-depth", "depth-extrapolation"):
         assert EXPERIMENTS[name].analysis is loop_depth
     assert EXPERIMENTS["double-descent"].summary.x == "model.d_model"
 

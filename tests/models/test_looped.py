@@ -243,9 +243,11 @@ def test_atomic_loops_trains_atomic_facts_with_fewer_loops(tmp_path):
     """The step's loss is the row-weighted mean of the atomic rows at atomic_loops and the others at all loops."""
     trainer = Trainer(_atomic_loops_config("train.atomic_loops=1"), tmp_path / "run")
     rows = trainer.batch_indices(0)
-    batch, atomic = trainer.batch_for(0)
+    batch, loops, shift = trainer.batch_for(0)
     examples = trainer.dataset.examples("train")
+    atomic = loops == 1
     assert atomic.tolist() == [trainer.dataset.schema.is_atomic(examples[int(i)]) for i in rows]
+    assert set(loops.tolist()) == {1, 4} and shift == 0
     assert 0 < int(atomic.sum()) < len(batch)
 
     def mean_loss(model, part):
@@ -261,9 +263,9 @@ def test_atomic_loops_trains_atomic_facts_with_fewer_loops(tmp_path):
         ) / len(batch)
     assert not trainer.config.train.loss_on_eos  # the answer alone, as mean_loss scores it
     trainer.model.train()
-    torch.testing.assert_close(trainer._loss(batch, atomic), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(trainer._loss(batch, loops), expected, rtol=1e-5, atol=1e-6)
     assert len(trainer.model.transformer.h) == 4
-    with pytest.raises(ValueError, match="atomic="):
+    with pytest.raises(ValueError, match="loops="):
         trainer.train_step(batch)
     trainer.run()
     assert (

@@ -36,6 +36,7 @@ NOTEBOOKS = {
     "looped": "06_looped_ood.ipynb",
     "features": "05_features.ipynb",
     "fourier": "07_modular_addition_progress.ipynb",
+    "depth": "08_depth_extrapolation.ipynb",
 }
 # which of the package's HTML renderers each notebook shows inline (a class or call in the output)
 RENDERED = {
@@ -46,6 +47,7 @@ RENDERED = {
     "looped": ('class="gs-chart"', 'class="gs-heatmap"'),
     "features": ('class="gs-fd-card"', 'class="gs-fd-hist"', "<svg"),
     "fourier": ('class="gs-chart"', 'class="gs-heatmap"'),
+    "depth": ('class="gs-chart"', 'class="gs-table"'),
 }
 CELL_TIMEOUT_S = 600
 RUN_FIXTURE = {
@@ -54,9 +56,11 @@ RUN_FIXTURE = {
 }
 """The grokked run (a fixture of tests/conftest.py) each notebook reads."""
 RUN_ENV = {
-    key: {"comparison": "GROKSCOPE_COMPARISON_RUN_DIR", "fourier": "GROKSCOPE_MODULAR_RUN_DIR"}.get(
-        key, "GROKSCOPE_RUN_DIR"
-    )
+    key: {
+        "comparison": "GROKSCOPE_COMPARISON_RUN_DIR",
+        "fourier": "GROKSCOPE_MODULAR_RUN_DIR",
+        "depth": "GROKSCOPE_DEPTH_RUN_DIR",
+    }.get(key, "GROKSCOPE_RUN_DIR")
     for key in NOTEBOOKS
 }
 """The environment variable each notebook reads its run from."""
@@ -322,3 +326,16 @@ def test_modular_addition_progress_findings(executed):
     assert f["live dictionary features"] >= 10, f
     assert f["feature decoder cluster purity (median)"] >= 0.5, f
     assert f["single-frequency features"] < f["single-frequency neurons"], f
+
+
+@on_notebook("depth")
+def test_depth_findings(executed):
+    """The depth notebook on the tests' composition run (2-hop, one pass; RESULTS.md has the looped k-hop run):
+    held-out chains of the trained depth are answered, and the lens finds the last hop where the answer is."""
+    f = findings(executed("depth"))
+    deepest, loops = f["deepest trained depth"], f["loops built"]
+    assert f["held-out accuracy at the deepest trained depth, trained loops"] >= 0.9, f
+    # the lens at the last relation after the last iteration is the model's answer, so it is reached as often
+    assert f["last hop reached at the deepest trained depth"] >= 0.9, f
+    assert 1 <= f["last hop settled iteration at the deepest trained depth"] <= max(deepest, loops), f
+    assert 2 <= f["mean halting iteration at the deepest trained depth"] <= 16, f
