@@ -94,7 +94,7 @@ def get_transcoders(args: argparse.Namespace, run) -> tuple[dict, list[dict]]:
         tc = result.dictionary
         with torch.no_grad():
             acts = tc.encode(x.acts)
-            fvu = float((tc.decode(acts) - y.acts).pow(2).sum() / (y.acts - y.acts.mean(0)).pow(2).sum())
+            fvu = float((tc(x.acts) - y.acts).pow(2).sum() / (y.acts - y.acts.mean(0)).pow(2).sum())
         rows.append(
             {
                 "layer": layer,

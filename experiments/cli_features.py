@@ -90,7 +90,10 @@ def train(
         False,
         "--transcoder",
         help="train transcoders (MLP input to output) instead: "
-        "--site all for every layer, or a hook of one block for its MLP",
+        "--site all for every layer (one cross-layer transcoder), or a hook of one block for its MLP",
+    ),
+    per_layer: bool = typer.Option(
+        False, "--per-layer", help="with --transcoder --site all: one transcoder per layer instead of a cross-layer one"
     ),
     device: str = typer.Option("auto", "--device", help="cpu, cuda, or auto (cuda when present)"),
 ) -> None:
@@ -104,7 +107,7 @@ def train(
         if arch not in ARCHITECTURES:
             raise ConfigError(f"--arch = {arch!r} is not allowed; choose one of {', '.join(ARCHITECTURES)}")
         if transcoder:
-            _train_transcoder(run_dir, site, arch, k, expansion, steps, batch_size, seed, folder, device)
+            _train_transcoder(run_dir, site, arch, k, expansion, steps, batch_size, seed, folder, device, per_layer)
             return
         cfg = DictionaryConfig(
             site,
@@ -141,8 +144,10 @@ def _train_transcoder(
     seed: int,
     folder: Path,
     device: str,
+    per_layer: bool = False,
 ) -> None:
-    """``--site all`` (every layer, as attribution graphs need) or a hook inside one block (that block's MLP)."""
+    """``--site all`` (every layer, as attribution graphs need: a cross-layer transcoder, or with ``per_layer`` one
+    per layer) or a hook inside one block (that block's MLP)."""
     from interp.features import TranscoderConfig, evaluate_replacement, save_transcoders, train_transcoders_on_run
 
     match = re.match(r"blocks\.(\d+)\.", site)
@@ -159,6 +164,7 @@ def _train_transcoder(
         steps=steps,  # type: ignore[arg-type]
         batch_size=batch_size,
         seed=seed,
+        cross_layer=match is None and not per_layer,
     )
     results, run = train_transcoders_on_run(run_dir, cfg, layers=layers, device=_device(device))
     tcs = {layer: r.dictionary for layer, r in results.items()}

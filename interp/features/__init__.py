@@ -38,6 +38,7 @@ Dimension names, beside the package's (see :mod:`interp`):
 from interp.features.activations import Activations, PromptSet, check_site, collect_activations, prompt_set
 from interp.features.architectures import BatchTopKDictionary, JumpReLUDictionary, TopKDictionary
 from interp.features.attribution_graph import AttributionGraph, AttributionGraphError, attribution_graph, prompt_tokens
+from interp.features.clt import CrossLayerTranscoder, load_clt, save_clt
 from interp.features.config import (
     ARCHITECTURES,
     DictionaryConfig,
@@ -71,6 +72,7 @@ from interp.features.probing import (
     probe_site,
     split_rows,
 )
+from interp.features.replacement import Replacement
 from interp.features.steering import SteeringResult, add_direction, set_features, set_subspace, steer, steer_variable
 from interp.features.train import TrainingResult, fit, train_dictionary, train_on_model, train_on_run
 from interp.features.transcoder import (
@@ -91,6 +93,7 @@ from interp.features.transcoder_train import (
     evaluate_replacement,
     evaluate_transcoder,
     splice_interventions,
+    train_cross_layer_on_model,
     train_transcoder,
     train_transcoders_on_model,
     train_transcoders_on_run,
@@ -137,9 +140,11 @@ __all__ = [
     "AttributionGraph",
     "AttributionGraphError",
     "BatchTopKTranscoder",
+    "CrossLayerTranscoder",
     "GraphFormatError",
     "JumpReLUTranscoder",
     "PruneResult",
+    "Replacement",
     "TopKTranscoder",
     "Transcoder",
     "TranscoderConfig",
@@ -151,15 +156,18 @@ __all__ = [
     "evaluate_transcoder",
     "graph_scores",
     "graph_to_json",
+    "load_clt",
     "load_graph_json",
     "load_transcoder",
     "load_transcoders",
     "node_influence",
     "prompt_tokens",
     "prune_graph",
+    "save_clt",
     "save_transcoder",
     "save_transcoders",
     "splice_interventions",
+    "train_cross_layer_on_model",
     "train_transcoder",
     "train_transcoders_on_model",
     "train_transcoders_on_run",

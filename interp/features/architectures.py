@@ -101,7 +101,7 @@ class TopKDictionary(SparseDictionary, architecture="topk"):
         k_aux = min(self.cfg.aux_k or max(1, self.d_in // 2), n_dead)
         dead_acts = topk_mask(relu * dead, k_aux)
         scale = min(n_dead / k_aux, 1.0)
-        return scale * (dead_acts @ self.W_dec - residual).pow(2).sum(-1).mean()
+        return scale * (dead_acts @ self.decoder_weights() - residual).pow(2).sum(-1).mean()
 
 
 class BatchTopKDictionary(TopKDictionary, architecture="batchtopk"):

@@ -28,6 +28,11 @@ more forward. It collects the transcoders' ``b_enc`` (for features) and ``b_dec`
 attention's value and output biases, LayerNorm biases and the unembedding bias. Then, exactly
 (up to rounding), ``value[t] = sum_s A[t, s] + bias[t]``: the graph adds up.
 
+A skip term ``x @ W_skip`` is one more frozen linear path (from the residual through ``ln2``
+into the MLP output), not a node; a cross-layer transcoder's feature writes its rows into the
+MLP outputs of its layer and every later one, and its edges sum over them. Both through
+:class:`~interp.features.replacement.Replacement`.
+
 Nodes are ordered as circuit-tracer's: features, errors (layer-major), embeddings, logits;
 ``adjacency`` rows are targets, columns sources. Pruning: :mod:`interp.features.graph_prune`;
 Neuronpedia JSON: :mod:`interp.features.graph_json`::
@@ -55,7 +60,8 @@ from torch import Tensor
 
 from interp.features.config import FeatureError
 from interp.features.io import model_fingerprint
-from interp.features.transcoder import Transcoder, check_transcoder
+from interp.features.replacement import Replacement, SkipTerm
+from interp.features.transcoder import Transcoder
 from interp.intervene import (
     GradLeaf,
     Patch,
@@ -159,21 +165,24 @@ def prompt_tokens(dataset: Any, tokens: Sequence[str]) -> Int[Tensor, " pos"]:
     return torch.tensor(dataset.vocab.encode(list(tokens)), dtype=torch.long)
 
 
-def _check_transcoders(bridge: Bridge, transcoders: Mapping[int, Transcoder], check_weights: bool) -> None:
+def _check_transcoders(bridge: Bridge, transcoders: Mapping[int, Transcoder], check_weights: bool) -> Replacement:
     n = len(bridge.blocks)
-    missing = sorted(set(range(n)) - set(transcoders))
-    extra = sorted(set(transcoders) - set(range(n)))
-    if missing or extra:
-        raise AttributionGraphError(
-            f"an attribution graph needs one transcoder per layer 0..{n - 1}; "
-            + (f"missing layers {missing}" if missing else f"layers {extra} are outside the model")
-        )
-    for layer, tc in transcoders.items():
-        if tc.layer != layer:
+    rep = Replacement.of(transcoders)
+    if rep.clt is None:
+        missing = sorted(set(range(n)) - set(transcoders))
+        extra = sorted(set(transcoders) - set(range(n)))
+        if missing or extra:
             raise AttributionGraphError(
-                f"the transcoder given for layer {layer} writes {tc.hook_name_out}; key it by its layer"
+                f"an attribution graph needs one transcoder per layer 0..{n - 1}; "
+                + (f"missing layers {missing}" if missing else f"layers {extra} are outside the model")
             )
-        check_transcoder(tc, bridge, check_weights=check_weights)
+        for layer, tc in transcoders.items():
+            if tc.layer != layer:
+                raise AttributionGraphError(
+                    f"the transcoder given for layer {layer} writes {tc.hook_name_out}; key it by its layer"
+                )
+    rep.check(bridge, check_weights=check_weights)
+    return rep
 
 
 def _logit_targets(
@@ -200,7 +209,8 @@ def attribution_graph(
     batch_size: int = 512,
     check_weights: bool = True,
 ) -> AttributionGraph:
-    """The attribution graph of one prompt (``tokens``: ids, 1-D) through ``transcoders`` (one per layer).
+    """The attribution graph of one prompt (``tokens``: ids, 1-D) through ``transcoders`` (one per layer, or one
+    cross-layer transcoder under every layer's key).
 
     ``vocab`` (the dataset's) names tokens in the graph; ``answer`` (id or token string) is
     always a logit target. Computed in the model's dtype; targets go ``batch_size`` at a time.
@@ -209,15 +219,15 @@ def attribution_graph(
     ids = torch.as_tensor(tokens, dtype=torch.long).reshape(-1)
     if ids.numel() == 0:
         raise AttributionGraphError("the prompt is empty; give at least one token")
-    _check_transcoders(bridge, transcoders, check_weights)
+    rep = _check_transcoders(bridge, transcoders, check_weights)
     device = next(iter(bridge.parameters())).device
     dtype = bridge.W_E.dtype
     prompt = check_tokens(bridge, ids[None].to(device), "prompt")
-    tcs = {
-        layer: tc if tc.W_enc.dtype == dtype and tc.W_enc.device == device else copy.deepcopy(tc).to(device, dtype)
-        for layer, tc in sorted(transcoders.items())
-    }
-    n_layers, n_pos = len(tcs), prompt.shape[1]
+    moved = {id(m): m if m.W_enc.dtype == dtype and m.W_enc.device == device else None for m in rep.modules}
+    if any(m is None for m in moved.values()):
+        copies = {key: copy.deepcopy(m).to(device, dtype) for key, m in zip(moved, rep.modules, strict=True)}
+        rep = Replacement({layer: copies[id(tc)] for layer, tc in rep.transcoders.items()})
+    n_layers, n_pos = len(rep.layers), prompt.shape[1]
     if isinstance(answer, str):
         if vocab is None:
             raise AttributionGraphError(f"answer {answer!r} is a token string; pass vocab= (the dataset's) to read it")
@@ -227,12 +237,12 @@ def attribution_graph(
 
     with warnings.catch_warnings():  # the bridge notes that an edited LayerNorm scale takes its python path
         warnings.simplefilter("ignore")
-        return _build(bridge, tcs, prompt, vocab, answer, max_n_logits, desired_logit_prob, batch_size, n_layers, n_pos)
+        return _build(bridge, rep, prompt, vocab, answer, max_n_logits, desired_logit_prob, batch_size, n_layers, n_pos)
 
 
 def _build(
     bridge: Bridge,
-    tcs: dict[int, Transcoder],
+    rep: Replacement,
     prompt: Tensor,
     vocab: Any,
     answer: int | None,
@@ -242,28 +252,27 @@ def _build(
     n_layers: int,
     n_pos: int,
 ) -> AttributionGraph:
+    layers = rep.layers
     # 1. the clean forward: what to freeze, the feature activations, the errors, the logits
     freeze_hooks = ["ln_final.hook_scale"] + [
         f"blocks.{L}.{h}" for L in range(n_layers) for h in ("ln1.hook_scale", "attn.hook_pattern", "ln2.hook_scale")
     ]
-    io_hooks = [h for tc in tcs.values() for h in (tc.hook_name, tc.hook_name_out)]
+    io_hooks = [h for L in layers for h in (rep.input_hook(L), rep.output_hook(L))]
     cache: dict[str, Tensor] = {}
     with torch.no_grad():
         logits = run_with_interventions(
             bridge, prompt, [Read(h, store=cache) for h in [*freeze_hooks, *io_hooks, EMBED_HOOK]]
         )
-    feats, acts, errors = [], [], []
-    for layer, tc in tcs.items():
-        x = cache[tc.hook_name][0].flatten(1)  # (pos, d_in)
-        with torch.no_grad():
-            f = tc.encode(x)
-            errors.append(cache[tc.hook_name_out][0].flatten(1) - tc.decode(f))
-        pos, idx = f.nonzero(as_tuple=True)
+        xs = {L: cache[rep.input_hook(L)][0].flatten(1) for L in layers}  # (pos, d_in)
+        codes = {L: rep.encode(L, xs[L]) for L in layers}
+        error = torch.stack([cache[rep.output_hook(L)][0].flatten(1) - rep.predict(L, codes, xs[L]) for L in layers])
+    feats, acts = [], []
+    for layer in layers:
+        pos, idx = codes[layer].nonzero(as_tuple=True)
         feats.append(torch.stack([torch.full_like(pos, layer), pos, idx], -1))
-        acts.append(f[pos, idx])
+        acts.append(codes[layer][pos, idx])
     active = torch.cat(feats)  # (feature, 3)
     activation = torch.cat(acts)
-    error = torch.stack(errors)  # (layer, pos, d_model)
     probs = torch.softmax(logits[0, -1].double(), -1)
     logit_ids = _logit_targets(probs, max_n_logits, desired_logit_prob, answer)
     n_feat, n_logit = active.shape[0], len(logit_ids)
@@ -276,22 +285,29 @@ def _build(
     embed = cache[EMBED_HOOK][0]  # (pos, d_model)
     err_base = n_feat
     emb_base = n_feat + n_layers * n_pos
+    skips = {L: rep.skip(L) for L in layers}
+    writes = {L: (active[:, 0] == L).nonzero().flatten() for L in layers}
 
-    # 2. one batch of targets at a time: gradients of each target's value at every write point
+    # 2. one batch of targets at a time: gradients of each target's value at every write point; skip terms are
+    # frozen linear paths (their gradient flows, their value is the clean MLP output's)
     for start in range(0, len(targets), batch_size):
         rows = torch.tensor(targets[start : start + batch_size], device=error.device)
         b = rows.shape[0]
-        xs: dict[str, Tensor] = {}
-        ivs = [
-            *freeze,
-            *[GradLeaf(tc.hook_name_out) for tc in tcs.values()],
-            *[Read(tc.hook_name, store=xs, detach=False) for tc in tcs.values()],
-        ]
+        live: dict[str, Tensor] = {}
+        ivs: list[Any] = [*freeze, *[Read(rep.input_hook(L), store=live, detach=False) for L in layers]]
+        for L in layers:
+            ivs.append(GradLeaf(rep.output_hook(L)))
+            if skips[L] is not None:
+                ivs.append(
+                    SkipTerm(
+                        rep.output_hook(L), weight=skips[L], store=live, key=rep.input_hook(L), straight_through=True
+                    )
+                )
 
-        def objective(lg: Tensor, rows: Tensor = rows, xs: dict[str, Tensor] = xs) -> Tensor:
+        def objective(lg: Tensor, rows: Tensor = rows, live: dict[str, Tensor] = live) -> Tensor:
             out = lg.new_zeros(rows.shape[0])
             is_feat = rows < n_feat
-            for layer, tc in tcs.items():
+            for layer in layers:
                 sel = (
                     (is_feat & (active[rows.clamp(max=max(n_feat - 1, 0)), 0] == layer)).nonzero().flatten()
                     if n_feat
@@ -299,49 +315,59 @@ def _build(
                 )
                 if sel.numel():
                     node = active[rows[sel]]
-                    x = xs[tc.hook_name].flatten(2)[sel, node[:, 1]]  # (sel, d_in)
-                    out = out.index_put((sel,), (x * tc.W_enc[:, node[:, 2]].T).sum(-1) + tc.b_enc[node[:, 2]])
+                    w_enc, b_enc = rep.encoder(layer)
+                    x = live[rep.input_hook(layer)].flatten(2)[sel, node[:, 1]]  # (sel, d_in)
+                    out = out.index_put((sel,), (x * w_enc[:, node[:, 2]].T).sum(-1) + b_enc[node[:, 2]])
             sel = (~is_feat).nonzero().flatten()
             if sel.numel():
                 tok = logit_col[rows[sel] - (n_nodes - n_logit)]
                 out = out.index_put((sel,), lg[sel, -1, tok])
             return out
 
-        hooks = [tc.hook_name_out for tc in tcs.values()] + [EMBED_HOOK]
+        hooks = [rep.output_hook(L) for L in layers] + [EMBED_HOOK]
         _, grads, vals = activation_gradients(bridge, prompt.expand(b, -1), hooks, objective, ivs)
         values[rows] = vals
-        for layer, tc in tcs.items():
-            g = grads[tc.hook_name_out].flatten(2)  # (b, pos, d_model)
-            here = (active[:, 0] == layer).nonzero().flatten()
+        g = {L: grads[rep.output_hook(L)].flatten(2) for L in layers}  # (b, pos, d_model)
+        for layer in layers:
+            here = writes[layer]
             if here.numel():
-                dec = tc.W_dec[active[here, 2]]  # (S, d_model)
-                adjacency[rows[:, None], here[None, :]] = (g[:, active[here, 1]] * dec).sum(-1) * activation[here]
-            adjacency[rows, err_base + layer * n_pos : err_base + (layer + 1) * n_pos] = (g * error[layer]).sum(-1)
+                effect = sum(
+                    (g[out][:, active[here, 1]] * rep.decoder(layer, out)[active[here, 2]]).sum(-1)
+                    for out in rep.writes(layer)
+                )
+                adjacency[rows[:, None], here[None, :]] = effect * activation[here]
+            adjacency[rows, err_base + layer * n_pos : err_base + (layer + 1) * n_pos] = (g[layer] * error[layer]).sum(
+                -1
+            )
         adjacency[rows, emb_base : emb_base + n_pos] = (grads[EMBED_HOOK] * embed).sum(-1)
 
     # 3. the bias of every target: the frozen model with every source at zero
     bias = torch.zeros_like(values)
     x0: dict[str, Tensor] = {}
-    zero_sources = [
+    zero_sources: list[Any] = [
         *freeze,
         Patch("hook_embed", value=torch.zeros(())),
         Patch("hook_pos_embed", value=torch.zeros(())),
-        *[Patch(tc.hook_name_out, value=tc.b_dec.detach().reshape(1, 1, -1)) for tc in tcs.values()],
-        *[Read(tc.hook_name, store=x0) for tc in tcs.values()],
+        *[Read(rep.input_hook(L), store=x0) for L in layers],
     ]
+    for L in layers:
+        zero_sources.append(Patch(rep.output_hook(L), value=rep.b_dec(L).detach().reshape(1, 1, -1)))
+        if skips[L] is not None:
+            zero_sources.append(SkipTerm(rep.output_hook(L), weight=skips[L], store=x0, key=rep.input_hook(L)))
     with torch.no_grad():
         lg0 = run_with_interventions(bridge, prompt, zero_sources)
-        for layer, tc in tcs.items():
-            here = (active[:, 0] == layer).nonzero().flatten()
+        for layer in layers:
+            here = writes[layer]
             if here.numel():
-                pre0 = tc.pre_acts(x0[tc.hook_name][0].flatten(1))  # (pos, d_sae)
+                pre0 = rep.pre_acts(layer, x0[rep.input_hook(layer)][0].flatten(1))  # (pos, d_sae)
                 bias[here] = pre0[active[here, 1], active[here, 2]]
         bias[n_nodes - n_logit :] = lg0[0, -1, logit_col]
 
     decode = (lambda ids: vocab.decode(ids)) if vocab is not None else (lambda ids: [str(int(i)) for i in ids])
     meta = {
         "model_fingerprint": model_fingerprint(bridge),
-        "transcoders": {str(layer): tc.hook_name for layer, tc in tcs.items()},
+        "transcoders": {str(layer): rep.input_hook(layer) for layer in layers},
+        **({"cross_layer": True} if rep.clt is not None else {}),
     }
     return AttributionGraph(
         input_tokens=prompt[0].cpu(),

@@ -238,9 +238,13 @@ class SparseDictionary(nn.Module):
         """Feature activations (non-negative, sparse)."""
         return self.sparsify(self.pre_acts(x))
 
+    def decoder_weights(self) -> Float[Tensor, "d_sae d_out"]:
+        """The decoder matrix as the features write with it (``W_dec``; a cross-layer transcoder masks it)."""
+        return self.W_dec
+
     def decode(self, feature_acts: Float[Tensor, "*row d_sae"]) -> Float[Tensor, "*row d_out"]:
         """The reconstruction: feature activations times decoder rows, plus ``b_dec``."""
-        return feature_acts @ self.W_dec + self.b_dec
+        return feature_acts @ self.decoder_weights() + self.b_dec
 
     def forward(self, x: Float[Tensor, "*row d_in"]) -> Float[Tensor, "*row d_out"]:
         """``decode(encode(x))``: the reconstruction of ``x`` (a transcoder's prediction of its output)."""

@@ -6,7 +6,7 @@ A (per-layer) transcoder reads the MLP's input ``x`` (the ``ln2``-normalised res
 
     pre = x @ W_enc + b_enc                 # (..., d_sae); no input centring (SAELens's Transcoder)
     f   = sparsify(pre)                     # TopK, BatchTopK or JumpReLU, as the dictionaries
-    ŷ   = f @ W_dec + b_dec                 # (..., d_out)
+    ŷ   = f @ W_dec + b_dec + x @ W_skip    # (..., d_out); the skip term (Paulo et al. 2025) is optional
 
 Because the features' effects on the residual stream are their decoder rows, a model whose
 MLPs are replaced by transcoders (plus an error term) is linear in the feature activations
@@ -25,7 +25,8 @@ layer, is saved as circuit-tracer's ``transcoder_set`` (``feature_input_hook`` /
     save_transcoders(tcs, OUT)            # OUT/transcoders.json + OUT/layer_{L}/{cfg.json, sae_weights.safetensors}
     tcs = load_transcoders(OUT, run.model)  # one-line error for another model, layer or hook
 
-Training and scoring live in :mod:`interp.features.transcoder_train`.
+``cross_layer=True`` gives a cross-layer transcoder (:mod:`interp.features.clt`). Training and
+scoring live in :mod:`interp.features.transcoder_train`.
 """
 
 from __future__ import annotations
@@ -38,13 +39,15 @@ from typing import Any
 
 import torch
 from jaxtyping import Float
-from torch import Tensor
+from torch import Tensor, nn
 
+from interp.configs import check_range
 from interp.errors import ConfigError
 from interp.features.architectures import BatchTopKDictionary, JumpReLUDictionary, TopKDictionary
 from interp.features.config import DictionaryConfig, DictionaryFormatError, DictionaryMismatchError, FeatureError
 from interp.features.dictionary import SparseDictionary
 from interp.features.io import FORMAT_VERSION, load_folder, model_fingerprint, save_dictionary, site_width
+from interp.features.resample import TranscoderTerms
 from interp.intervene import as_bridge
 from interp.io import atomic_write_json, read_json
 from interp.models.protocol import HookedModel
@@ -57,6 +60,14 @@ FORMAT = "grokscope-transcoder"
 SET_FORMAT = "grokscope-transcoder-set"
 SET_FILE = "transcoders.json"
 _BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
+LEGACY: dict[str, Any] = {
+    "skip": False,
+    "resample_every": None,
+    "resample_until": 0.5,
+    "cross_layer": False,
+    "n_layers": None,
+}
+"""Transcoder fields added after format 1, and what a ``cfg.json`` without them means."""
 
 
 def _split_hook(hook: str) -> tuple[int, str] | None:
@@ -79,6 +90,20 @@ class TranscoderConfig(DictionaryConfig):
 
     hook_name_out: str = ""
     d_out: int | None = None
+    skip: bool = True
+    """Add a linear skip term ``x @ W_skip`` (zero at first) to the prediction (Paulo et al. 2025): it takes the
+    MLP's linear part, so the features are free for the rest. A saved config without the field reads as False."""
+    dead_feature_window: int = 50
+    """A feature that has not fired for this many steps counts as dead (and is resampled)."""
+    resample_every: int | None = 50
+    """Every this many steps (in the first ``resample_until`` of them) re-initialise the dead features from the
+    worst-predicted rows of the batch (:mod:`interp.features.resample`); None: never."""
+    resample_until: float = 0.5
+    """The share of the training steps during which dead features are resampled."""
+    cross_layer: bool = False
+    """A cross-layer transcoder (:mod:`interp.features.clt`): features read one layer and write every later MLP."""
+    n_layers: int | None = None
+    """The layers a cross-layer transcoder covers, ``0..n_layers-1`` (None: the model's, when trained)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -86,6 +111,13 @@ class TranscoderConfig(DictionaryConfig):
             raise ConfigError("hook_name_out must be a hook name such as blocks.1.hook_mlp_out (the MLP's output)")
         if self.d_out is not None and (isinstance(self.d_out, bool) or self.d_out < 1):
             raise ConfigError(f"d_out = {self.d_out!r} must be an integer >= 1")
+        if self.n_layers is not None and (isinstance(self.n_layers, bool) or self.n_layers < 1):
+            raise ConfigError(f"n_layers = {self.n_layers!r} must be an integer >= 1")
+        if self.resample_every is not None:
+            check_range("resample_every", self.resample_every, low=1)
+        check_range("resample_until", self.resample_until, low=0, high=1)
+        if self.n_layers is not None and not self.cross_layer:
+            raise ConfigError("n_layers is for cross-layer transcoders; set cross_layer=True or leave n_layers unset")
 
     @classmethod
     def for_layer(cls, layer: int, **fields: Any) -> TranscoderConfig:
@@ -121,14 +153,23 @@ class TranscoderConfig(DictionaryConfig):
             )
         return dataclasses.replace(self.resolved(d_in), d_out=d_out)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a plain mapping; the fields of ``LEGACY`` only where they differ from it."""
+        out = super().to_dict()
+        for name, legacy in LEGACY.items():
+            if out[name] == legacy:
+                out.pop(name)
+        return out
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TranscoderConfig:
-        """Build from a plain mapping (``cfg.json``), with one-line errors on unknown or mistyped fields."""
-        return super().from_dict(data)  # type: ignore[return-value]
+        """Build from a plain mapping (``cfg.json``), with one-line errors on unknown or mistyped fields; a field of
+        ``LEGACY`` that is missing (a file written before it) takes its value there."""
+        return super().from_dict({**LEGACY, **data})  # type: ignore[return-value]
 
 
 # ----------------------------------------------------------------------------- module
-class Transcoder(SparseDictionary, family=True):
+class Transcoder(TranscoderTerms, SparseDictionary, family=True):
     """A transcoder with SAELens's parameter names: ``W_enc`` ``d_in d_sae``, ``W_dec`` ``d_sae d_out``,
     ``b_enc`` ``d_sae``, ``b_dec`` ``d_out``, ``threshold`` ``d_sae`` (BatchTopK / JumpReLU at inference).
 
@@ -143,12 +184,30 @@ class Transcoder(SparseDictionary, family=True):
     width_names = "d_in, d_sae and d_out"
     cfg: TranscoderConfig
 
+    def __new__(cls, cfg: DictionaryConfig | None = None, *args: Any, **kwargs: Any) -> Transcoder:
+        """``Transcoder(cfg)`` builds the member of ``cfg.architecture``; a cross-layer one with ``cfg.cross_layer``."""
+        if cls is Transcoder and getattr(cfg, "cross_layer", False):
+            from interp.features.clt import CrossLayerTranscoder
+
+            cls = CrossLayerTranscoder
+        return super().__new__(cls, cfg, *args, **kwargs)  # type: ignore[return-value]
+
     def __init__(self, cfg: TranscoderConfig, *, meta: dict[str, Any] | None = None) -> None:
         if not isinstance(cfg, TranscoderConfig) or cfg.d_out is None:
             raise FeatureError(
                 "a transcoder needs a TranscoderConfig with d_out; build it with cfg.resolved_io(d_in, d_out)"
             )
         super().__init__(cfg, meta=meta)
+        shape = self.tensor_shapes(cfg).get("W_skip")
+        self.W_skip = None if shape is None else nn.Parameter(torch.zeros(shape))
+
+    @classmethod
+    def tensor_shapes(cls, cfg: DictionaryConfig) -> dict[str, tuple[int, ...]]:
+        """The dictionaries' tensors, and ``W_skip`` (``d_in d_out``) for a skip transcoder."""
+        shapes = super().tensor_shapes(cfg)
+        if getattr(cfg, "skip", False):
+            shapes["W_skip"] = (shapes["W_enc"][0], shapes["W_dec"][1])
+        return shapes
 
     @classmethod
     def output_width(cls, cfg: DictionaryConfig) -> int | None:
@@ -173,7 +232,7 @@ class Transcoder(SparseDictionary, family=True):
         """Architecture, hooks and sizes, for the module's ``repr``."""
         return (
             f"{self.architecture}, {self.hook_name!r} -> {self.hook_name_out!r}, d_in={self.d_in}, "
-            f"d_sae={self.d_sae}, d_out={self.d_out}, k={self.cfg.k}"
+            f"d_sae={self.d_sae}, d_out={self.d_out}, k={self.cfg.k}, skip={self.W_skip is not None}"
         )
 
 
@@ -229,10 +288,16 @@ def save_transcoder(tc: Transcoder, path: str | Path) -> Path:
 
 
 def save_transcoders(transcoders: dict[int, Transcoder], path: str | Path) -> Path:
-    """Write one transcoder per layer: ``path/layer_{L}/`` each, and ``path/transcoders.json`` naming them."""
+    """Write one transcoder per layer: ``path/layer_{L}/`` each, and ``path/transcoders.json`` naming them; a CLT
+    (every layer mapped to it) as circuit-tracer lays one out (:func:`interp.features.clt.save_clt`)."""
     folder = Path(path)
     if not transcoders:
         raise FeatureError("no transcoders to save; give a mapping layer -> Transcoder")
+    first = next(iter(transcoders.values()))
+    if getattr(first.cfg, "cross_layer", False):
+        from interp.features.clt import save_clt_set
+
+        return save_clt_set(transcoders, folder)
     for layer, tc in sorted(transcoders.items()):
         save_transcoder(tc, folder / f"layer_{layer}")
     first = next(iter(transcoders.values()))
@@ -271,7 +336,8 @@ def load_transcoders(
     check_weights: bool = True,
     device: torch.device | str | None = None,
 ) -> dict[int, Transcoder]:
-    """Read a folder :func:`save_transcoders` wrote: layer -> transcoder, each checked against ``model``."""
+    """Read a folder :func:`save_transcoders` wrote: layer -> transcoder, each checked against ``model`` (a CLT: every
+    layer -> the one CLT)."""
     folder = Path(path)
     index_file = folder / SET_FILE
     if not index_file.is_file():
@@ -281,6 +347,10 @@ def load_transcoders(
         raise DictionaryFormatError(
             f"{index_file}: not a grokscope transcoder set (format {SET_FORMAT!r} with a layers list)"
         )
+    if index.get("model_kind") == "cross_layer_transcoder":
+        from interp.features.clt import load_clt_set
+
+        return load_clt_set(folder, model, check_weights=check_weights, device=device)  # type: ignore[return-value]
     out = {}
     for layer in index["layers"]:
         tc = load_transcoder(folder / f"layer_{layer}", model, check_weights=check_weights, device=device)

@@ -7,7 +7,9 @@ Scores (SAELens names): ``fvu`` of the MLP output, ``l0``, ``dead_features``;
 ``accuracy_*`` / ``loss_*`` with the MLP output replaced by the transcoder's prediction (:class:`TranscoderSplice`, which computes the
 prediction from the MLP input *of the same forward*) against zero-ablating the MLP output,
 for one layer (:func:`evaluate_transcoder`) or every layer at once
-(:func:`evaluate_replacement`, the replacement model of attribution graphs)::
+(:func:`evaluate_replacement`, the replacement model of attribution graphs). A config with
+``cross_layer=True`` trains one cross-layer transcoder over every block on the concatenated
+rows (:func:`train_cross_layer_on_model`), given back under every layer's key::
 
     from interp.features import TranscoderConfig, train_transcoders_on_model, evaluate_replacement
 
@@ -32,8 +34,9 @@ from interp.features.activations import CHUNK, Activations, collect_activations,
 from interp.features.config import EmptyPromptSetError
 from interp.features.io import model_fingerprint
 from interp.features.metrics import DictionaryMetrics, answer_score, average_scores
+from interp.features.replacement import Replacement, replacement_interventions
 from interp.features.train import TrainingResult, fit, training_rows
-from interp.features.transcoder import Transcoder, TranscoderConfig, check_transcoder
+from interp.features.transcoder import Transcoder, TranscoderConfig
 from interp.intervene import (
     Intervention,
     Read,
@@ -80,7 +83,11 @@ class TranscoderSplice(Intervention):
 def splice_interventions(
     transcoders: Mapping[int, Transcoder], where: Bool[Tensor, "batch pos"] | None = None
 ) -> list[Intervention]:
-    """A ``Read`` of each transcoder's input and a :class:`TranscoderSplice` at its output (the MLPs replaced)."""
+    """A ``Read`` of each transcoder's input and a :class:`TranscoderSplice` at its output (the MLPs replaced); for a
+    cross-layer transcoder, :func:`~interp.features.replacement.replacement_interventions`."""
+    rep = Replacement.of(transcoders)
+    if rep.clt is not None:
+        return replacement_interventions(rep, where)
     out: list[Intervention] = []
     for _, tc in sorted(transcoders.items()):
         store: dict[str, Tensor] = {}
@@ -132,7 +139,8 @@ def train_transcoders_on_model(
     meta: dict[str, Any] | None = None,
     log_every: int = 100,
 ) -> dict[int, TrainingResult]:
-    """One transcoder per layer in ``layers`` (None: every block), each ``cfg`` moved to its layer."""
+    """One transcoder per layer in ``layers`` (None: every block), each ``cfg`` moved to its layer; with
+    ``cfg.cross_layer`` one CLT over every block, returned under every layer's key (``layers`` is ignored)."""
     bridge = as_bridge(model)
     check_vocab(bridge, len(dataset.vocab))
     n = len(bridge.blocks)
@@ -140,6 +148,8 @@ def train_transcoders_on_model(
     for layer in chosen:
         check_layer(layer, n)
     meta = {"model_fingerprint": model_fingerprint(bridge), **(meta or {})}
+    if cfg.cross_layer:
+        return train_cross_layer_on_model(bridge, dataset, cfg, meta=meta, log_every=log_every)
     out = {}
     for layer in chosen:
         layer_cfg = cfg.at_layer(layer)
@@ -162,6 +172,28 @@ def train_transcoders_on_run(
     run = load_checkpoint(run_dir, device=device)
     meta = {"run_dir": str(Path(run_dir).resolve()), "step": run.step}
     return train_transcoders_on_model(run.model, run.dataset, cfg, layers=layers, meta=meta, log_every=log_every), run
+
+
+def train_cross_layer_on_model(
+    model: HookedModel,
+    dataset: KGDataset,
+    cfg: TranscoderConfig,
+    *,
+    meta: dict[str, Any] | None = None,
+    log_every: int = 100,
+) -> dict[int, TrainingResult]:
+    """One cross-layer transcoder over every block (``cfg.cross_layer``), trained by the one loop on rows that
+    concatenate every layer's MLP inputs and outputs; the result under every layer's key."""
+    bridge = as_bridge(model)
+    n = len(bridge.blocks)
+    if cfg.n_layers not in (None, n):
+        raise EmptyPromptSetError(f"the config's n_layers = {cfg.n_layers} but the model has {n} blocks; unset it")
+    base = replace(cfg.at_layer(0), n_layers=n)
+    xs, ys = zip(*(transcoder_activations(bridge, dataset, cfg.at_layer(layer)) for layer in range(n)), strict=True)
+    x = torch.cat([a.acts for a in xs], -1)
+    y = torch.cat([a.acts for a in ys], -1)
+    result = train_transcoder(base, x, y, meta=meta, log_every=log_every)
+    return dict.fromkeys(range(n), result)
 
 
 # -------------------------------------------------------------------------- scoring
@@ -194,7 +226,8 @@ def evaluate_replacement(
     *,
     splits: Sequence[str] | None = None,
 ) -> TranscoderMetrics:
-    """Score ``transcoders`` together: every listed MLP replaced at every prompt position in one forward.
+    """Score ``transcoders`` together (per-layer, or one CLT under every key): every listed MLP replaced at every
+    prompt position in one forward.
 
     ``fvu`` / ``mse`` pool the layers (MLP outputs of the clean run); ``l0`` is summed over
     layers; the baseline zero-ablates the same MLP outputs.
@@ -203,33 +236,34 @@ def evaluate_replacement(
         raise EmptyPromptSetError("no transcoders given; pass a mapping layer -> Transcoder")
     bridge = as_bridge(model)
     check_vocab(bridge, len(dataset.vocab))
-    for tc in transcoders.values():
-        check_transcoder(tc, bridge, check_weights=False)
+    rep = Replacement.of(transcoders)
+    rep.check(bridge, check_weights=False)
     prompts = prompt_set(dataset, splits)
     device = next(iter(bridge.parameters())).device
     tokens, batch, mask = prompts.tokens.to(device), prompts.batch.to(device), prompts.mask.to(device)
     err = total = 0.0
-    active = {layer: 0.0 for layer in transcoders}
-    fired = {layer: torch.zeros(tc.d_sae, dtype=torch.bool, device=device) for layer, tc in transcoders.items()}
-    hooks = [h for tc in transcoders.values() for h in (tc.hook_name, tc.hook_name_out)]
+    active = {layer: 0.0 for layer in rep.layers}
+    fired = {layer: torch.zeros(rep.d_sae(layer), dtype=torch.bool, device=device) for layer in rep.layers}
+    hooks = [h for layer in rep.layers for h in (rep.input_hook(layer), rep.output_hook(layer))]
+    dtype = rep.modules[0].W_enc.dtype
     for start in range(0, tokens.shape[0], CHUNK):
         store: dict[str, Tensor] = {}
         run_with_interventions(bridge, tokens[start : start + CHUNK], [Read(h, store=store) for h in hooks])
         sel = mask[start : start + CHUNK]
-        for layer, tc in transcoders.items():
-            x = store[tc.hook_name].flatten(2)[sel].to(tc.W_enc.dtype)
-            y = store[tc.hook_name_out].flatten(2)[sel].to(tc.W_enc.dtype)
-            acts = tc.encode(x)
-            err += float((tc.decode(acts) - y).pow(2).sum())
+        xs = {layer: store[rep.input_hook(layer)].flatten(2)[sel].to(dtype) for layer in rep.layers}
+        acts = {layer: rep.encode(layer, x) for layer, x in xs.items()}
+        for layer in rep.layers:
+            y = store[rep.output_hook(layer)].flatten(2)[sel].to(dtype)
+            err += float((rep.predict(layer, acts, xs[layer]) - y).pow(2).sum())
             total += float((y - y.mean(0)).pow(2).sum())
-            active[layer] += float((acts > 0).sum())
-            fired[layer] |= (acts > 0).any(0)
+            active[layer] += float((acts[layer] > 0).sum())
+            fired[layer] |= (acts[layer] > 0).any(0)
     n_pos = int(mask.sum())
     l0 = sum(active.values()) / max(1, n_pos)
     dead = sum(int((~f).sum()) for f in fired.values())
-    zero = [zero_ablation(tc.hook_name_out, where=mask) for tc in transcoders.values()]
+    zero = [zero_ablation(rep.output_hook(layer), where=mask) for layer in rep.layers]
     scores = _score(bridge, tokens, batch, splice_interventions(transcoders, where=mask), zero)
-    n_rows = n_pos * len(transcoders)
+    n_rows = n_pos * len(rep.layers)
     return TranscoderMetrics(
         l0=l0,
         fvu=err / max(total, 1e-30),
@@ -244,7 +278,11 @@ def evaluate_replacement(
 def evaluate_transcoder(
     tc: Transcoder, model: HookedModel, dataset: KGDataset, *, splits: Sequence[str] | None = None
 ) -> TranscoderMetrics:
-    """Score one transcoder: its MLP replaced at every prompt position (the others left as they are)."""
+    """Score one transcoder: its MLP replaced at every prompt position (the others left as they are); a CLT
+    replaces every MLP."""
+    n_layers = getattr(tc, "n_layers", None)
+    if isinstance(n_layers, int):
+        return evaluate_replacement(dict.fromkeys(range(n_layers), tc), model, dataset, splits=splits)
     if tc.layer is None:
         raise EmptyPromptSetError(f"{tc.hook_name_out} is not a block's MLP output")
     return evaluate_replacement({tc.layer: tc}, model, dataset, splits=splits if splits is not None else tc.cfg.splits)
@@ -256,6 +294,7 @@ __all__ = [
     "evaluate_replacement",
     "evaluate_transcoder",
     "splice_interventions",
+    "train_cross_layer_on_model",
     "train_transcoder",
     "train_transcoders_on_model",
     "train_transcoders_on_run",

@@ -58,8 +58,8 @@ def relu_bridge(graph, tiny_n_ctx):
 @pytest.fixture(scope="module")
 def trained(bridge, graph):
     cfg = TranscoderConfig.for_layer(
-        0, architecture="topk", k=4, expansion_factor=4, steps=150, batch_size=256, lr=1e-2
-    )
+        0, architecture="topk", k=4, expansion_factor=4, steps=150, batch_size=256, lr=1e-2, skip=False
+    )  # no skip term: TopK then keeps exactly k per row (with one, rows the skip term explains may keep fewer)
     return train_transcoders_on_model(bridge, graph, cfg, log_every=50)
 
 
