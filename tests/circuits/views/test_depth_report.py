@@ -22,7 +22,7 @@ def looped_run(tmp_path_factory):
             "model.n_heads=2",
             "data.probe_size=40",
             "train.batch_size=64",
-            "train.max_steps=4",
+            "train.max_steps=2",
             "train.eval_every=2",
             "train.checkpoint_every=2",
             "train.checkpoint_dense_until=100",
