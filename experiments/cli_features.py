@@ -311,11 +311,22 @@ def graph(
             from circuits.views.figures import Section, page
             from interp.io import atomic_write_text
 
-            fig = feature_graph_figure(g, title=f"{prompt} (largest residual {g.max_residual():.2g})")
+            fig = feature_graph_figure(g, title=f"{prompt}: {_scores(g)}, largest residual {g.max_residual():.2g}")
             atomic_write_text(html, page(f"attribution graph: {prompt}", [Section("Attribution graph", [fig])]))
     except GrokscopeError as err:
         _fail(err)
-    typer.echo(f"graph of {prompt}: {g.n_features} active features, largest residual {g.max_residual():.2g}: {path}")
+    typer.echo(
+        f"graph of {prompt}: {g.n_features} active features, {_scores(g)}, largest residual {g.max_residual():.2g}: "
+        f"{path}"
+    )
+
+
+def _scores(graph) -> str:
+    """circuit-tracer's replacement and completeness scores of ``graph``, as one phrase."""
+    from interp.features import graph_scores
+
+    replacement, completeness = graph_scores(graph)
+    return f"replacement score {replacement:.3f}, completeness {completeness:.3f}"
 
 
 @features_app.command("probe")

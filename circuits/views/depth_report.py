@@ -20,6 +20,9 @@ from interp.loop_lens import hop_iterations
 from interp.models import context_size
 from interp.runs import LoadedRun
 
+REACHED = 0.5
+"""The chart draws a hop only where at least this share of the chains reach it (the table has every hop)."""
+
 
 def depth_sets(run: LoadedRun, n: int) -> dict[int, list]:
     """Depth -> up to ``n`` all-ID chains: held-out chains of each trained depth, then the deeper test depths
@@ -54,7 +57,7 @@ def depth_figures(rows: list[dict[str, Any]], last_metrics: dict[str, Any]) -> l
     hops = sorted({r["hop"] for r in rows})
     series: dict[str, list[float | None]] = {"one hop per iteration": [float(k) for k in hops]}
     for depth in sorted({r["depth"] for r in rows}):
-        mine = {r["hop"]: r["settled_mean"] for r in rows if r["depth"] == depth}
+        mine = {r["hop"]: r["settled_mean"] for r in rows if r["depth"] == depth and r["reached"] >= REACHED}
         series[f"{depth}-hop chains"] = [mine.get(k) for k in hops]
     title = "hop iterations: the logit lens at r_k after each iteration (all-ID chains)"
     figs = (
@@ -64,7 +67,7 @@ def depth_figures(rows: list[dict[str, Any]], last_metrics: dict[str, Any]) -> l
             line_chart(
                 hops,
                 series,
-                title="iteration at which hop k's entity is top-1 at r_k (and stays)",
+                title=f"iteration at which hop k's entity is top-1 at r_k and stays (hops {REACHED:.0%} of chains reach)",
                 x_title="hop k",
                 y_title="iteration",
                 markers=True,

@@ -3,7 +3,8 @@
 One file per graph, ``{slug}.json``, with four top-level keys:
 
 * ``metadata``  ``slug``, ``scan`` (which transcoders: here ``grokscope-<model fingerprint>``),
-  ``transcoder_list``, ``prompt_tokens``, ``prompt``, ``node_threshold``, ``schema_version`` (1);
+  ``transcoder_list``, ``prompt_tokens``, ``prompt``, ``node_threshold``, ``schema_version`` (1),
+  and circuit-tracer's ``replacement_score`` and ``completeness_score`` of the unpruned graph;
 * ``qParams``   the viewer's state: ``pinnedIds``, ``supernodes``, ``linkType``, ``clickedId``, ``sg_pos``;
 * ``nodes``     one object per kept node: ``node_id``, ``feature``, ``layer``, ``ctx_idx``,
   ``feature_type``, ``token_prob``, ``is_target_logit``, ``run_idx``, ``reverse_ctx_idx``,
@@ -29,7 +30,7 @@ from typing import Any
 
 from interp.features.attribution_graph import AttributionGraph
 from interp.features.config import FeatureError
-from interp.features.graph_prune import prune_graph
+from interp.features.graph_prune import graph_scores, prune_graph
 from interp.io import atomic_write_json, read_json
 
 SCHEMA_VERSION = 1
@@ -177,6 +178,8 @@ def graph_to_json(
         "prompt": " ".join(graph.token_strings),
         "node_threshold": node_threshold,
         "schema_version": SCHEMA_VERSION,
+        # circuit-tracer's two scores of the unpruned graph (interp.features.graph_prune.graph_scores)
+        **dict(zip(("replacement_score", "completeness_score"), graph_scores(graph))),
     }
     qparams = {"pinnedIds": [], "supernodes": [], "linkType": "both", "clickedId": "", "sg_pos": ""}
     return {"metadata": metadata, "qParams": qparams, "nodes": nodes, "links": links}

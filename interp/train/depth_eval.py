@@ -6,8 +6,8 @@ other loop counts and adaptive halting.
   depths it trains on? The depth curriculum reads them.
 * ``id_d{D}``: all-ID chains of each depth in ``train.eval_depths``, deeper than training
   (:func:`~interp.data.depth_test`).
-* ``{split}_T{T}``: ``test_id``, ``test_ood`` and the ``id_d{D}`` chains with the block stack
-  applied ``T`` times, for each ``T`` in ``train.eval_loops``.
+* ``{split}_T{T}``: ``test_id``, ``test_ood``, the ``held_d{D}`` and the ``id_d{D}`` chains with
+  the block stack applied ``T`` times, for each ``T`` in ``train.eval_loops``.
 * ``{split}_halt`` and ``{split}_halt_iter``: the same prompts under adaptive halting
   (:func:`~interp.models.halting_predictions`), and the mean iteration they stopped at.
 """
@@ -45,7 +45,7 @@ def depth_scores(model: CausalLM, config: RunConfig, batches: dict[str, TokenBat
         return {}
     out: dict[str, float] = {}
     for name, batch in batches.items():
-        if not (name in DEEP_SPLITS or name.startswith("id_d")) or len(batch) == 0:
+        if not (name in DEEP_SPLITS or name.startswith(("id_d", "held_d"))) or len(batch) == 0:
             continue
         if tc.eval_loops:
             logits = iteration_logits(model, batch.tokens, batch.answer_pos, max(tc.eval_loops))

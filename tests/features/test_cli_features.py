@@ -200,6 +200,8 @@ def test_transcoders_graph_probe_and_das(run_dir, tmp_path):
     assert data["metadata"]["prompt_tokens"] and "<svg" in (tmp_path / "g.html").read_text(encoding="utf-8")
     residual = float(out.output.rsplit("largest residual ", 1)[1].split(":")[0])
     assert residual < 1e-3  # the graph adds up
+    replacement = float(out.output.split("replacement score ", 1)[1].split(",")[0])
+    assert replacement == pytest.approx(data["metadata"]["replacement_score"], abs=5e-4)
     for args, names in [
         ([*graph_args[:3], "--prompt", "<e_0><nope>", "--out", str(tmp_path / "x.json"), "--name", "tc"], "<nope>"),
         (

@@ -12,6 +12,7 @@ from circuits.views.feature_graph import feature_graph_figure, feature_graph_htm
 from interp.features import (
     GraphFormatError,
     attribution_graph,
+    graph_scores,
     graph_to_json,
     load_graph_json,
     prompt_tokens,
@@ -40,6 +41,8 @@ def test_the_json_has_circuit_tracers_schema_and_the_graphs_weights(g):
     meta = data["metadata"]
     assert meta["slug"] == "two-hop" and meta["schema_version"] == 1 and meta["node_threshold"] == 0.8
     assert meta["prompt_tokens"] == g.token_strings and meta["scan"] == f"grokscope-{g.meta['model_fingerprint']}"
+    assert (meta["replacement_score"], meta["completeness_score"]) == graph_scores(g)
+    assert 0 <= meta["replacement_score"] <= 1 and 0 <= meta["completeness_score"] <= 1
     assert data["qParams"] == {"pinnedIds": [], "supernodes": [], "linkType": "both", "clickedId": "", "sg_pos": ""}
     by_id = {n["node_id"]: n for n in data["nodes"]}
     assert len(by_id) == len(data["nodes"])

@@ -101,7 +101,7 @@ def test_the_curriculum_trains_only_its_depths(trainer):
 
 def test_every_evaluation_scores_each_depth_other_loops_and_halting(trainer):
     scores = trainer.evaluate()
-    for key in ("held_d2", "held_d3", "held_d4", "id_d8", "test_id_halt", "test_id_halt_iter", "id_d8_halt"):
+    for key in ("held_d2", "held_d4", "id_d8", "test_id_halt", "test_id_halt_iter", "id_d8_halt", "held_d3_halt"):
         assert key in scores
     assert 2 <= scores["test_id_halt_iter"] <= 16
     cfg = depth_config("train.eval_loops=3,6")
