@@ -75,7 +75,6 @@ class StepSchedule:
                 )
         data = config.data
         self.stage = Stage(data.min_hops) if tc.curriculum and isinstance(data, CompositionConfig) else None
-        self._order_for: int | None = None
         self._build_order()
 
     def _build_order(self) -> None:
