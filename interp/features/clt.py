@@ -42,6 +42,7 @@ from interp.features.io import (
     CFG_FILE,
     FORMAT_VERSION,
     config_from_saved,
+    config_record,
     read_cfg_json,
     read_safetensors,
     write_safetensors,
@@ -229,14 +230,7 @@ def save_clt(clt: CrossLayerTranscoder, path: str | Path) -> Path:
         for file, tensors in zip(_files(folder, i), (enc, {f"W_dec_{i}": dec}), strict=True):
             cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
             write_safetensors(file, cpu, clt.file_format)
-    cfg = {
-        "format": clt.file_format,
-        "format_version": FORMAT_VERSION,
-        **clt.cfg.to_dict(),
-        "dtype": str(clt.W_enc.dtype).removeprefix("torch."),
-        "metadata": dict(clt.meta),
-    }
-    atomic_write_json(folder / CFG_FILE, cfg, indent=2)
+    atomic_write_json(folder / CFG_FILE, config_record(clt), indent=2)
     return folder
 
 

@@ -82,15 +82,19 @@ def save_dictionary(sae: SparseDictionary, path: str | Path) -> Path:
         raise DictionaryFormatError(f"{folder} is a file; give a folder to save the {sae.kind} in")
     folder.mkdir(parents=True, exist_ok=True)
     write_safetensors(folder / WEIGHTS_FILE, {k: v.to("cpu") for k, v in sae.tensors().items()}, sae.file_format)
-    cfg = {
+    atomic_write_json(folder / CFG_FILE, config_record(sae), indent=2)
+    return folder
+
+
+def config_record(sae: Any) -> dict[str, Any]:
+    """The ``cfg.json`` of a saved dictionary: format, version, config, dtype and metadata."""
+    return {
         "format": sae.file_format,
         "format_version": FORMAT_VERSION,
         **sae.cfg.to_dict(),
         "dtype": str(sae.W_enc.dtype).removeprefix("torch."),
         "metadata": dict(sae.meta),
     }
-    atomic_write_json(folder / CFG_FILE, cfg, indent=2)
-    return folder
 
 
 # ------------------------------------------------------------------------------- loading
@@ -228,6 +232,7 @@ __all__ = [
     "WEIGHTS_FILE",
     "check_compatible",
     "config_from_saved",
+    "config_record",
     "fill_weights",
     "load_dictionary",
     "load_folder",
