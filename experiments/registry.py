@@ -54,6 +54,12 @@ _DEPTH_MODELS = (
     Trial("looped-1x4-atomic1", ("model.n_layers=4", "model.loops=4", "train.atomic_loops=1")),
 )
 
+_DEPTH8 = (
+    Trial("looped"),
+    Trial("looped-curriculum", ("train.curriculum=true",)),
+    Trial("standard", preset="khop-depth8-standard"),
+)
+
 EXPERIMENTS: dict[str, Experiment] = {
     "phi-sweep": Experiment(
         name="phi-sweep",
@@ -310,7 +316,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         "and a standard 4-block llama.",
         finding="Looped transformers trained on <= 4-5 hops answer much deeper chains (2026: 10 hops) when given more "
         "loops; standard transformers do not extrapolate in depth.",
-        columns=("model.n_layers", "model.loops", "train.loop_sampling"),
+        columns=("model.n_layers", "model.loops", "train.loop_sampling", "train.curriculum"),
         summary=SummaryPlot(
             "bar",
             ("held_d4", "test_id", "id_d8", "test_id_halt", "id_d8_halt"),
@@ -320,12 +326,14 @@ EXPERIMENTS: dict[str, Experiment] = {
             "tiny": Scale(
                 "khop-depth8-looped",
                 (),
-                (
-                    Trial("looped"),
-                    Trial("looped-curriculum", ("train.curriculum=true",)),
-                    Trial("standard", preset="khop-depth8-standard"),
-                ),
-                minutes=60,
+                _DEPTH8,
+                minutes=120,
+            ),
+            "small": Scale(
+                "khop-depth8-looped",
+                ("data.n_entities=200", "data.n_relations=20", "data.out_degree=10", "train.max_steps=16000"),
+                _DEPTH8,
+                minutes=480,
             ),
         },
         analysis=loop_depth,
