@@ -246,9 +246,14 @@ class SparseDictionary(nn.Module):
         """The reconstruction: feature activations times decoder rows, plus ``b_dec``."""
         return feature_acts @ self.decoder_weights() + self.b_dec
 
+    def predict(self, x: Float[Tensor, "*row d_in"], feature_acts: Float[Tensor, "*row d_sae"]) -> Tensor:
+        """The output from the input and its feature activations: ``decode(feature_acts)`` (a transcoder adds its
+        skip term of ``x``)."""
+        return self.decode(feature_acts)
+
     def forward(self, x: Float[Tensor, "*row d_in"]) -> Float[Tensor, "*row d_out"]:
-        """``decode(encode(x))``: the reconstruction of ``x`` (a transcoder's prediction of its output)."""
-        return self.decode(self.encode(x))
+        """``predict(x, encode(x))``: the reconstruction of ``x`` (a transcoder's prediction of its output)."""
+        return self.predict(x, self.encode(x))
 
     # -- training -------------------------------------------------------------------------
     def training_sparsify(self, pre: Float[Tensor, "row d_sae"]) -> Float[Tensor, "row d_sae"]:
@@ -277,7 +282,7 @@ class SparseDictionary(nn.Module):
         target = x if target is None else target
         pre = self.pre_acts(x)
         acts = self.training_sparsify(pre)
-        recon = self.decode(acts)
+        recon = self.predict(x, acts)
         losses = {"mse": (recon - target).pow(2).sum(-1).mean()}
         losses.update(self.auxiliary_losses(pre, target - recon.detach(), dead))
         return StepOutput(recon, acts, losses)

@@ -75,9 +75,9 @@ class TranscoderTerms:
         """The skip term ``x @ W_skip`` (0 without one)."""
         return 0.0 if self.W_skip is None else x @ self.W_skip
 
-    def forward(self, x: Float[Tensor, "*row d_in"]) -> Float[Tensor, "*row d_out"]:
-        """The prediction of the MLP output: ``decode(encode(x))`` plus the skip term."""
-        return self.decode(self.encode(x)) + self.skip_out(x)
+    def predict(self, x: Float[Tensor, "*row d_in"], feature_acts: Float[Tensor, "*row d_sae"]) -> Tensor:
+        """The prediction of the MLP output: ``decode(feature_acts)`` plus the skip term."""
+        return self.decode(feature_acts) + self.skip_out(x)
 
     def training_forward(
         self,
@@ -86,15 +86,11 @@ class TranscoderTerms:
         *,
         dead: Tensor | None = None,
     ) -> StepOutput:
-        """The dictionaries' training forward with the skip term in the prediction."""
-        target = x if target is None else target
-        pre = self.pre_acts(x)
-        acts = self.training_sparsify(pre)
-        recon = self.decode(acts) + self.skip_out(x)
-        losses = {"mse": (recon - target).pow(2).sum(-1).mean()}
-        losses.update(self.auxiliary_losses(pre, target - recon.detach(), dead))
-        self._batch = (x.detach(), (target - recon).detach(), dead)
-        return StepOutput(recon, acts, losses)
+        """The dictionaries' training forward, keeping the batch's inputs and errors for resampling."""
+        out = super().training_forward(x, target, dead=dead)
+        error = (x if target is None else target) - out.recon
+        self._batch = (x.detach(), error.detach(), dead)
+        return out
 
     @torch.no_grad()
     def after_step(self, acts: Float[Tensor, "row d_sae"], *, first: bool) -> None:

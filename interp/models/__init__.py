@@ -22,7 +22,7 @@ inference (:mod:`interp.models.looped`).
 from interp.models.build import build_model, default_device, to_bridge
 from interp.models.config import ModelConfig
 from interp.models.family import CausalLM, context_size, family_of, shared_parameter_groups
-from interp.models.halting import Halted, halting_predictions, iteration_logits
+from interp.models.halting import Halted, halt, halting_predictions, iteration_logits
 from interp.models.looped import (
     applied_loops,
     iteration_ends,
@@ -45,6 +45,7 @@ __all__ = [
     "context_size",
     "default_device",
     "family_of",
+    "halt",
     "halting_predictions",
     "iteration_ends",
     "iteration_logits",

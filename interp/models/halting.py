@@ -90,11 +90,25 @@ def halting_predictions(
 ) -> Halted:
     """Answer each prompt at the first iteration ``t >= min_loops`` with ``KL(p_t || p_{t-1}) < kl``
     (else at ``max_loops``); see the module docstring."""
+    _check_halting(kl, min_loops, max_loops)
+    logits = iteration_logits(model, tokens, answer_pos, max_loops)  # (iteration, batch, d_vocab)
+    return halt(logits, kl=kl, min_loops=min_loops)
+
+
+def _check_halting(kl: float, min_loops: int, max_loops: int) -> None:
+    """One-line errors for a KL bound or loop counts halting cannot use."""
     if not kl > 0:
         raise ConfigError(f"kl = {kl!r} is out of range; allowed: a number > 0")
     if isinstance(min_loops, bool) or not isinstance(min_loops, int) or not 2 <= min_loops <= max_loops:
         raise ConfigError(f"min_loops = {min_loops!r} is out of range; allowed: 2 .. max_loops = {max_loops}")
-    logits = iteration_logits(model, tokens, answer_pos, max_loops).float()  # (iteration, batch, d_vocab)
+
+
+def halt(logits: Float[Tensor, "iteration batch d_vocab"], *, kl: float = 1e-3, min_loops: int = 2) -> Halted:
+    """:func:`halting_predictions` from answer logits already read after every iteration
+    (:func:`iteration_logits`; the last row is the most loops allowed)."""
+    max_loops = logits.shape[0]
+    _check_halting(kl, min_loops, max_loops)
+    logits = logits.float()
     logp = F.log_softmax(logits, dim=-1)
     moved = (logp[1:].exp() * (logp[1:] - logp[:-1])).sum(-1)  # (iteration - 1, batch): KL(p_t || p_{t-1})
     settled = moved < kl
@@ -102,9 +116,9 @@ def halting_predictions(
     never = torch.full_like(settled[0], True)
     first = torch.cat([settled, never[None]]).float().argmax(0)  # index into moved, or len(moved) if none
     iteration = torch.clamp(first + 2, max=max_loops)  # moved[i] compares iterations i + 2 and i + 1
-    rows = torch.arange(tokens.shape[0], device=tokens.device)
+    rows = torch.arange(logits.shape[1], device=logits.device)
     chosen = logits[iteration - 1, rows]
     return Halted(prediction=chosen.argmax(-1), iteration=iteration, logits=chosen)
 
 
-__all__ = ["Halted", "halting_predictions", "iteration_logits"]
+__all__ = ["Halted", "halt", "halting_predictions", "iteration_logits"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from interp.data import CompositionConfig, KGDataset, TokenBatch, depth_test, heldout_chains, make_batch
-from interp.models import CausalLM, halting_predictions, iteration_logits
+from interp.models import CausalLM, halt, iteration_logits
 from interp.train.config import RunConfig
 
 DEEP_SPLITS = ("test_id", "test_ood")
@@ -47,14 +47,13 @@ def depth_scores(model: CausalLM, config: RunConfig, batches: dict[str, TokenBat
     for name, batch in batches.items():
         if not (name in DEEP_SPLITS or name.startswith(("id_d", "held_d"))) or len(batch) == 0:
             continue
-        if tc.eval_loops:
-            logits = iteration_logits(model, batch.tokens, batch.answer_pos, max(tc.eval_loops))
-            for loops in tc.eval_loops:
-                out[f"{name}_T{loops}"] = float((logits[loops - 1].argmax(-1) == batch.answer).float().mean())
+        # one read of every iteration serves both: the loop counts asked for, and halting's
+        most = max([*tc.eval_loops, tc.halt_max_loops if tc.eval_halting else 1])
+        logits = iteration_logits(model, batch.tokens, batch.answer_pos, most)
+        for loops in tc.eval_loops:
+            out[f"{name}_T{loops}"] = float((logits[loops - 1].argmax(-1) == batch.answer).float().mean())
         if tc.eval_halting:
-            halted = halting_predictions(
-                model, batch.tokens, batch.answer_pos, max_loops=tc.halt_max_loops, kl=tc.halt_kl
-            )
+            halted = halt(logits[: tc.halt_max_loops], kl=tc.halt_kl)
             out[f"{name}_halt"] = float((halted.prediction == batch.answer).float().mean())
             out[f"{name}_halt_iter"] = float(halted.iteration.float().mean())
     return out
